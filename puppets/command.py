@@ -1,0 +1,229 @@
+"""MSNP framing: command lines, payload commands and the incremental reader.
+
+A command line is ``NAME [trid] arg arg...\\r\\n``; payload commands end in a length in
+bytes followed by exactly that many bytes. This module is sans-IO: it turns bytes into
+:class:`Command` values and back, and knows nothing of sockets or sessions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import quote as _quote
+from urllib.parse import unquote as _unquote
+
+from .errors import ProtocolError
+
+__all__ = [
+    "CLIENT_PAYLOAD_COMMANDS",
+    "SERVER_NO_TRID",
+    "SERVER_PAYLOAD_COMMANDS",
+    "Command",
+    "CommandReader",
+    "decode_arg",
+    "encode_arg",
+]
+
+# Commands a server sends with a payload (length in bytes as the last argument).
+SERVER_PAYLOAD_COMMANDS = frozenset(
+    {"MSG", "GCF", "UBX", "NOT", "IPG", "ADL", "FQY", "RML", "UBN", "UBM", "SDG"}
+)
+# Commands a client sends with a payload.
+CLIENT_PAYLOAD_COMMANDS = frozenset(
+    {"MSG", "QRY", "UUX", "ADL", "RML", "FQY", "UUM", "UUN", "PAG", "SDG"}
+)
+# Server-pushed commands that never carry a transaction id, even when their first
+# argument is a number (QNG 50, RNG 17342299 ..., BPR 12182 ... in MSNP5-7).
+SERVER_NO_TRID = frozenset(
+    {"NLN", "FLN", "UBX", "RNG", "QNG", "JOI", "BYE", "MSG", "OUT", "NOT", "IPG", "BPR",
+     "UBN", "UBM", "PNG"}
+)
+# What a client sends without a trid (the server reads these).
+CLIENT_NO_TRID = frozenset({"PNG", "OUT"})
+
+DEFAULT_MAX_LINE = 16 * 1024
+DEFAULT_MAX_PAYLOAD = 64 * 1024
+
+# Servers in the wild escape only these; we encode at least them (and '+' so that a
+# liberal decoder that treats '+' as space cannot corrupt it).
+_SAFE = "@!$&'()*,;:=/?~[]{}<>|^`#\"\\"
+
+
+def encode_arg(value: str) -> str:
+    """URL-encode one argument (nick, group or font name) for the wire."""
+    return _quote(value, safe=_SAFE)
+
+
+def decode_arg(value: str) -> str:
+    """Decode one URL-encoded argument liberally (bad escapes are left as they are)."""
+    if "%" not in value:
+        return value
+    return _unquote(value, errors="replace")
+
+
+def _is_digits(value: str) -> bool:
+    return value.isascii() and value.isdigit()
+
+
+@dataclass(slots=True)
+class Command:
+    """One MSNP command, reply, error or payload command.
+
+    ``trid`` is None for commands without a transaction id. ``payload`` is None for
+    commands without one; for payload commands the length argument is not in ``args``.
+    """
+
+    name: str
+    trid: int | None = None
+    args: list[str] = field(default_factory=list)
+    payload: bytes | None = None
+
+    @property
+    def is_error(self) -> bool:
+        return len(self.name) == 3 and self.name.isdigit()
+
+    @property
+    def error_code(self) -> int | None:
+        return int(self.name) if self.is_error else None
+
+    def encode(self) -> bytes:
+        parts = [self.name]
+        if self.trid is not None:
+            parts.append(str(self.trid))
+        parts.extend(self.args)
+        if self.payload is not None:
+            parts.append(str(len(self.payload)))
+        head = " ".join(parts).encode("utf-8") + b"\r\n"
+        if self.payload is not None:
+            return head + self.payload
+        return head
+
+    def __str__(self) -> str:  # for logs: never the payload body
+        parts = [self.name]
+        if self.trid is not None:
+            parts.append(str(self.trid))
+        parts.extend(self.args)
+        if self.payload is not None:
+            parts.append(f"<{len(self.payload)} bytes>")
+        return " ".join(parts)
+
+
+def parse_line(
+    line: str, no_trid: frozenset[str] = SERVER_NO_TRID
+) -> tuple[Command, int | None]:
+    """Parse one line (without CRLF). Returns the command and its payload length, if any,
+    when the caller has decided the command carries a payload (see CommandReader)."""
+    parts = line.split(" ")
+    name = parts[0]
+    if not name or len(name) > 4 or not (name.isascii() and name.isalnum()):
+        raise ProtocolError(f"not an MSNP command: {line[:60]!r}")
+    rest = parts[1:]
+    trid: int | None = None
+    if rest and name not in no_trid and _is_digits(rest[0]) and len(rest[0]) < 10:
+        trid = int(rest[0])
+        rest = rest[1:]
+    return Command(name, trid, rest), None
+
+
+class CommandReader:
+    """Incremental parser: feed it whatever the socket returned, get whole commands back.
+
+    Copes with partial reads and several commands in one read. A line over ``max_line``
+    bytes or a payload length that is not a number or over ``max_payload`` raises
+    :class:`ProtocolError`; after that the reader is poisoned and the caller should close
+    the connection.
+    """
+
+    __slots__ = ("_buf", "_failed", "_pending", "max_line", "max_payload", "no_trid",
+                 "payload_commands")
+
+    def __init__(
+        self,
+        *,
+        payload_commands: frozenset[str] = SERVER_PAYLOAD_COMMANDS,
+        no_trid: frozenset[str] = SERVER_NO_TRID,
+        max_line: int = DEFAULT_MAX_LINE,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
+    ) -> None:
+        self._buf = bytearray()
+        self._pending: tuple[Command, int] | None = None
+        self._failed: ProtocolError | None = None
+        self.payload_commands = payload_commands
+        self.no_trid = no_trid
+        self.max_line = max_line
+        self.max_payload = max_payload
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[Command]:
+        if self._failed is not None:
+            raise self._failed
+        buf = self._buf
+        buf += data
+        out: list[Command] = []
+        try:
+            self._drain(buf, out)
+        except ProtocolError as e:
+            self._failed = e
+            buf.clear()
+            e.parsed = out  # commands complete before the fault are still delivered
+            raise
+        return out
+
+    def _drain(self, buf: bytearray, out: list[Command]) -> None:
+        pos = 0
+        size = len(buf)
+        payload_commands = self.payload_commands
+        no_trid = self.no_trid
+        try:
+            while True:
+                pending = self._pending
+                if pending is not None:
+                    cmd, length = pending
+                    if size - pos < length:
+                        return
+                    cmd.payload = bytes(buf[pos : pos + length])
+                    pos += length
+                    self._pending = None
+                    out.append(cmd)
+                    continue
+                end = buf.find(b"\n", pos)
+                if end < 0:
+                    if size - pos > self.max_line:
+                        raise ProtocolError(f"line longer than {self.max_line} bytes")
+                    return
+                if end - pos > self.max_line:
+                    raise ProtocolError(f"line longer than {self.max_line} bytes")
+                stop = end - 1 if end > pos and buf[end - 1] == 13 else end
+                raw = bytes(buf[pos:stop])
+                pos = end + 1
+                if not raw:
+                    continue  # stray blank line: tolerated, as clients in the wild do
+                line = raw.decode("utf-8", "replace")
+                cmd, _ = parse_line(line, no_trid)
+                if cmd.name in payload_commands or (
+                    cmd.is_error and len(cmd.args) == 1 and _is_digits(cmd.args[0])
+                ):
+                    if not cmd.args:
+                        raise ProtocolError(f"{cmd.name} without a payload length")
+                    length_arg = cmd.args.pop()
+                    if not _is_digits(length_arg):
+                        raise ProtocolError(
+                            f"{cmd.name} payload length is not a number: {length_arg[:20]!r}"
+                        )
+                    length = int(length_arg)
+                    if length > self.max_payload:
+                        raise ProtocolError(
+                            f"{cmd.name} payload of {length} bytes is over the "
+                            f"{self.max_payload}-byte limit"
+                        )
+                    if length == 0:
+                        cmd.payload = b""
+                        out.append(cmd)
+                    else:
+                        self._pending = (cmd, length)
+                    continue
+                out.append(cmd)
+        finally:
+            del buf[:pos]

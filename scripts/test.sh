@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Sets up everything the test suite needs on a fresh Debian machine, then runs it.
+# Usage: scripts/test.sh [pytest args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+.venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
+.venv/bin/pip install -q -e '.[bridge,test]'
+# Real IRC server for the IRC integration tests (skipped with a reason when absent).
+if ! command -v ngircd >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    (apt-get install -y -q ngircd >/dev/null 2>&1 || \
+     (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q ngircd >/dev/null 2>&1)) \
+     || echo "note: could not install ngircd; IRC integration tests will skip" >&2
+fi
+.venv/bin/ruff check .
+exec .venv/bin/python -m pytest "$@"

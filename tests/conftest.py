@@ -1,0 +1,1 @@
+"""Shared pytest configuration. Fixtures for real servers live in the modules they serve."""
