@@ -34,8 +34,23 @@ CLIENT_PAYLOAD_COMMANDS = frozenset(
 # Server-pushed commands that never carry a transaction id, even when their first
 # argument is a number (QNG 50, RNG 17342299 ..., BPR 12182 ... in MSNP5-7).
 SERVER_NO_TRID = frozenset(
-    {"NLN", "FLN", "UBX", "RNG", "QNG", "JOI", "BYE", "MSG", "OUT", "NOT", "IPG", "BPR",
-     "UBN", "UBM", "PNG"}
+    {
+        "NLN",
+        "FLN",
+        "UBX",
+        "RNG",
+        "QNG",
+        "JOI",
+        "BYE",
+        "MSG",
+        "OUT",
+        "NOT",
+        "IPG",
+        "BPR",
+        "UBN",
+        "UBM",
+        "PNG",
+    }
 )
 # What a client sends without a trid (the server reads these).
 CLIENT_NO_TRID = frozenset({"PNG", "OUT"})
@@ -107,9 +122,7 @@ class Command:
         return " ".join(parts)
 
 
-def parse_line(
-    line: str, no_trid: frozenset[str] = SERVER_NO_TRID
-) -> tuple[Command, int | None]:
+def parse_line(line: str, no_trid: frozenset[str] = SERVER_NO_TRID) -> tuple[Command, int | None]:
     """Parse one line (without CRLF). Returns the command and its payload length, if any,
     when the caller has decided the command carries a payload (see CommandReader)."""
     parts = line.split(" ")
@@ -133,8 +146,15 @@ class CommandReader:
     the connection.
     """
 
-    __slots__ = ("_buf", "_failed", "_pending", "max_line", "max_payload", "no_trid",
-                 "payload_commands")
+    __slots__ = (
+        "_buf",
+        "_failed",
+        "_pending",
+        "max_line",
+        "max_payload",
+        "no_trid",
+        "payload_commands",
+    )
 
     def __init__(
         self,
