@@ -65,7 +65,8 @@ _SAFE = "@!$&'()*,;:=/?~[]{}<>|^`#\"\\"
 
 def encode_arg(value: str) -> str:
     """URL-encode one argument (nick, group or font name) for the wire."""
-    return _quote(value, safe=_SAFE)
+    # errors="replace": a lone surrogate (possible in JSON-decoded text) must not raise.
+    return _quote(value, safe=_SAFE, errors="replace")
 
 
 def decode_arg(value: str) -> str:
@@ -232,10 +233,12 @@ class CommandReader:
                         raise ProtocolError(
                             f"{cmd.name} payload length is not a number: {length_arg[:20]!r}"
                         )
-                    length = int(length_arg)
-                    if length > self.max_payload:
+                    # Bound the digits before int(): Python refuses over 4300 of them
+                    # with ValueError, which must not escape as anything but ProtocolError.
+                    length = int(length_arg) if len(length_arg) <= 18 else None
+                    if length is None or length > self.max_payload:
                         raise ProtocolError(
-                            f"{cmd.name} payload of {length} bytes is over the "
+                            f"{cmd.name} payload of {length_arg[:20]} bytes is over the "
                             f"{self.max_payload}-byte limit"
                         )
                     if length == 0:
