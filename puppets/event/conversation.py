@@ -1,0 +1,128 @@
+"""Events about conversations on switchboards, and the outcome of sending a message.
+
+Every event carries the :class:`~puppets.switchboard.Switchboard` it came from and, when
+a :class:`~puppets.conversation.Conversation` relayed it, that conversation too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..conversation import Conversation
+    from ..message import Datacast, Invitation, TextMessage
+    from ..switchboard import Switchboard
+
+__all__ = [
+    "ConversationEvent",
+    "DatacastReceived",
+    "DeliveryResult",
+    "DeliveryStatus",
+    "InvitationReceived",
+    "MessageReceived",
+    "NudgeReceived",
+    "ParticipantJoined",
+    "ParticipantLeft",
+    "SwitchboardClosed",
+    "TypingReceived",
+    "UnknownPayloadReceived",
+]
+
+
+class DeliveryStatus(Enum):
+    """What became of a sent message, from best to worst (see :meth:`DeliveryResult.worst`)."""
+
+    ACKED = "acked"  # the server confirmed delivery (ACK to MSG A)
+    SENT = "sent"  # sent U/N; no NAK came within the grace period
+    NO_ANSWER = "no answer"  # no ACK/NAK in time, or nobody joined the switchboard
+    NAKED = "naked"  # NAK, or an error code answering the MSG
+    OFFLINE = "offline"  # CAL answered 217 for every invitee
+    FAILED = "failed"  # the link was lost or no switchboard could be opened
+
+
+_SEVERITY = {status: rank for rank, status in enumerate(DeliveryStatus)}
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    status: DeliveryStatus
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """Delivered as far as the protocol can tell (ACKED or SENT)."""
+        return self.status in (DeliveryStatus.ACKED, DeliveryStatus.SENT)
+
+    @staticmethod
+    def worst(results: list[DeliveryResult]) -> DeliveryResult:
+        """The result of a message sent in several parts: its worst part."""
+        if not results:
+            return DeliveryResult(DeliveryStatus.FAILED, "nothing was sent")
+        return max(results, key=lambda r: _SEVERITY[r.status])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConversationEvent:
+    switchboard: Switchboard
+    conversation: Conversation | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageReceived(ConversationEvent):
+    sender: str
+    nick: str
+    message: TextMessage
+
+
+@dataclass(frozen=True, slots=True)
+class TypingReceived(ConversationEvent):
+    """A typing notice; MSN repeats them every ~4 s and sends no "stopped" notice."""
+
+    sender: str
+
+
+@dataclass(frozen=True, slots=True)
+class NudgeReceived(ConversationEvent):
+    sender: str
+
+
+@dataclass(frozen=True, slots=True)
+class DatacastReceived(ConversationEvent):
+    """A datacast other than a nudge (wink, voice clip, action message)."""
+
+    sender: str
+    datacast: Datacast
+
+
+@dataclass(frozen=True, slots=True)
+class InvitationReceived(ConversationEvent):
+    sender: str
+    invitation: Invitation
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownPayloadReceived(ConversationEvent):
+    sender: str
+    content_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantJoined(ConversationEvent):
+    passport: str
+    nick: str
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantLeft(ConversationEvent):
+    passport: str
+    timed_out: bool  # BYE email 1: the server timed the session out
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchboardClosed(ConversationEvent):
+    """The switchboard link ended: we left, everyone else left, or it broke."""
+
+    reason: str
+    error: BaseException | None = None
