@@ -1,0 +1,37 @@
+"""puppets: an asyncio MSNP (MSN Messenger, protocol versions 2-12) client library.
+
+Independent of msnbridge: usable from scripts and from ``python -m puppets``.
+"""
+
+from .client import Client
+from .config import ClientConfig
+from .contacts import Contact, ContactList, Group, Lists
+from .errors import (
+    AuthenticationError,
+    ConnectionLost,
+    MSNPError,
+    NotSupported,
+    ProtocolError,
+    PuppetError,
+    ReplyTimeout,
+    SignedOutElsewhere,
+)
+from .event.session import SessionState
+
+__all__ = [
+    "AuthenticationError",
+    "Client",
+    "ClientConfig",
+    "ConnectionLost",
+    "Contact",
+    "ContactList",
+    "Group",
+    "Lists",
+    "MSNPError",
+    "NotSupported",
+    "ProtocolError",
+    "PuppetError",
+    "ReplyTimeout",
+    "SessionState",
+    "SignedOutElsewhere",
+]

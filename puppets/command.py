@@ -192,11 +192,36 @@ class CommandReader:
             raise
         return out
 
+    def _start_payload(self, cmd: Command) -> None:
+        """Take the length off a payload command; wait for its bytes unless it is empty."""
+        if not cmd.args:
+            raise ProtocolError(f"{cmd.name} without a payload length")
+        length_arg = cmd.args.pop()
+        if not _is_digits(length_arg):
+            raise ProtocolError(f"{cmd.name} payload length is not a number: {length_arg[:20]!r}")
+        # Bound the digits before int(): Python refuses over 4300 of them with
+        # ValueError, which must not escape as anything but ProtocolError.
+        length = int(length_arg) if len(length_arg) <= 18 else None
+        if length is None or length > self.max_payload:
+            raise ProtocolError(
+                f"{cmd.name} payload of {length_arg[:20]} bytes is over the "
+                f"{self.max_payload}-byte limit"
+            )
+        if length == 0:
+            cmd.payload = b""
+        else:
+            self._pending = (cmd, length)
+
     def _drain(self, buf: bytearray, out: list[Command]) -> None:
+        # The hot path of every session: parsing is inlined here on purpose (see
+        # benchmarks/codec.py); parse_line() is the readable reference version.
+        data = bytes(buf)
         pos = 0
-        size = len(buf)
+        size = len(data)
         payload_commands = self.payload_commands
         no_trid = self.no_trid
+        max_line = self.max_line
+        append = out.append
         try:
             while True:
                 pending = self._pending
@@ -204,49 +229,44 @@ class CommandReader:
                     cmd, length = pending
                     if size - pos < length:
                         return
-                    cmd.payload = bytes(buf[pos : pos + length])
+                    cmd.payload = data[pos : pos + length]
                     pos += length
                     self._pending = None
-                    out.append(cmd)
+                    append(cmd)
                     continue
-                end = buf.find(b"\n", pos)
+                end = data.find(b"\n", pos)
                 if end < 0:
-                    if size - pos > self.max_line:
-                        raise ProtocolError(f"line longer than {self.max_line} bytes")
+                    if size - pos > max_line:
+                        raise ProtocolError(f"line longer than {max_line} bytes")
                     return
-                if end - pos > self.max_line:
-                    raise ProtocolError(f"line longer than {self.max_line} bytes")
-                stop = end - 1 if end > pos and buf[end - 1] == 13 else end
-                raw = bytes(buf[pos:stop])
+                if end - pos > max_line:
+                    raise ProtocolError(f"line longer than {max_line} bytes")
+                raw = data[pos : end - 1 if end > pos and data[end - 1] == 13 else end]
                 pos = end + 1
                 if not raw:
                     continue  # stray blank line: tolerated, as clients in the wild do
-                line = raw.decode("utf-8", "replace")
-                cmd, _ = parse_line(line, no_trid)
-                if cmd.name in payload_commands or (
-                    cmd.is_error and len(cmd.args) == 1 and _is_digits(cmd.args[0])
+                try:
+                    parts = raw.decode().split(" ")
+                except UnicodeDecodeError:
+                    parts = raw.decode("utf-8", "replace").split(" ")
+                name = parts[0]
+                if not name or len(name) > 4 or not (name.isascii() and name.isalnum()):
+                    raise ProtocolError(f"not an MSNP command: {raw[:60]!r}")
+                trid = None
+                if len(parts) > 1 and name not in no_trid:
+                    first = parts[1]
+                    if first.isdigit() and first.isascii() and len(first) < 10:
+                        trid = int(first)
+                        del parts[1]
+                del parts[0]
+                cmd = Command(name, trid, parts)
+                if name in payload_commands or (
+                    len(parts) == 1 and name.isdigit() and parts[0].isdigit()
                 ):
-                    if not cmd.args:
-                        raise ProtocolError(f"{cmd.name} without a payload length")
-                    length_arg = cmd.args.pop()
-                    if not _is_digits(length_arg):
-                        raise ProtocolError(
-                            f"{cmd.name} payload length is not a number: {length_arg[:20]!r}"
-                        )
-                    # Bound the digits before int(): Python refuses over 4300 of them
-                    # with ValueError, which must not escape as anything but ProtocolError.
-                    length = int(length_arg) if len(length_arg) <= 18 else None
-                    if length is None or length > self.max_payload:
-                        raise ProtocolError(
-                            f"{cmd.name} payload of {length_arg[:20]} bytes is over the "
-                            f"{self.max_payload}-byte limit"
-                        )
-                    if length == 0:
-                        cmd.payload = b""
-                        out.append(cmd)
-                    else:
-                        self._pending = (cmd, length)
+                    self._start_payload(cmd)
+                    if self._pending is None:
+                        append(cmd)
                     continue
-                out.append(cmd)
+                append(cmd)
         finally:
             del buf[:pos]

@@ -19,6 +19,15 @@ from .errors import ConnectionLost, MSNPError, ProtocolError, ReplyTimeout
 log = logging.getLogger("puppets.connection")
 
 READ_CHUNK = 16 * 1024
+# Commands whose arguments carry credentials (tickets, MD5 answers, switchboard cookies).
+_SECRET_ARGS = frozenset({"USR", "ANS", "XFR", "RNG", "CAL"})
+
+
+def loggable(cmd: Command) -> str:
+    """A command for a debug log: no payload bodies, no credentials."""
+    if cmd.name in _SECRET_ARGS:
+        return f"{cmd.name} {cmd.trid if cmd.trid is not None else ''} <redacted>"
+    return str(cmd)
 DEFAULT_TIMEOUT = 30.0
 
 
@@ -110,6 +119,8 @@ class Connection:
     def send(self, cmd: Command) -> None:
         if self._closed:
             raise ConnectionLost(f"{self.name}: connection is closed")
+        if self.log.isEnabledFor(logging.DEBUG):
+            self.log.debug("%s >>> %s", self.name, loggable(cmd))
         self._writer.write(cmd.encode())
 
     def send_command(
@@ -195,6 +206,8 @@ class Connection:
             self._finish(reason)
 
     def _dispatch(self, cmd: Command) -> None:
+        if self.log.isEnabledFor(logging.DEBUG):
+            self.log.debug("%s <<< %s", self.name, loggable(cmd))
         if cmd.trid is not None:
             pending = self._pending.get(cmd.trid)
             if pending is not None and not pending.future.done():
@@ -230,8 +243,13 @@ class Connection:
             cb, self._on_close = self._on_close, None
             cb(reason)
 
-    async def close(self, farewell: Command | None = None) -> None:
-        """Close the link, optionally sending ``farewell`` (e.g. OUT) first."""
+    async def close(self, farewell: Command | None = None, *, notify: bool = True) -> None:
+        """Close the link, optionally sending ``farewell`` (e.g. OUT) first.
+
+        ``notify=False`` closes without calling ``on_close`` (a redirect is not a loss).
+        """
+        if not notify:
+            self._on_close = None
         if not self._closed and farewell is not None:
             with contextlib.suppress(Exception):
                 self._writer.write(farewell.encode())

@@ -108,3 +108,7 @@ class SignedOutElsewhere(PuppetError):
 
 class ReplyTimeout(PuppetError):
     """No answer came in time."""
+
+
+class NotSupported(PuppetError):
+    """The negotiated protocol version has no command for this operation."""

@@ -1,0 +1,103 @@
+"""Codec throughput: MSNP commands parsed and built per second on one core, beside a bare
+``bytes.split`` loop over the same input in the same run.
+
+    .venv/bin/python benchmarks/codec.py [--seconds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from puppets.command import Command, CommandReader  # noqa: E402
+
+# A realistic notification-server mix: presence, list entries, a message with a payload.
+_MSG_BODY = (
+    b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n"
+    b"X-MMS-IM-Format: FN=Segoe%20UI; EF=B; CO=ff; CS=0; PF=22\r\n\r\nhello there \xc3\xb1"
+)
+SAMPLE = (
+    b"NLN NLN bob@example.com Bob%20the%20Builder 1342177280 0\r\n"
+    b"ILN 12 AWY carol@example.com Carol 536870948\r\n"
+    b"LST N=dave@example.com F=Dave C=4f6b6a5e-1111-2222-3333-444455556666 11 1 "
+    b"c4f1a1b2-aaaa-bbbb-cccc-ddddeeeeffff\r\n"
+    b"FLN erin@example.com\r\n"
+    b"MSG bob@example.com Bob " + str(len(_MSG_BODY)).encode() + b"\r\n" + _MSG_BODY +
+    b"QNG 50\r\n"
+    b"CHL 0 15570131571988941333\r\n"
+    b"ADC 0 RL N=frank@example.com F=Frank\r\n"
+)
+COMMANDS_PER_SAMPLE = 8
+
+
+def _rate(fn, seconds: float) -> float:
+    """Commands per second of ``fn`` (which handles one SAMPLE) over ``seconds``."""
+    n = 0
+    start = time.perf_counter()
+    deadline = start + seconds
+    while True:
+        for _ in range(200):
+            fn()
+        n += 200
+        now = time.perf_counter()
+        if now >= deadline:
+            return n * COMMANDS_PER_SAMPLE / (now - start)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=2.0)
+    args = ap.parse_args()
+
+    def baseline() -> None:
+        for line in SAMPLE.split(b"\r\n"):
+            line.split(b" ")
+
+    reader = CommandReader()
+
+    def parse() -> None:
+        reader.feed(SAMPLE)
+
+    # Feeding in 100-byte pieces, as a socket may deliver them.
+    pieces = [SAMPLE[i : i + 100] for i in range(0, len(SAMPLE), 100)]
+    chunked_reader = CommandReader()
+
+    def parse_chunked() -> None:
+        for piece in pieces:
+            chunked_reader.feed(piece)
+
+    commands = CommandReader().feed(SAMPLE)
+    assert len(commands) == COMMANDS_PER_SAMPLE, commands
+    outgoing = [
+        Command("MSG", 7, ["A"], _MSG_BODY),
+        Command("CHG", 8, ["NLN", "0"]),
+        Command("ADC", 9, ["FL", "N=bob@example.com", "F=Bob"]),
+        Command("PNG"),
+        Command("QRY", 10, ["PROD0090YUAUV{2B"], b"0" * 32),
+        Command("XFR", 11, ["SB"]),
+        Command("UUX", 12, [], b"<Data><PSM>hi</PSM></Data>"),
+        Command("REA", 13, ["alice@example.com", "Alice"]),
+    ]
+
+    def build() -> None:
+        for cmd in outgoing:
+            cmd.encode()
+
+    base = _rate(baseline, args.seconds)
+    rows = [
+        ("bytes.split baseline", base),
+        ("CommandReader.feed (whole)", _rate(parse, args.seconds)),
+        ("CommandReader.feed (100 B pieces)", _rate(parse_chunked, args.seconds)),
+        ("Command.encode", _rate(build, args.seconds)),
+    ]
+    print(f"{'what':36} {'commands/s':>14} {'vs baseline':>12}")
+    for name, rate in rows:
+        print(f"{name:36} {rate:14,.0f} {rate / base:11.2f}x")
+
+
+if __name__ == "__main__":
+    main()

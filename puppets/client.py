@@ -1,0 +1,365 @@
+"""The puppet client: one MSN account, supervised, with its conversations.
+
+:class:`Client` keeps a notification session logged in (reconnecting with exponential
+backoff and jitter, never after OUT OTH), keeps the contact list model, answers
+switchboard invitations and hands out :class:`Conversation` objects that outlive
+switchboards. Everything that happens reaches the listeners as a typed event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator, Callable, Iterable
+
+import aiohttp
+
+from .config import ClientConfig
+from .contacts import ContactList, Lists
+from .conversation import Conversation
+from .errors import (
+    AuthenticationError,
+    ConnectionLost,
+    MSNPError,
+    PuppetError,
+    SignedOutElsewhere,
+)
+from .event.conversation import ConversationEvent
+from .event.session import SessionState, SessionStateChanged
+from .notification import NotificationSession, SwitchboardInvite
+from .switchboard import Switchboard, SwitchboardTicket
+
+log = logging.getLogger("puppets.client")
+
+Listener = Callable[[object], None]
+
+
+class Client:
+    def __init__(self, config: ClientConfig) -> None:
+        self.config = config
+        self.contacts = ContactList()
+        self.state = SessionState.STOPPED
+        self.stop_reason: str | None = None
+        self.error: BaseException | None = None
+        self.last_error: BaseException | None = None  # why the last attempt failed
+        self.ns: NotificationSession | None = None
+        self._listeners: list[Listener] = []
+        self._runner: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._online = asyncio.Event()
+        self._state_changed = asyncio.Event()
+        self._conversations: dict[frozenset[str], Conversation] = {}
+        self._tasks: set[asyncio.Task[object]] = set()
+        self._http: aiohttp.ClientSession | None = None
+        # What the owner asked for, re-applied after every reconnect.
+        self._wanted_status: str | None = None
+        self._wanted_psm: str | None = None
+
+    # --- listeners ---
+
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
+
+    def _emit(self, event: object) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception(
+                    "%s: listener failed on %s", self.config.passport, type(event).__name__
+                )
+
+    async def events(self, maxsize: int = 10_000) -> AsyncIterator[object]:
+        """Every event as an async iterator (for scripts and the CLI)."""
+        queue: asyncio.Queue[object] = asyncio.Queue(maxsize)
+
+        def put(event: object) -> None:
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(event)
+
+        self.add_listener(put)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self.remove_listener(put)
+
+    # --- supervision ---
+
+    @property
+    def protocol(self) -> int | None:
+        return self.ns.protocol if self.ns is not None and self.ns.protocol else None
+
+    def _set_state(
+        self, state: SessionState, reason: str | None = None, retry_in: float | None = None
+    ) -> None:
+        self.state = state
+        if state is SessionState.ONLINE:
+            self._online.set()
+        else:
+            self._online.clear()
+        if state is SessionState.STOPPED:
+            self.stop_reason = reason
+        self._state_changed.set()
+        self._state_changed = asyncio.Event()
+        self._emit(SessionStateChanged(state, reason, retry_in))
+
+    async def start(self) -> None:
+        """Start the supervised session; returns at once (see :meth:`wait_online`)."""
+        if self._runner is not None and not self._runner.done():
+            return
+        self._stopping = False
+        self.error = None
+        self._set_state(SessionState.CONNECTING)
+        self._runner = asyncio.get_running_loop().create_task(
+            self._supervise(), name=f"puppet:{self.config.passport}"
+        )
+
+    async def wait_online(self, timeout: float | None = None) -> None:
+        """Wait until online; raise the reason if the session stopped instead."""
+        async with asyncio.timeout(timeout):
+            while self.state is not SessionState.ONLINE:
+                if self.state is SessionState.STOPPED:
+                    raise self.error or ConnectionLost(self.stop_reason or "stopped")
+                await self._state_changed.wait()
+
+    async def _supervise(self) -> None:
+        attempt = 0
+        loop = asyncio.get_running_loop()
+        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.config.timeout))
+        try:
+            while not self._stopping:
+                if self.state is not SessionState.CONNECTING:
+                    self._set_state(SessionState.CONNECTING)
+                ns = NotificationSession(self.config, self.contacts, self._emit, self._http)
+                ns.on_invite = self._on_invite
+                self.ns = ns
+                try:
+                    await ns.login()
+                except (AuthenticationError, SignedOutElsewhere) as e:
+                    await ns.abort()
+                    self._stop_with(e)
+                    return
+                except MSNPError as e:
+                    await ns.abort()
+                    if e.code in (540,) or 200 <= e.code < 300:
+                        self._stop_with(e)  # our fault: retrying sends the same again
+                        return
+                    reason: BaseException | None = e
+                except (PuppetError, OSError, TimeoutError) as e:
+                    await ns.abort()
+                    reason = e
+                else:
+                    online_at = loop.time()
+                    self._set_state(SessionState.ONLINE)
+                    self._spawn(self._restore_wanted(ns))
+                    assert ns.closed is not None
+                    reason = await ns.closed
+                    if loop.time() - online_at >= self.config.backoff_stable_after:
+                        attempt = 0
+                    if self._stopping:
+                        break
+                    if isinstance(reason, SignedOutElsewhere):
+                        self._stop_with(reason)
+                        return
+                if self._stopping:
+                    break
+                if not self.config.reconnect:
+                    self._stop_with(reason or ConnectionLost("connection closed"))
+                    return
+                delay = min(self.config.backoff_max, self.config.backoff_initial * (2**attempt))
+                delay *= random.uniform(0.5, 1.0)  # jitter spreads a server restart's herd
+                attempt += 1
+                self.last_error = reason
+                log.info(
+                    "%s: link lost (%s); retrying in %.1f s", self.config.passport, reason, delay
+                )
+                self._set_state(SessionState.BACKING_OFF, str(reason), delay)
+                await asyncio.sleep(delay)
+            self._set_state(SessionState.STOPPED, "stopped")
+        finally:
+            await self._http.close()
+
+    def _stop_with(self, error: BaseException) -> None:
+        self.error = error
+        self._set_state(SessionState.STOPPED, str(error))
+
+    async def _restore_wanted(self, ns: NotificationSession) -> None:
+        try:
+            if self._wanted_status and self._wanted_status != self.config.initial_status:
+                await ns.set_status(self._wanted_status)
+            if self._wanted_psm is not None and ns.protocol >= 11:
+                await ns.set_psm(self._wanted_psm)
+        except PuppetError as e:
+            log.info("%s: could not restore status: %s", self.config.passport, e)
+
+    async def stop(self) -> None:
+        """Sign out (OUT) and stop reconnecting."""
+        self._stopping = True
+        for conv in list(self._conversations.values()):
+            with contextlib.suppress(Exception):
+                await conv.close()
+        if self.ns is not None:
+            await self.ns.sign_out()
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+            if self.state is not SessionState.STOPPED:
+                self._set_state(SessionState.STOPPED, "stopped")
+        for task in list(self._tasks):
+            task.cancel()
+        if self._http is not None and not self._http.closed:
+            await self._http.close()
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _session(self) -> NotificationSession:
+        if self.ns is None or self.state is not SessionState.ONLINE:
+            raise ConnectionLost(f"not online ({self.state.value})")
+        return self.ns
+
+    # --- presence and profile ---
+
+    async def set_status(self, status: str) -> None:
+        await self._session().set_status(status)
+        self._wanted_status = status
+
+    async def set_nick(self, nick: str) -> None:
+        await self._session().set_nick(nick)
+
+    async def set_psm(self, text: str) -> None:
+        await self._session().set_psm(text)
+        self._wanted_psm = text
+
+    # --- lists and groups ---
+
+    async def add_contact(
+        self, passport: str, group: str | None = None, nick: str | None = None
+    ) -> None:
+        ns = self._session()
+        c = self.contacts.get(passport)
+        if c is None or not c.on(Lists.FL):
+            await ns.add_to_list(passport, Lists.FL, nick, group)
+        elif group is not None:
+            await ns.add_to_group(passport, group)
+        c = self.contacts.get(passport)
+        if c is None or not c.on(Lists.AL | Lists.BL):
+            await ns.add_to_list(passport, Lists.AL)
+
+    async def remove_contact(self, passport: str, group: str | None = None) -> None:
+        await self._session().remove_from_list(passport, Lists.FL, group)
+
+    async def block(self, passport: str) -> None:
+        ns = self._session()
+        c = self.contacts.get(passport)
+        if c is not None and c.on(Lists.AL):
+            await ns.remove_from_list(passport, Lists.AL)
+        await ns.add_to_list(passport, Lists.BL)
+
+    async def unblock(self, passport: str) -> None:
+        ns = self._session()
+        c = self.contacts.get(passport)
+        if c is not None and c.on(Lists.BL):
+            await ns.remove_from_list(passport, Lists.BL)
+        await ns.add_to_list(passport, Lists.AL)
+
+    async def accept(self, passport: str) -> None:
+        """Allow someone who added us (RL) and add them back."""
+        ns = self._session()
+        c = self.contacts.get(passport)
+        if c is None or not c.on(Lists.AL):
+            await ns.add_to_list(passport, Lists.AL)
+        if c is None or not c.on(Lists.FL):
+            await ns.add_to_list(passport, Lists.FL, c.nick if c else None)
+
+    async def reject(self, passport: str) -> None:
+        await self.block(passport)
+
+    async def add_group(self, name: str) -> str:
+        return await self._session().add_group(name)
+
+    async def rename_group(self, gid: str, name: str) -> None:
+        await self._session().rename_group(gid, name)
+
+    async def remove_group(self, gid: str) -> None:
+        await self._session().remove_group(gid)
+
+    # --- conversations ---
+
+    async def _open_switchboard(self) -> SwitchboardTicket:
+        host, port, cookie = await self._session().request_switchboard()
+        return SwitchboardTicket(host, port, cookie)
+
+    def conversation(self, passports: Iterable[str]) -> Conversation:
+        """The conversation with these people, created on first use."""
+        key = frozenset(p.lower() for p in passports)
+        if not key:
+            raise ValueError("a conversation needs at least one participant")
+        conv = self._conversations.get(key)
+        if conv is None or conv.closed:
+            conv = Conversation(
+                passport=self.config.passport,
+                protocol=self.protocol or self.config.max_version,
+                open_switchboard=self._open_switchboard,
+                invitees=key,
+                on_event=self._on_conversation_event,
+                idle_timeout=self.config.sb_idle_timeout,
+            )
+            self._conversations[key] = conv
+        return conv
+
+    @property
+    def conversations(self) -> list[Conversation]:
+        return list(self._conversations.values())
+
+    def _on_conversation_event(self, event: ConversationEvent) -> None:
+        self._emit(event)
+
+    def _on_invite(self, invite: SwitchboardInvite) -> None:
+        self._spawn(self._answer(invite))
+
+    async def _answer(self, invite: SwitchboardInvite) -> None:
+        ticket = SwitchboardTicket(
+            invite.host,
+            invite.port,
+            invite.cookie,
+            invite.session_id,
+            invite.inviter,
+            invite.inviter_nick,
+        )
+        pending: list[ConversationEvent] = []
+        target: list[Conversation] = []
+
+        def route(event: ConversationEvent) -> None:
+            if target:
+                target[0].handle_event(event)
+            else:
+                pending.append(event)
+
+        try:
+            sb = await Switchboard.answer(
+                ticket,
+                passport=self.config.passport,
+                protocol=self.protocol or self.config.max_version,
+                on_event=route,
+                timeout=self.config.timeout,
+            )
+        except PuppetError as e:
+            log.info("%s: could not answer an invitation: %s", self.config.passport, e)
+            return
+        people = set(sb.participants) or {invite.inviter.lower()}
+        conv = self.conversation(people)
+        target.append(conv)
+        conv.attach(sb)
+        for event in pending:
+            conv.handle_event(event)
