@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from puppets.command import Command, CommandReader  # noqa: E402
+from puppets.command import Command, CommandReader
 
 # A realistic notification-server mix: presence, list entries, a message with a payload.
 _MSG_BODY = (
@@ -26,8 +26,7 @@ SAMPLE = (
     b"LST N=dave@example.com F=Dave C=4f6b6a5e-1111-2222-3333-444455556666 11 1 "
     b"c4f1a1b2-aaaa-bbbb-cccc-ddddeeeeffff\r\n"
     b"FLN erin@example.com\r\n"
-    b"MSG bob@example.com Bob " + str(len(_MSG_BODY)).encode() + b"\r\n" + _MSG_BODY +
-    b"QNG 50\r\n"
+    b"MSG bob@example.com Bob " + str(len(_MSG_BODY)).encode() + b"\r\n" + _MSG_BODY + b"QNG 50\r\n"
     b"CHL 0 15570131571988941333\r\n"
     b"ADC 0 RL N=frank@example.com F=Frank\r\n"
 )

@@ -13,7 +13,6 @@ import asyncio
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,14 +36,21 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def start_server(n: int, qng: int) -> tuple[subprocess.Popen[bytes], dict]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.msnp_server", "--demo", str(n), "--no-chl",
-         "--qng-interval", str(qng)],
-        cwd=ROOT, stdout=subprocess.PIPE,
+async def start_server(n: int, qng: int) -> tuple[asyncio.subprocess.Process, dict]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.msnp_server",
+        "--demo",
+        str(n),
+        "--no-chl",
+        "--qng-interval",
+        str(qng),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
     )
     assert proc.stdout is not None
-    line = await asyncio.get_running_loop().run_in_executor(None, proc.stdout.readline)
+    line = await proc.stdout.readline()
     if not line:
         raise SystemExit("the test server did not start")
     return proc, json.loads(line)
@@ -62,12 +68,19 @@ async def main() -> None:
     proc, info = await start_server(args.sessions, args.qng)
     try:
         clients = [
-            Client(ClientConfig(
-                passport=f"user{i}@example.com", password=f"password{i}",
-                dispatch_host=info["host"], dispatch_port=info["dispatch_port"],
-                nexus_url=info["nexus_url"], max_version=args.version,
-                min_version=args.version, timeout=60, sync_timeout=120,
-            ))
+            Client(
+                ClientConfig(
+                    passport=f"user{i}@example.com",
+                    password=f"password{i}",
+                    dispatch_host=info["host"],
+                    dispatch_port=info["dispatch_port"],
+                    nexus_url=info["nexus_url"],
+                    max_version=args.version,
+                    min_version=args.version,
+                    timeout=60,
+                    sync_timeout=120,
+                )
+            )
             for i in range(args.sessions)
         ]
         import gc
@@ -90,17 +103,23 @@ async def main() -> None:
         await asyncio.sleep(args.idle)
         idle_cpu = (cpu_seconds() - cpu0) / (time.perf_counter() - wall0)
         online = sum(1 for c in clients if c.state.name == "ONLINE")
-        print(f"sessions online          {online}/{args.sessions} (MSNP{args.version}, "
-              f"50 contacts each)")
-        print(f"time to log all in       {login_s:.2f} s "
-              f"({args.sessions / login_s:.0f} logins/s, {args.concurrency} in flight)")
-        print(f"RSS per session          {per_session:.1f} KiB beyond a {base_rss / 1024:.0f} "
-              "MiB baseline")
+        print(
+            f"sessions online          {online}/{args.sessions} (MSNP{args.version}, "
+            f"50 contacts each)"
+        )
+        print(
+            f"time to log all in       {login_s:.2f} s "
+            f"({args.sessions / login_s:.0f} logins/s, {args.concurrency} in flight)"
+        )
+        print(
+            f"RSS per session          {per_session:.1f} KiB beyond a {base_rss / 1024:.0f} "
+            "MiB baseline"
+        )
         print(f"idle CPU (keepalive {args.qng} s) {idle_cpu * 100:.2f} % of one core")
         await asyncio.gather(*(c.stop() for c in clients))
     finally:
         proc.terminate()
-        proc.wait(10)
+        await proc.wait()
 
 
 if __name__ == "__main__":

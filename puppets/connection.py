@@ -28,6 +28,8 @@ def loggable(cmd: Command) -> str:
     if cmd.name in _SECRET_ARGS:
         return f"{cmd.name} {cmd.trid if cmd.trid is not None else ''} <redacted>"
     return str(cmd)
+
+
 DEFAULT_TIMEOUT = 30.0
 
 

@@ -15,5 +15,11 @@ if ! command -v ngircd >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-g
      (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q ngircd >/dev/null 2>&1)) \
      || echo "note: could not install ngircd; IRC integration tests will skip" >&2
 fi
+# Real Synapse for the Matrix integration tests, in its own virtualenv because its pinned
+# dependencies are not ours (skipped with a reason when absent).
+if ! .venv-synapse/bin/python -c "import synapse" >/dev/null 2>&1; then
+    ("$PY" -m venv .venv-synapse && .venv-synapse/bin/pip install -q "matrix-synapse>=1.100,<2") \
+     || echo "note: could not install matrix-synapse; Matrix integration tests will skip" >&2
+fi
 .venv/bin/ruff check .
 exec .venv/bin/python -m pytest "$@"

@@ -40,7 +40,6 @@ class Recorder:
                 self._changed.clear()
                 await self._changed.wait()
 
-
     async def until(self, condition: Callable[[], bool], timeout: float = 10) -> None:
         """Wait until ``condition()`` holds, re-checking after every new event."""
         async with asyncio.timeout(timeout):

@@ -108,9 +108,7 @@ async def test_initial_presence_burst(server):
 
 @pytest.mark.parametrize("version", [6, 9, 12])
 async def test_wrong_password_is_refused_without_retrying(server, version):
-    client = Client(
-        make_config(server, OWNER, "wrong", min_version=version, max_version=version)
-    )
+    client = Client(make_config(server, OWNER, "wrong", min_version=version, max_version=version))
     events = Recorder(client)
     await client.start()
     with pytest.raises(AuthenticationError):

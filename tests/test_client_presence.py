@@ -44,8 +44,7 @@ def _pair(server: MSNPTestServer) -> tuple[str, str]:
 @pytest.mark.parametrize("version", [3, 7, 8, 10, 12])
 async def test_presence_and_nick_changes_reach_the_contact(server, version):
     a, b = _pair(server)
-    alice, alice_ev = await online_client(server, a, "pa", min_version=version,
-                                          max_version=version)
+    alice, alice_ev = await online_client(server, a, "pa", min_version=version, max_version=version)
     bob, _ = await online_client(server, b, "pb", min_version=version, max_version=version)
     try:
         online = await alice_ev.wait_for(PresenceChanged, lambda e: e.passport == b)

@@ -83,7 +83,7 @@ async def test_keepalive_follows_qng_and_dead_link_is_detected():
     await server.start()
     try:
         p = _account(server)
-        client, events = await online_client(server, p, "pw", ping_interval=1)
+        client, _ = await online_client(server, p, "pw", ping_interval=1)
         try:
             await asyncio.sleep(2.5)
             assert server.stats.as_dict()["pings"] >= 2
@@ -106,9 +106,7 @@ async def test_session_survives_a_server_restart():
         await alice.set_status("BSY")
         await server.stop(graceful=True)
         await alice_ev.wait_for(ServerSignedOut)
-        await alice_ev.wait_for(
-            SessionStateChanged, lambda e: e.state is SessionState.BACKING_OFF
-        )
+        await alice_ev.wait_for(SessionStateChanged, lambda e: e.state is SessionState.BACKING_OFF)
         await asyncio.sleep(0.5)
         await server.start()
         await alice.wait_online(timeout=15)
@@ -116,9 +114,7 @@ async def test_session_survives_a_server_restart():
         # State the owner chose is restored after the reconnect.
         await alice_ev.until(lambda: server.account(a).status == "BSY")
         assert alice.contacts.get(b) is not None
-        await alice_ev.wait_for(
-            PresenceChanged, lambda e: e.passport == b and e.status == "NLN"
-        )
+        await alice_ev.wait_for(PresenceChanged, lambda e: e.passport == b and e.status == "NLN")
         await alice.stop()
         await bob.stop()
     finally:
@@ -155,29 +151,32 @@ async def fuzz_server():
 
 _junk = st.one_of(
     st.binary(max_size=300),
-    st.sampled_from([
-        b"MSG Hotmail Hotmail 99999999\r\n",
-        b"MSG Hotmail Hotmail abc\r\n",
-        b"MSG Hotmail Hotmail 40\r\nshort",
-        b"NLN NLN\r\n",
-        b"ILN\r\n",
-        b"LST\r\n",
-        b"ADC 0 RL\r\n",
-        b"RNG 1 nowhere CKI\r\n",
-        b"UBX x@y.z 20\r\n<Data><PSM>\xff\xfe</PS",
-        b"XYZ 1 2 3\r\n",
-        b"\xff\xfe\xfd\r\n",
-        b"A" * 20000,
-        b"NLN NLN a@b.c " + "é".encode() * 3 + b" 0\r\n",
-        b"CHL 0\r\n",
-        b"QNG x\r\n",
-        b"OUT\r\n",
-    ]).map(lambda b: b),
+    st.sampled_from(
+        [
+            b"MSG Hotmail Hotmail 99999999\r\n",
+            b"MSG Hotmail Hotmail abc\r\n",
+            b"MSG Hotmail Hotmail 40\r\nshort",
+            b"NLN NLN\r\n",
+            b"ILN\r\n",
+            b"LST\r\n",
+            b"ADC 0 RL\r\n",
+            b"RNG 1 nowhere CKI\r\n",
+            b"UBX x@y.z 20\r\n<Data><PSM>\xff\xfe</PS",
+            b"XYZ 1 2 3\r\n",
+            b"\xff\xfe\xfd\r\n",
+            b"A" * 20000,
+            b"NLN NLN a@b.c " + "é".encode() * 3 + b" 0\r\n",
+            b"CHL 0\r\n",
+            b"QNG x\r\n",
+            b"OUT\r\n",
+        ]
+    ).map(lambda b: b),
 )
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(junk=st.lists(_junk, min_size=1, max_size=3))
 async def test_malformed_server_input_never_crashes(fuzz_server, junk):
     victim = _account(fuzz_server, "victim")
