@@ -1,0 +1,115 @@
+"""Run the test server as a process: prints one JSON line with its addresses once
+listening, then serves until SIGTERM/SIGINT.
+
+    python -m tests.msnp_server --accounts accounts.json [--no-chl] [--demo N] ...
+
+accounts.json: a list of {"passport", "password", "nick", "contacts": [passport or
+{"passport", "lists", "groups"}], "groups": [name]}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from .server import MSNPTestServer
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m tests.msnp_server", description=__doc__)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--dispatch-port", type=int, default=0)
+    p.add_argument("--ns-port", type=int, default=0)
+    p.add_argument("--sb-port", type=int, default=0)
+    p.add_argument("--http-port", type=int, default=0)
+    p.add_argument("--accounts", help="JSON file of accounts")
+    p.add_argument("--demo", type=int, default=0, help="create N demo accounts")
+    p.add_argument("--demo-contacts", type=int, default=50)
+    p.add_argument("--min-version", type=int, default=2)
+    p.add_argument("--max-version", type=int, default=12)
+    p.add_argument("--no-chl", action="store_true", help="never send CHL (revival style)")
+    p.add_argument("--chl-interval", type=float, default=None)
+    p.add_argument("--ticket-ttl", type=float, default=30.0)
+    p.add_argument("--no-redirect", action="store_true", help="dispatch port serves NS itself")
+    p.add_argument("--no-nak", action="store_true")
+    p.add_argument("--qng-interval", type=int, default=50)
+    p.add_argument("--idle-timeout", type=float, default=None)
+    return p
+
+
+def load_accounts(server: MSNPTestServer, entries: list[dict[str, Any]]) -> None:
+    for entry in entries:
+        server.add_account(entry["passport"], entry["password"], nick=entry.get("nick"))
+    for entry in entries:
+        for name in entry.get("groups", []):
+            server.add_group(entry["passport"], name)
+        for contact in entry.get("contacts", []):
+            if isinstance(contact, str):
+                contact = {"passport": contact}
+            server.add_contact(
+                entry["passport"],
+                contact["passport"],
+                lists=tuple(contact.get("lists", ("FL", "AL"))),
+                groups=tuple(contact.get("groups", ())),
+            )
+
+
+def demo_accounts(server: MSNPTestServer, count: int, contacts: int) -> None:
+    """``user{i}@example.com`` / ``password{i}``, each with ``contacts`` of the others
+    (mutual FL+AL, so presence flows both ways)."""
+    for i in range(count):
+        server.add_account(f"user{i}@example.com", f"password{i}", nick=f"User {i}")
+    rng = random.Random(1863)
+    for i in range(count):
+        others = [j for j in range(count) if j != i]
+        for j in rng.sample(others, min(contacts, len(others))):
+            server.add_contact(f"user{i}@example.com", f"user{j}@example.com")
+
+
+def build(args: argparse.Namespace) -> MSNPTestServer:
+    server = MSNPTestServer(
+        versions=(args.min_version, args.max_version),
+        send_chl=not args.no_chl,
+        chl_interval=args.chl_interval,
+        ticket_ttl=args.ticket_ttl,
+        redirect=not args.no_redirect,
+        send_nak=not args.no_nak,
+        qng_interval=args.qng_interval,
+        idle_timeout=args.idle_timeout,
+        host=args.host,
+        dispatch_port=args.dispatch_port,
+        ns_port=args.ns_port,
+        sb_port=args.sb_port,
+        http_port=args.http_port,
+    )
+    if args.accounts:
+        load_accounts(server, json.loads(Path(args.accounts).read_text(encoding="utf-8")))
+    if args.demo:
+        demo_accounts(server, args.demo, args.demo_contacts)
+    return server
+
+
+async def _serve(server: MSNPTestServer) -> None:
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(json.dumps(server.addresses()), flush=True)
+    await stop.wait()
+    await server.stop(graceful=True)
+    print(json.dumps({"stats": server.stats.as_dict()}), file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    asyncio.run(_serve(build(_parser().parse_args(argv))))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""State shared by every connection of one test server: configuration, accounts,
+signed-in NS sessions, tickets, counters, and the presence fan-out to watchers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from . import presence
+from .accounts import Account, Directory
+from .stats import ServerStats
+from .tickets import TicketBook
+
+if TYPE_CHECKING:
+    from .notification import NotificationSession
+    from .switchboard import SwitchboardServer
+
+
+@dataclass(slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    versions: tuple[int, int] = (2, 12)
+    send_chl: bool = True
+    chl_interval: float | None = None
+    ticket_ttl: float = 30.0
+    redirect: bool = True
+    send_nak: bool = True
+    qng_interval: int = 50
+    idle_timeout: float | None = None
+    initial_mail: bool = False
+    sb_payload_cap: int = 1664
+
+
+class Hub:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.directory = Directory()
+        self.stats = ServerStats()
+        self.tickets = TicketBook(config.ticket_ttl)
+        self.ns: dict[str, NotificationSession] = {}  # signed-in sessions by passport
+        self.ns_port = 0
+        self.sb_port = 0
+        self.http_port = 0
+        self.switchboards: SwitchboardServer | None = None
+
+    def session(self, passport: str) -> NotificationSession | None:
+        return self.ns.get(passport.lower())
+
+    # -- presence fan-out ----------------------------------------------------
+    def watchers(self, subject: Account) -> Iterator[NotificationSession]:
+        """Signed-in sessions (past their first CHG) that currently see ``subject``:
+        they have it on FL and it allows them, and it is online and not hidden."""
+        if not subject.online or subject.status == "HDN":
+            return
+        for passport in subject.lists["RL"]:
+            session = self.ns.get(passport)
+            if (
+                session is not None
+                and session.presence_started
+                and session.account.on("FL", subject.passport)
+                and subject.allows(passport)
+            ):
+                yield session
+
+    def seen_by(self, subject: Account) -> set[str]:
+        return {s.account.passport for s in self.watchers(subject)}
+
+    def announce(self, subject: Account, before: set[str], changed: bool = True) -> None:
+        """Push NLN/FLN (and UBX to new watchers) after something about ``subject``
+        changed; ``before`` is :meth:`seen_by` taken before the change."""
+        after: set[str] = set()
+        for session in self.watchers(subject):
+            passport = session.account.passport
+            after.add(passport)
+            fresh = passport not in before
+            if fresh or changed:
+                session.push(presence.nln(session.version, subject))
+            if fresh and subject.psm:
+                session.push(presence.ubx(session.version, subject))
+        for passport in before - after:
+            session = self.ns.get(passport)
+            if session is not None:
+                session.push(presence.fln(subject.passport))
+
+    def announce_psm(self, subject: Account) -> None:
+        for session in self.watchers(subject):
+            session.push(presence.ubx(session.version, subject))
