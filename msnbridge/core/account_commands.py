@@ -1,0 +1,46 @@
+"""Commands about the user's own MSN login: login, logout, status."""
+
+from __future__ import annotations
+
+from .commands import CommandContext, CommandProcessor
+from .sessions import LoginFailed, Sessions
+
+
+def register_account_commands(processor: CommandProcessor, sessions: Sessions) -> None:
+    @processor.command(
+        "login",
+        help="Log in to MSN Messenger (your message is removed: it holds the password)",
+        usage="<passport> <password>",
+        sensitive=True,
+    )
+    async def login(ctx: CommandContext) -> None:
+        if len(ctx.args) < 2:
+            await ctx.reply("Usage: login <passport> <password>")
+            return
+        passport = ctx.args[0]
+        password = ctx.raw_args[len(passport) :].strip()  # may contain spaces
+        await ctx.reply(f"Logging in to MSN as {passport}…")
+        side = "irc" if ctx.side == "irc" else "matrix"
+        try:
+            client = await sessions.login(ctx.sender_id, side, passport, password, ctx.room_id)
+        except LoginFailed as e:
+            await ctx.reply(f"Login failed: {e}.")
+            return
+        await ctx.reply(f"Logged in to MSN as {client.config.passport} (MSNP{client.protocol}).")
+
+    @processor.command("logout", help="Sign out of MSN and forget your password")
+    async def logout(ctx: CommandContext) -> None:
+        if await sessions.logout(ctx.sender_id):
+            await ctx.reply("Logged out of MSN. Your password is forgotten.")
+        else:
+            await ctx.reply("You are not logged in.")
+
+    @processor.command("status", help="Show your MSN login and its connection state")
+    async def status(ctx: CommandContext) -> None:
+        client = sessions.get(ctx.sender_id)
+        if client is None:
+            await ctx.reply("You are not logged in. Send 'login <passport> <password>'.")
+            return
+        state = client.state.value
+        detail = f" ({client.stop_reason})" if client.stop_reason and state == "stopped" else ""
+        await ctx.reply(f"Logged in as {client.config.passport}: {state}{detail}.")

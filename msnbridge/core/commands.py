@@ -1,0 +1,139 @@
+"""Bot commands, written once and reached from the Matrix bot and the IRC bot.
+
+A side builds a CommandContext for each incoming command (who sent it, their permission level,
+how to reply) and calls `CommandProcessor.handle(ctx, text)`. Commands are registered with
+their help text and the level they need; `help` lists what the sender may use.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..permissions import PermissionLevel
+
+log = logging.getLogger("msnbridge.commands")
+
+REFUSAL = (
+    "You are not allowed to use this bridge. Ask its operator to add you (or your server) "
+    "under bridge.permissions in the bridge configuration."
+)
+
+Reply = Callable[[str], Awaitable[None]]
+
+
+@dataclass
+class CommandContext:
+    sender_id: str  # Matrix user ID, or the IRC side's identity
+    is_admin: bool
+    reply: Reply
+    # What the sender may do; None means the bridge refuses them entirely.
+    level: PermissionLevel | None = PermissionLevel.USER
+    side: str = "matrix"  # "matrix" or "irc"
+    room_id: str | None = None  # where the command came from (Matrix room, IRC target)
+    extra: dict[str, Any] = field(default_factory=dict)  # side-specific handles
+    # Set by CommandProcessor.handle:
+    command: str = ""
+    args: list[str] = field(default_factory=list)  # words after the command name
+    raw_args: str = ""  # the text after the command name, spacing kept (passwords)
+    processor: CommandProcessor | None = None
+
+    def __post_init__(self) -> None:
+        if self.is_admin:
+            self.level = PermissionLevel.ADMIN
+
+
+Handler = Callable[[CommandContext], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    handler: Handler
+    help: str  # one line
+    usage: str = ""  # the arguments, e.g. "<passport> [password]"
+    level: PermissionLevel = PermissionLevel.USER
+    aliases: tuple[str, ...] = ()
+    sensitive: bool = False  # the arguments carry a secret: sides remove the message
+
+
+class CommandProcessor:
+    def __init__(self) -> None:
+        self._commands: dict[str, Command] = {}
+        self._names: dict[str, Command] = {}  # names and aliases
+        self.register(
+            Command("help", _help, "List the commands you can use", level=PermissionLevel.RELAY)
+        )
+
+    def register(self, command: Command) -> None:
+        for name in (command.name, *command.aliases):
+            if name in self._names:
+                raise ValueError(f"command name {name!r} is already registered")
+        self._commands[command.name] = command
+        for name in (command.name, *command.aliases):
+            self._names[name] = command
+
+    def command(
+        self,
+        name: str,
+        *,
+        help: str,
+        usage: str = "",
+        level: PermissionLevel = PermissionLevel.USER,
+        aliases: tuple[str, ...] = (),
+        sensitive: bool = False,
+    ) -> Callable[[Handler], Handler]:
+        """Decorator form of register()."""
+
+        def decorate(handler: Handler) -> Handler:
+            self.register(Command(name, handler, help, usage, level, aliases, sensitive))
+            return handler
+
+        return decorate
+
+    def get(self, name: str) -> Command | None:
+        return self._names.get(name.lower())
+
+    def available_to(self, level: PermissionLevel | None) -> list[Command]:
+        if level is None:
+            return []
+        return sorted(
+            (c for c in self._commands.values() if c.level <= level), key=lambda c: c.name
+        )
+
+    async def handle(self, ctx: CommandContext, text: str) -> None:
+        """Runs one command line; every outcome (including failures) is answered."""
+        name, _, rest = text.strip().partition(" ")
+        if not name:
+            return
+        ctx.command, ctx.raw_args, ctx.args = name.lower(), rest.strip(), rest.split()
+        ctx.processor = self
+        if ctx.level is None:
+            await ctx.reply(REFUSAL)
+            return
+        command = self.get(name)
+        if command is None:
+            await ctx.reply(f"Unknown command '{name}'. Send 'help' for the list of commands.")
+            return
+        if ctx.level < command.level:
+            await ctx.reply(
+                f"'{command.name}' needs {command.level.name.lower()} rights on this bridge; "
+                f"you have {ctx.level.name.lower()} rights."
+            )
+            return
+        try:
+            await command.handler(ctx)
+        except Exception:
+            log.exception("Command %r from %s failed", command.name, ctx.sender_id)
+            await ctx.reply(f"'{command.name}' failed with an internal error (it was logged).")
+
+
+async def _help(ctx: CommandContext) -> None:
+    assert ctx.processor is not None
+    lines = ["Commands:"]
+    for command in ctx.processor.available_to(ctx.level):
+        usage = f" {command.usage}" if command.usage else ""
+        lines.append(f"  {command.name}{usage} — {command.help}")
+    await ctx.reply("\n".join(lines))
