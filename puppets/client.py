@@ -37,7 +37,9 @@ Listener = Callable[[object], None]
 
 
 class Client:
-    def __init__(self, config: ClientConfig) -> None:
+    def __init__(self, config: ClientConfig, http: aiohttp.ClientSession | None = None) -> None:
+        """``http``: an aiohttp session to share for Passport logins (many clients in one
+        process should share one); without it each login opens and closes its own."""
         self.config = config
         self.contacts = ContactList()
         self.state = SessionState.STOPPED
@@ -48,11 +50,10 @@ class Client:
         self._listeners: list[Listener] = []
         self._runner: asyncio.Task[None] | None = None
         self._stopping = False
-        self._online = asyncio.Event()
         self._state_changed = asyncio.Event()
         self._conversations: dict[frozenset[str], Conversation] = {}
         self._tasks: set[asyncio.Task[object]] = set()
-        self._http: aiohttp.ClientSession | None = None
+        self._http = http
         # What the owner asked for, re-applied after every reconnect.
         self._wanted_status: str | None = None
         self._wanted_psm: str | None = None
@@ -100,10 +101,6 @@ class Client:
         self, state: SessionState, reason: str | None = None, retry_in: float | None = None
     ) -> None:
         self.state = state
-        if state is SessionState.ONLINE:
-            self._online.set()
-        else:
-            self._online.clear()
         if state is SessionState.STOPPED:
             self.stop_reason = reason
         self._state_changed.set()
@@ -132,59 +129,53 @@ class Client:
     async def _supervise(self) -> None:
         attempt = 0
         loop = asyncio.get_running_loop()
-        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.config.timeout))
-        try:
-            while not self._stopping:
-                if self.state is not SessionState.CONNECTING:
-                    self._set_state(SessionState.CONNECTING)
-                ns = NotificationSession(self.config, self.contacts, self._emit, self._http)
-                ns.on_invite = self._on_invite
-                self.ns = ns
-                try:
-                    await ns.login()
-                except (AuthenticationError, SignedOutElsewhere) as e:
-                    await ns.abort()
-                    self._stop_with(e)
+        while not self._stopping:
+            if self.state is not SessionState.CONNECTING:
+                self._set_state(SessionState.CONNECTING)
+            ns = NotificationSession(self.config, self.contacts, self._emit, self._http)
+            ns.on_invite = self._on_invite
+            self.ns = ns
+            try:
+                await ns.login()
+            except (AuthenticationError, SignedOutElsewhere) as e:
+                await ns.abort()
+                self._stop_with(e)
+                return
+            except MSNPError as e:
+                await ns.abort()
+                if e.code in (540,) or 200 <= e.code < 300:
+                    self._stop_with(e)  # our fault: retrying sends the same again
                     return
-                except MSNPError as e:
-                    await ns.abort()
-                    if e.code in (540,) or 200 <= e.code < 300:
-                        self._stop_with(e)  # our fault: retrying sends the same again
-                        return
-                    reason: BaseException | None = e
-                except (PuppetError, OSError, TimeoutError) as e:
-                    await ns.abort()
-                    reason = e
-                else:
-                    online_at = loop.time()
-                    self._set_state(SessionState.ONLINE)
-                    self._spawn(self._restore_wanted(ns))
-                    assert ns.closed is not None
-                    reason = await ns.closed
-                    if loop.time() - online_at >= self.config.backoff_stable_after:
-                        attempt = 0
-                    if self._stopping:
-                        break
-                    if isinstance(reason, SignedOutElsewhere):
-                        self._stop_with(reason)
-                        return
+                reason: BaseException | None = e
+            except (PuppetError, OSError, TimeoutError) as e:
+                await ns.abort()
+                reason = e
+            else:
+                online_at = loop.time()
+                self._set_state(SessionState.ONLINE)
+                self._spawn(self._restore_wanted(ns))
+                assert ns.closed is not None
+                reason = await ns.closed
+                if loop.time() - online_at >= self.config.backoff_stable_after:
+                    attempt = 0
                 if self._stopping:
                     break
-                if not self.config.reconnect:
-                    self._stop_with(reason or ConnectionLost("connection closed"))
+                if isinstance(reason, SignedOutElsewhere):
+                    self._stop_with(reason)
                     return
-                delay = min(self.config.backoff_max, self.config.backoff_initial * (2**attempt))
-                delay *= random.uniform(0.5, 1.0)  # jitter spreads a server restart's herd
-                attempt += 1
-                self.last_error = reason
-                log.info(
-                    "%s: link lost (%s); retrying in %.1f s", self.config.passport, reason, delay
-                )
-                self._set_state(SessionState.BACKING_OFF, str(reason), delay)
-                await asyncio.sleep(delay)
-            self._set_state(SessionState.STOPPED, "stopped")
-        finally:
-            await self._http.close()
+            if self._stopping:
+                break
+            if not self.config.reconnect:
+                self._stop_with(reason or ConnectionLost("connection closed"))
+                return
+            delay = min(self.config.backoff_max, self.config.backoff_initial * (2**attempt))
+            delay *= random.uniform(0.5, 1.0)  # jitter spreads a server restart's herd
+            attempt += 1
+            self.last_error = reason
+            log.info("%s: link lost (%s); retrying in %.1f s", self.config.passport, reason, delay)
+            self._set_state(SessionState.BACKING_OFF, str(reason), delay)
+            await asyncio.sleep(delay)
+        self._set_state(SessionState.STOPPED, "stopped")
 
     def _stop_with(self, error: BaseException) -> None:
         self.error = error
@@ -215,8 +206,6 @@ class Client:
                 self._set_state(SessionState.STOPPED, "stopped")
         for task in list(self._tasks):
             task.cancel()
-        if self._http is not None and not self._http.closed:
-            await self._http.close()
 
     def _spawn(self, coro: object) -> None:
         task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]

@@ -190,6 +190,10 @@ class CommandReader:
             buf.clear()
             e.parsed = out  # commands complete before the fault are still delivered
             raise
+        if not buf:
+            # A drained bytearray keeps its capacity; after a big SYN burst that would be
+            # kilobytes per idle session.
+            self._buf = bytearray()
         return out
 
     def _start_payload(self, cmd: Command) -> None:

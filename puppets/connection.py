@@ -245,10 +245,13 @@ class Connection:
             cb, self._on_close = self._on_close, None
             cb(reason)
 
-    async def close(self, farewell: Command | None = None, *, notify: bool = True) -> None:
+    async def close(
+        self, farewell: Command | None = None, *, notify: bool = True, linger: float = 1.0
+    ) -> None:
         """Close the link, optionally sending ``farewell`` (e.g. OUT) first.
 
         ``notify=False`` closes without calling ``on_close`` (a redirect is not a loss).
+        After a farewell, waits up to ``linger`` seconds for the server to hang up.
         """
         if not notify:
             self._on_close = None
@@ -256,6 +259,10 @@ class Connection:
             with contextlib.suppress(Exception):
                 self._writer.write(farewell.encode())
                 await asyncio.wait_for(self._writer.drain(), 2)
+                # Let the server read it and hang up first: closing a socket with unread
+                # input sends RST, and the server may then never see the farewell.
+                if self._task is not None and self._task is not asyncio.current_task():
+                    await asyncio.wait({self._task}, timeout=linger)
         self._finish(self.close_reason)
         if self._task is not None and self._task is not asyncio.current_task():
             self._task.cancel()

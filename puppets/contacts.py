@@ -32,18 +32,23 @@ class Group:
     name: str
 
 
+_NO_GROUPS: frozenset[str] = frozenset()
+
+
 @dataclass(slots=True)
 class Contact:
+    # Thousands of sessions x 50+ contacts each: fields default to shared empty values
+    # (frozenset, None) and are replaced, not mutated, when they change.
     passport: str
     nick: str = ""
     lists: Lists = Lists.NONE
-    groups: set[str] = field(default_factory=set)
+    groups: frozenset[str] = _NO_GROUPS
     guid: str | None = None  # MSNP10+ contact id
     status: str = "FLN"
     psm: str = ""
     caps: int = 0
     msnobject: str | None = None
-    phones: dict[str, str] = field(default_factory=dict)
+    phones: dict[str, str] | None = None
 
     @property
     def online(self) -> bool:
@@ -51,6 +56,11 @@ class Contact:
 
     def on(self, lst: Lists) -> bool:
         return bool(self.lists & lst)
+
+    def set_phone(self, kind: str, number: str) -> None:
+        if self.phones is None:
+            self.phones = {}
+        self.phones[kind] = number
 
 
 @dataclass(slots=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,10 +70,10 @@ def _int(value: str, default: int = 0) -> int:
         return default
 
 
-def _groups(value: str) -> set[str]:
+def _groups(value: str) -> frozenset[str]:
     # Group 0 ("Other Contacts", MSNP7-9) is where ungrouped contacts live: in the model
     # they have no group, as in MSNP10+, so every version yields the same model.
-    return {g for g in value.split(",") if g and g != "0"}
+    return frozenset(g for g in value.split(",") if g and g != "0")
 
 
 def _parse_ubx(payload: bytes) -> tuple[str, str]:
@@ -119,9 +120,10 @@ class NotificationSession:
         self._ping_interval = config.ping_interval
         self._status_set = False
         self._last_change = 0.0
-        self._change_lock = asyncio.Lock()
+        self._change_lock: asyncio.Lock | None = None  # created on first change
         self._tasks: set[asyncio.Task[object]] = set()
         self.signed_out: str | None = None
+        self._signing_out = False
 
     # --- login ---
 
@@ -420,7 +422,7 @@ class NotificationSession:
     def _presence(self, cmd: Command, args: list[str], initial: bool) -> None:
         if len(args) < 2:
             raise ProtocolError(f"short {cmd.name}")
-        status, passport = args[0], args[1]
+        status, passport = sys.intern(args[0]), args[1]
         c = self.contacts.ensure(passport)
         c.status = status
         if len(args) >= 3:
@@ -498,7 +500,7 @@ class NotificationSession:
         c.nick = nick
         c.lists |= lst
         if group is not None:
-            c.groups.add(group)
+            c.groups = c.groups | {group}
         if cmd.trid == 0 and lst is Lists.RL:
             self._emit(ev.AddedBy(c.passport, nick))
         else:
@@ -522,11 +524,11 @@ class NotificationSession:
             return
         group = rest[1] if len(rest) >= 2 else None
         if group is not None:
-            c.groups.discard(group)
+            c.groups = c.groups - {group}
         else:
             c.lists &= ~lst
             if lst is Lists.FL:
-                c.groups.clear()
+                c.groups = frozenset()
         if cmd.trid == 0 and lst is Lists.RL:
             self._emit(ev.RemovedBy(c.passport))
         else:
@@ -545,6 +547,8 @@ class NotificationSession:
             self.on_invite(invite)
 
     def _on_out(self, cmd: Command) -> None:
+        if self._signing_out:
+            return  # the server's answer to our own OUT
         code = cmd.args[0] if cmd.args else ""
         self.signed_out = code
         self._emit(session.ServerSignedOut(code))
@@ -580,12 +584,12 @@ class NotificationSession:
         args = cmd.args
         if self.protocol < 8:  # BPR ver email TYPE value
             if len(args) >= 4:
-                self.contacts.ensure(args[1]).phones[args[2]] = decode_arg(args[3])
+                self.contacts.ensure(args[1]).set_phone(args[2], decode_arg(args[3]))
             return
         if len(args) >= 2 and self._last_listed is not None:
             c = self.contacts.get(self._last_listed)
             if c is not None:
-                c.phones[args[0]] = decode_arg(args[1])
+                c.set_phone(args[0], decode_arg(args[1]))
 
     def _on_rea(self, cmd: Command) -> None:
         # REA t ver email nick (own nick change confirmed, or someone else's in old versions)
@@ -616,7 +620,7 @@ class NotificationSession:
             if gid in groups:
                 del groups[gid]
                 for c in self.contacts.contacts.values():
-                    c.groups.discard(gid)
+                    c.groups = c.groups - {gid}
                 self._emit(ev.GroupRemoved(gid))
         elif cmd.name == "REG":
             # ≤9: REG t ver gid name 0 ; 10+: REG t guid name
@@ -669,6 +673,7 @@ class NotificationSession:
 
     async def sign_out(self) -> None:
         """Send OUT and close."""
+        self._signing_out = True
         if self.conn is not None:
             await self.conn.close(Command("OUT"))
         self._on_close(None)
@@ -691,6 +696,8 @@ class NotificationSession:
 
     async def _spaced(self, name: str, *args: str, payload: bytes | None = None) -> Command:
         """CHG/REA/PRP/UUX spaced out, since servers answer 800 to rapid changes."""
+        if self._change_lock is None:
+            self._change_lock = asyncio.Lock()
         async with self._change_lock:
             loop = asyncio.get_running_loop()
             wait = self._last_change + self.config.change_spacing - loop.time()
