@@ -7,7 +7,6 @@ bytes followed by exactly that many bytes. This module is sans-IO: it turns byte
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from urllib.parse import quote as _quote
 from urllib.parse import unquote as _unquote
 
@@ -56,6 +55,7 @@ SERVER_NO_TRID = frozenset(
 CLIENT_NO_TRID = frozenset({"PNG", "OUT"})
 
 DEFAULT_MAX_LINE = 16 * 1024
+_VALID_NAMES: set[str] = set()  # names already checked: skips the check on the hot path
 DEFAULT_MAX_PAYLOAD = 64 * 1024
 
 # Servers in the wild escape only these; we encode at least them (and '+' so that a
@@ -80,18 +80,45 @@ def _is_digits(value: str) -> bool:
     return value.isascii() and value.isdigit()
 
 
-@dataclass(slots=True)
 class Command:
     """One MSNP command, reply, error or payload command.
 
     ``trid`` is None for commands without a transaction id. ``payload`` is None for
     commands without one; for payload commands the length argument is not in ``args``.
+    (A plain slotted class rather than a dataclass: it is built once per line read.)
     """
 
-    name: str
-    trid: int | None = None
-    args: list[str] = field(default_factory=list)
-    payload: bytes | None = None
+    __slots__ = ("args", "name", "payload", "trid")
+
+    def __init__(
+        self,
+        name: str,
+        trid: int | None = None,
+        args: list[str] | None = None,
+        payload: bytes | None = None,
+    ) -> None:
+        self.name = name
+        self.trid = trid
+        self.args = [] if args is None else args
+        self.payload = payload
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Command):
+            return NotImplemented
+        return (self.name, self.trid, self.args, self.payload) == (
+            other.name,
+            other.trid,
+            other.args,
+            other.payload,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it replaces
+
+    def __repr__(self) -> str:
+        return (
+            f"Command(name={self.name!r}, trid={self.trid!r}, args={self.args!r}, "
+            f"payload={self.payload!r})"
+        )
 
     @property
     def is_error(self) -> bool:
@@ -254,8 +281,11 @@ class CommandReader:
                 except UnicodeDecodeError:
                     parts = raw.decode("utf-8", "replace").split(" ")
                 name = parts[0]
-                if not name or len(name) > 4 or not (name.isascii() and name.isalnum()):
-                    raise ProtocolError(f"not an MSNP command: {raw[:60]!r}")
+                if name not in _VALID_NAMES:
+                    if not name or len(name) > 4 or not (name.isascii() and name.isalnum()):
+                        raise ProtocolError(f"not an MSNP command: {raw[:60]!r}")
+                    if len(_VALID_NAMES) < 512:  # bounded: junk names cannot grow it forever
+                        _VALID_NAMES.add(name)
                 trid = None
                 if len(parts) > 1 and name not in no_trid:
                     first = parts[1]
