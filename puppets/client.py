@@ -286,6 +286,16 @@ class Client:
     # --- conversations ---
 
     async def _open_switchboard(self) -> SwitchboardTicket:
+        if self.state in (SessionState.CONNECTING, SessionState.BACKING_OFF):
+            # Messages sent while the link is being re-established wait for it (the
+            # conversation keeps them in order); past the bound they fail and are reported.
+            try:
+                await self.wait_online(timeout=self.config.offline_send_timeout)
+            except TimeoutError:
+                raise ConnectionLost(
+                    f"the MSN session was not back within "
+                    f"{self.config.offline_send_timeout:g} s ({self.state.value})"
+                ) from None
         host, port, cookie = await self._session().request_switchboard()
         return SwitchboardTicket(host, port, cookie)
 

@@ -35,6 +35,7 @@ class ClientConfig:
     backoff_max: float = 300.0
     backoff_stable_after: float = 60.0  # online this long resets the backoff
     sb_idle_timeout: float = 180.0
+    offline_send_timeout: float = 60.0  # how long a message waits for a reconnect
     max_redirects: int = 3
     reconnect: bool = True  # False: the first failure stops the client (scripts, the CLI)
 

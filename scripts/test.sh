@@ -9,11 +9,16 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
 .venv/bin/pip install -q -e '.[bridge,test]'
-# Real IRC server for the IRC integration tests (skipped with a reason when absent).
-if ! command -v ngircd >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    (apt-get install -y -q ngircd >/dev/null 2>&1 || \
-     (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q ngircd >/dev/null 2>&1)) \
-     || echo "note: could not install ngircd; IRC integration tests will skip" >&2
+# Real IRC servers for the IRC integration tests: ngIRCd (no CAP beyond multi-prefix) and
+# InspIRCd (IRCv3 message-tags, echo-message...). Tests skip with a reason when absent.
+missing=""
+command -v ngircd >/dev/null 2>&1 || missing="$missing ngircd"
+command -v inspircd >/dev/null 2>&1 || [ -x /usr/sbin/inspircd ] || missing="$missing inspircd"
+if [ -n "$missing" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    # shellcheck disable=SC2086
+    (apt-get install -y -q $missing >/dev/null 2>&1 || \
+     (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q $missing >/dev/null 2>&1)) \
+     || echo "note: could not install$missing; those IRC tests will skip" >&2
 fi
 # Real Synapse for the Matrix integration tests, in its own virtualenv because its pinned
 # dependencies are not ours (skipped with a reason when absent).

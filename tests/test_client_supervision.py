@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from puppets import SignedOutElsewhere
 from puppets.event.contact import PresenceChanged
+from puppets.event.conversation import DeliveryStatus, MessageReceived
 from puppets.event.session import (
     ChallengeAnswered,
     ServerSignedOut,
@@ -195,3 +196,48 @@ async def test_malformed_server_input_never_crashes(fuzz_server, junk):
     finally:
         await v.stop()
         await b.stop()
+
+
+async def test_message_sent_while_reconnecting_is_delivered_once_back():
+    server = MSNPTestServer(versions=(2, 12))
+    await server.start()
+    try:
+        a, b = _account(server, "alice"), _account(server, "bob")
+        server.add_contact(a, b, lists=("FL", "AL"))
+        server.add_contact(b, a, lists=("FL", "AL"))
+        alice, alice_ev = await online_client(server, a, "pw", backoff_initial=0.5)
+        bob, bob_ev = await online_client(server, b, "pw", backoff_initial=0.5)
+        await server.stop()
+        await alice_ev.wait_for(
+            SessionStateChanged, lambda e: e.state is not SessionState.ONLINE
+        )
+        sending = asyncio.create_task(alice.conversation([b]).send_text("sent while down"))
+        await asyncio.sleep(0.5)
+        assert not sending.done()
+        await server.start()
+        result = await asyncio.wait_for(sending, 20)
+        assert result.ok, result
+        got = await bob_ev.wait_for(MessageReceived)
+        assert got.message.text == "sent while down"
+        assert len(bob_ev.of(MessageReceived)) == 1
+        await alice.stop()
+        await bob.stop()
+    finally:
+        await server.stop()
+
+
+async def test_message_fails_when_the_session_stays_down():
+    server = MSNPTestServer(versions=(2, 12))
+    await server.start()
+    a, b = _account(server, "alice"), _account(server, "bob")
+    alice, alice_ev = await online_client(server, a, "pw", offline_send_timeout=1.0)
+    await server.stop()
+    try:
+        await alice_ev.wait_for(
+            SessionStateChanged, lambda e: e.state is not SessionState.ONLINE
+        )
+        result = await asyncio.wait_for(alice.conversation([b]).send_text("lost?"), 10)
+        assert result.status is DeliveryStatus.FAILED
+        assert "not back within" in result.reason
+    finally:
+        await alice.stop()
