@@ -30,6 +30,7 @@ class ServerConfig:
     idle_timeout: float | None = None
     initial_mail: bool = False
     sb_payload_cap: int = 1664
+    answer_png: bool = True  # False: swallow PNG, as a dead link would (tests flip it)
 
 
 class Hub:

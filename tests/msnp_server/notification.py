@@ -278,6 +278,8 @@ class NotificationSession(Link):
 
     def cmd_png(self, cmd: Incoming) -> None:
         self.hub.stats.pings += 1
+        if not self.hub.config.answer_png:
+            return
         if self.version >= 9:
             self.reply("QNG", self.hub.config.qng_interval)
         else:

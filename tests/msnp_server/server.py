@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from typing import Any
 
 from aiohttp import web
@@ -37,6 +38,7 @@ class MSNPTestServer:
         ns_port: int = 0,
         sb_port: int = 0,
         http_port: int = 0,
+        http_ssl: ssl.SSLContext | None = None,
     ) -> None:
         self.config = ServerConfig(
             host=host,
@@ -57,6 +59,7 @@ class MSNPTestServer:
         self.ns_port = ns_port
         self.sb_port = sb_port
         self.http_port = http_port
+        self.http_ssl = http_ssl  # serve the Nexus and login over HTTPS with this context
         self._servers: list[asyncio.Server] = []
         self._links: set[Link] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -69,11 +72,15 @@ class MSNPTestServer:
 
     @property
     def nexus_url(self) -> str:
-        return f"http://{self.host}:{self.http_port}/rdr/pprdr.asp"
+        return f"{self._scheme}://{self.host}:{self.http_port}/rdr/pprdr.asp"
 
     @property
     def login_url(self) -> str:
-        return f"http://{self.host}:{self.http_port}/login2.srf"
+        return f"{self._scheme}://{self.host}:{self.http_port}/login2.srf"
+
+    @property
+    def _scheme(self) -> str:
+        return "https" if self.http_ssl is not None else "http"
 
     def addresses(self) -> dict[str, Any]:
         return {
@@ -119,7 +126,9 @@ class MSNPTestServer:
         self._servers = [sb, ns, dispatch]
         runner = web.AppRunner(make_app(hub), access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.http_port, reuse_address=True)
+        site = web.TCPSite(
+            runner, self.host, self.http_port, reuse_address=True, ssl_context=self.http_ssl
+        )
         await site.start()
         self._runner = runner
         self.http_port = runner.addresses[0][1]
