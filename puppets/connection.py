@@ -223,6 +223,11 @@ class Connection:
                     return
         try:
             self._on_command(cmd)
+        except ProtocolError as e:
+            # One malformed line: say what and go on; the rest of the stream is fine.
+            self.log.warning(
+                "%s: ignoring malformed %s from %s: %s", self.name, cmd.name, self.peer, e
+            )
         except Exception:
             # A handler bug must not kill the link; it is logged with the command name only.
             self.log.exception("%s: handler failed on %s", self.name, cmd.name)

@@ -111,8 +111,15 @@ class Conversation:
 
     # --- sending ---
 
-    async def send_text(self, text: str, fmt: TextFormat | None = None) -> DeliveryResult:
-        payloads = split_text(text, fmt)
+    async def send_text(
+        self,
+        text: str,
+        fmt: TextFormat | None = None,
+        *,
+        extra_headers: list[tuple[str, str]] | None = None,
+    ) -> DeliveryResult:
+        """``extra_headers`` go into every payload (e.g. P4-Context for relayed people)."""
+        payloads = split_text(text, fmt, extra_headers=extra_headers)
         if not payloads:
             return _failed("empty message: nothing to send")
         return await self._send(payloads, "A")

@@ -50,6 +50,8 @@ MAX_PAYLOAD = 1664  # bytes, MIME headers included, as switchboards enforce
 class TextMessage:
     text: str  # "\n" line breaks; CRLF on the wire
     format: TextFormat = field(default_factory=TextFormat)
+    # P4-Context: the name of whoever the sender relays for (gateways and bots set it).
+    context: str = ""
 
 
 @dataclass
@@ -184,7 +186,11 @@ def _decode_rfc2047(value: str) -> str:
 
 def _text(msg: Message) -> TextMessage:
     text = _newlines(_decode(msg.body, msg.charset))
-    return TextMessage(text, TextFormat.parse(msg.get("X-MMS-IM-Format") or ""))
+    return TextMessage(
+        text,
+        TextFormat.parse(msg.get("X-MMS-IM-Format") or ""),
+        _decode_rfc2047(msg.get("P4-Context") or ""),
+    )
 
 
 def _datacast(msg: Message) -> Payload:
@@ -296,10 +302,14 @@ def parse_payload(
 # -- building ------------------------------------------------------------------------------
 
 
-def _text_headers(fmt: TextFormat | None) -> list[tuple[str, str]]:
+Headers = list[tuple[str, str]]
+
+
+def _text_headers(fmt: TextFormat | None, extra: Headers | None = None) -> Headers:
     return [
         ("Content-Type", "text/plain; charset=UTF-8"),
         ("X-MMS-IM-Format", (fmt or TextFormat()).header()),
+        *(extra or ()),
     ]
 
 
@@ -312,12 +322,15 @@ def _wire_text(text: str) -> bytes:
     return _newlines(text).replace("\n", "\r\n").encode("utf-8", "replace")
 
 
-def build_text(text: str, fmt: TextFormat | None = None) -> bytes:
+def build_text(
+    text: str, fmt: TextFormat | None = None, extra_headers: Headers | None = None
+) -> bytes:
     """A text/plain payload. ``text`` may use "\\n" or "\\r\\n" line breaks.
+    ``extra_headers`` (e.g. ``[("P4-Context", "nick")]``) follow the format header.
 
     Does not check the size: use :func:`split_text` for text of any length.
     """
-    return build_message(_text_headers(fmt), _wire_text(text))
+    return build_message(_text_headers(fmt, extra_headers), _wire_text(text))
 
 
 def build_typing(passport: str) -> bytes:
@@ -366,7 +379,12 @@ def _cut(text: str, start: int, budget: int) -> int:
     return hard
 
 
-def split_text(text: str, fmt: TextFormat | None = None, limit: int = MAX_PAYLOAD) -> list[bytes]:
+def split_text(
+    text: str,
+    fmt: TextFormat | None = None,
+    limit: int = MAX_PAYLOAD,
+    extra_headers: Headers | None = None,
+) -> list[bytes]:
     """``text`` as text/plain payloads of at most ``limit`` bytes each (headers included).
 
     Cuts only between code points (so never inside a UTF-8 sequence or a CRLF), preferring
@@ -377,13 +395,13 @@ def split_text(text: str, fmt: TextFormat | None = None, limit: int = MAX_PAYLOA
     text = _newlines(text)
     if not text:
         return []
-    budget = limit - len(build_text("", fmt))
+    budget = limit - len(build_text("", fmt, extra_headers))
     if budget < 4:  # room for the longest code point
         raise ValueError(f"a {limit}-byte limit leaves no room for text with these headers")
     payloads: list[bytes] = []
     start = 0
     while start < len(text):
         end = _cut(text, start, budget)
-        payloads.append(build_text(text[start:end], fmt))
+        payloads.append(build_text(text[start:end], fmt, extra_headers))
         start = end
     return payloads

@@ -14,7 +14,6 @@ import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
 
 import aiohttp
 
@@ -23,7 +22,7 @@ from .auth import md5_response, twn_ticket
 from .command import SERVER_NO_TRID, Command, decode_arg, encode_arg
 from .config import ClientConfig
 from .connection import Connection
-from .contacts import SETTABLE_STATUSES, ContactList, Group, Lists
+from .contacts import SETTABLE_STATUSES, ContactList
 from .errors import (
     AuthenticationError,
     ConnectionLost,
@@ -36,6 +35,8 @@ from .errors import (
 )
 from .event import contact as ev
 from .event import mailbox, session
+from .listformat import parse_presence
+from .lists import ListsMixin
 from .message import InitialMail, NewMail, Profile, SystemMessage, parse_payload
 
 log = logging.getLogger("puppets.notification")
@@ -70,12 +71,6 @@ def _int(value: str, default: int = 0) -> int:
         return default
 
 
-def _groups(value: str) -> frozenset[str]:
-    # Group 0 ("Other Contacts", MSNP7-9) is where ungrouped contacts live: in the model
-    # they have no group, as in MSNP10+, so every version yields the same model.
-    return frozenset(g for g in value.split(",") if g and g != "0")
-
-
 def _parse_ubx(payload: bytes) -> tuple[str, str]:
     """The PSM and current media of a UBX payload; tolerant of junk."""
     if not payload.strip():
@@ -93,7 +88,7 @@ def _psm_payload(text: str) -> bytes:
     return f"<Data><PSM>{escape(text)}</PSM><CurrentMedia></CurrentMedia></Data>".encode()
 
 
-class NotificationSession:
+class NotificationSession(ListsMixin):
     """One login to a notification server."""
 
     def __init__(
@@ -272,74 +267,6 @@ class NotificationSession:
             ):
                 self._sync_done.set()
 
-    def _on_lst(self, cmd: Command) -> None:
-        args = cmd.args
-        contacts = self.contacts
-        if self.protocol < 8:
-            # LST t LIST ver i n [email nick [groups]]
-            if len(args) < 4:
-                raise ProtocolError(f"short LST: {cmd}")
-            lst = Lists.from_name(args[0])
-            done = args[2] == args[3]
-            if len(args) >= 6 and args[3] != "0":
-                c = contacts.ensure(args[4])
-                c.nick = decode_arg(args[5])
-                c.lists |= lst
-                if lst is Lists.FL and len(args) >= 7:
-                    c.groups |= _groups(args[6])
-            if lst is Lists.RL and done and self._sync_done is not None:
-                self._sync_done.set()
-            return
-        if self.protocol >= 10:
-            fields = {a[:2]: a[2:] for a in args if len(a) > 2 and a[1] == "="}
-            rest = [a for a in args if not (len(a) > 2 and a[1] == "=")]
-            passport = fields.get("N=")
-            if not passport or not rest:
-                raise ProtocolError(f"LST without N= or list bits: {cmd}")
-            c = contacts.ensure(passport)
-            c.nick = decode_arg(fields.get("F=", passport))
-            c.guid = fields.get("C=") or c.guid
-            c.lists = Lists(_int(rest[0]) & 0x1F)
-            tail = rest[1:]
-            if (
-                self.protocol >= 12
-                and tail
-                and tail[0].isdigit()
-                and "," not in tail[0]
-                and (len(tail[0]) < 3)
-            ):
-                tail = tail[1:]  # network id (1 = MSN)
-            if tail:
-                c.groups = _groups(tail[0])
-        else:
-            if len(args) < 3:
-                raise ProtocolError(f"short LST: {cmd}")
-            c = contacts.ensure(args[0])
-            c.nick = decode_arg(args[1])
-            c.lists = Lists(_int(args[2]) & 0x1F)
-            if len(args) >= 4:
-                c.groups = _groups(args[3])
-        self._last_listed = c.passport
-        self._sync_seen[0] += 1
-        self._check_sync_done()
-
-    def _on_lsg(self, cmd: Command) -> None:
-        args = cmd.args
-        if self.protocol < 8:  # LSG t ver i n gid name 0
-            if len(args) >= 5:
-                self.contacts.groups[args[3]] = Group(args[3], decode_arg(args[4]))
-            return
-        if self.protocol >= 10:  # LSG name guid
-            if len(args) < 2:
-                raise ProtocolError(f"short LSG: {cmd}")
-            self.contacts.groups[args[1]] = Group(args[1], decode_arg(args[0]))
-        else:  # LSG id name 0
-            if len(args) < 2:
-                raise ProtocolError(f"short LSG: {cmd}")
-            self.contacts.groups[args[0]] = Group(args[0], decode_arg(args[1]))
-        self._sync_seen[1] += 1
-        self._check_sync_done()
-
     # --- going online, keepalive, challenges ---
 
     def _status_args(self, status: str) -> list[str]:
@@ -411,7 +338,7 @@ class NotificationSession:
     # --- server-pushed commands ---
 
     def _on_command(self, cmd: Command) -> None:
-        handler = self._HANDLERS.get(cmd.name)
+        handler = _HANDLERS.get(cmd.name)
         if handler is not None:
             handler(self, cmd)
         elif cmd.is_error:
@@ -419,25 +346,23 @@ class NotificationSession:
         else:
             log.debug("%s: ignoring %s", self.config.passport, cmd.name)
 
-    def _presence(self, cmd: Command, args: list[str], initial: bool) -> None:
-        if len(args) < 2:
-            raise ProtocolError(f"short {cmd.name}")
-        status, passport = sys.intern(args[0]), args[1]
-        c = self.contacts.ensure(passport)
-        c.status = status
-        if len(args) >= 3:
-            c.nick = decode_arg(args[2])
-        if len(args) >= 4:
-            c.caps = _int(args[3])
-        if len(args) >= 5:
-            c.msnobject = decode_arg(args[4])
-        self._emit(ev.PresenceChanged(c.passport, status, c.nick, c.caps, initial))
+    def _presence(self, args: list[str], initial: bool) -> None:
+        p = parse_presence(args)
+        c = self.contacts.ensure(p.passport)
+        c.status = sys.intern(p.status)  # one string per status, not per contact
+        if p.nick is not None:
+            c.nick = p.nick
+        if p.caps is not None:
+            c.caps = p.caps
+        if p.msnobject is not None:
+            c.msnobject = p.msnobject
+        self._emit(ev.PresenceChanged(c.passport, c.status, c.nick, c.caps, initial))
 
     def _on_iln(self, cmd: Command) -> None:
-        self._presence(cmd, cmd.args, True)
+        self._presence(cmd.args, True)
 
     def _on_nln(self, cmd: Command) -> None:
-        self._presence(cmd, cmd.args, False)
+        self._presence(cmd.args, False)
 
     def _on_fln(self, cmd: Command) -> None:
         if not cmd.args:
@@ -469,71 +394,6 @@ class NotificationSession:
         else:
             log.debug("%s: ignoring NS message", self.config.passport)
 
-    def _on_add(self, cmd: Command) -> None:
-        # ≤9: ADD t LIST ver email nick [gid]; MSNP10+: ADC t LIST N=email [F=nick] [C=guid] [gid]
-        args = cmd.args
-        if not args:
-            return
-        try:
-            lst = Lists.from_name(args[0])
-        except ValueError:
-            return
-        if cmd.name == "ADC":
-            fields = {a[:2]: a[2:] for a in args[1:] if len(a) > 2 and a[1] == "="}
-            plain = [a for a in args[1:] if not (len(a) > 2 and a[1] == "=")]
-            passport = fields.get("N=")
-            c = self.contacts.by_guid(fields["C="]) if "C=" in fields and not passport else None
-            if c is None:
-                if not passport:
-                    return
-                c = self.contacts.ensure(passport)
-            if "C=" in fields:
-                c.guid = fields["C="]
-            nick = decode_arg(fields.get("F=", c.nick or c.passport))
-            group = plain[0] if plain else None
-        else:
-            if len(args) < 4:
-                return
-            c = self.contacts.ensure(args[2])
-            nick = decode_arg(args[3])
-            group = args[4] if len(args) >= 5 else None
-        c.nick = nick
-        c.lists |= lst
-        if group is not None:
-            c.groups = c.groups | {group}
-        if cmd.trid == 0 and lst is Lists.RL:
-            self._emit(ev.AddedBy(c.passport, nick))
-        else:
-            self._emit(ev.ContactAdded(c.passport, lst, nick, group))
-
-    def _on_rem(self, cmd: Command) -> None:
-        # ≤9: REM t LIST ver email [gid]; MSNP10+: REM t LIST guid|email [gid]
-        args = cmd.args
-        if len(args) < 2:
-            return
-        try:
-            lst = Lists.from_name(args[0])
-        except ValueError:
-            return
-        rest = args[2:] if self.protocol < 10 else args[1:]
-        if not rest:
-            return
-        who = rest[0]
-        c = self.contacts.get(who) if "@" in who else self.contacts.by_guid(who)
-        if c is None:
-            return
-        group = rest[1] if len(rest) >= 2 else None
-        if group is not None:
-            c.groups = c.groups - {group}
-        else:
-            c.lists &= ~lst
-            if lst is Lists.FL:
-                c.groups = frozenset()
-        if cmd.trid == 0 and lst is Lists.RL:
-            self._emit(ev.RemovedBy(c.passport))
-        else:
-            self._emit(ev.ContactRemoved(c.passport, lst, group))
-
     def _on_rng(self, cmd: Command) -> None:
         # RNG sessid host:port CKI cookie inviter nick
         args = cmd.args
@@ -560,99 +420,6 @@ class NotificationSession:
         self._on_close(reason)
         if self.conn is not None:
             self._spawn(self.conn.close())
-
-    def _on_gtc(self, cmd: Command) -> None:
-        if cmd.args:
-            self.contacts.gtc = cmd.args[-1]
-
-    def _on_blp(self, cmd: Command) -> None:
-        if cmd.args:
-            self.contacts.blp = cmd.args[-1]
-
-    def _on_prp(self, cmd: Command) -> None:
-        args = cmd.args
-        if self.protocol < 8 and cmd.trid is not None and args and args[0].isdigit():
-            args = args[1:]  # PRP t ver TYPE value
-        if args and args[0] == "MFN" and len(args) >= 2:
-            self.contacts.own_nick = decode_arg(args[1])
-            if cmd.trid is not None and self._status_set:
-                self._emit(ev.OwnNickChanged(self.contacts.own_nick))
-        elif len(args) >= 2:
-            self.contacts.own_phones[args[0]] = decode_arg(args[1])
-
-    def _on_bpr(self, cmd: Command) -> None:
-        args = cmd.args
-        if self.protocol < 8:  # BPR ver email TYPE value
-            if len(args) >= 4:
-                self.contacts.ensure(args[1]).set_phone(args[2], decode_arg(args[3]))
-            return
-        if len(args) >= 2 and self._last_listed is not None:
-            c = self.contacts.get(self._last_listed)
-            if c is not None:
-                c.set_phone(args[0], decode_arg(args[1]))
-
-    def _on_rea(self, cmd: Command) -> None:
-        # REA t ver email nick (own nick change confirmed, or someone else's in old versions)
-        if len(cmd.args) >= 3:
-            passport, nick = cmd.args[1], decode_arg(cmd.args[2])
-            if passport.lower() == self.config.passport.lower():
-                self.contacts.own_nick = nick
-                self._emit(ev.OwnNickChanged(nick))
-            else:
-                c = self.contacts.ensure(passport)
-                c.nick = nick
-
-    def _on_group(self, cmd: Command) -> None:
-        args = cmd.args
-        groups = self.contacts.groups
-        if cmd.name == "ADG":
-            # ≤9: ADG t ver name gid 0 ; 10+: ADG t name guid
-            if self.protocol < 10 and len(args) >= 3:
-                gid, name = args[2], decode_arg(args[1])
-            elif len(args) >= 2:
-                gid, name = args[1], decode_arg(args[0])
-            else:
-                return
-            groups[gid] = Group(gid, name)
-            self._emit(ev.GroupAdded(gid, name))
-        elif cmd.name == "RMG":
-            gid = args[-1] if args else ""
-            if gid in groups:
-                del groups[gid]
-                for c in self.contacts.contacts.values():
-                    c.groups = c.groups - {gid}
-                self._emit(ev.GroupRemoved(gid))
-        elif cmd.name == "REG":
-            # ≤9: REG t ver gid name 0 ; 10+: REG t guid name
-            rest = args[1:] if self.protocol < 10 else args
-            if len(rest) >= 2 and rest[0] in groups:
-                groups[rest[0]].name = decode_arg(rest[1])
-                self._emit(ev.GroupRenamed(rest[0], groups[rest[0]].name))
-
-    _HANDLERS: ClassVar[dict[str, Callable[[NotificationSession, Command], None]]] = {
-        "ILN": _on_iln,
-        "NLN": _on_nln,
-        "FLN": _on_fln,
-        "UBX": _on_ubx,
-        "MSG": _on_msg,
-        "ADD": _on_add,
-        "ADC": _on_add,
-        "REM": _on_rem,
-        "RNG": _on_rng,
-        "OUT": _on_out,
-        "CHL": _on_chl,
-        "QNG": _on_qng,
-        "LST": _on_lst,
-        "LSG": _on_lsg,
-        "GTC": _on_gtc,
-        "BLP": _on_blp,
-        "PRP": _on_prp,
-        "BPR": _on_bpr,
-        "REA": _on_rea,
-        "ADG": _on_group,
-        "RMG": _on_group,
-        "REG": _on_group,
-    }
 
     # --- the end of the link ---
 
@@ -726,84 +493,6 @@ class NotificationSession:
         self._require(11, 99, "a personal message")
         await self._spaced("UUX", payload=_psm_payload(text))
 
-    async def add_to_list(
-        self, passport: str, lst: Lists, nick: str | None = None, group: str | None = None
-    ) -> None:
-        conn = self._link()
-        name = lst.name or "FL"
-        if self.protocol >= 10:
-            if lst is Lists.FL:
-                args = [name, f"N={passport}", f"F={encode_arg(nick or passport)}"]
-            else:
-                args = [name, f"N={passport}"]
-            reply = await conn.request("ADC", *args, timeout=self.config.timeout)
-            self._on_add(Command(reply.name, reply.trid, reply.args))
-            if group is not None and lst is Lists.FL:
-                await self.add_to_group(passport, group)
-            return
-        else:
-            args = [name, passport, encode_arg(nick or passport)]
-            if group is not None and lst is Lists.FL and self.protocol >= 7:
-                args.append(group)
-            reply = await conn.request("ADD", *args, timeout=self.config.timeout)
-        self._on_add(Command(reply.name, reply.trid, reply.args))
-
-    async def add_to_group(self, passport: str, group: str) -> None:
-        """Put a contact already on the FL into one more group."""
-        self._require(7, 99, "groups")
-        c = self.contacts.get(passport)
-        if self.protocol >= 10:
-            if c is None or not c.guid:
-                raise MSNPError(216, "ADC")
-            args = ["FL", f"C={c.guid}", group]
-            name = "ADC"
-        else:
-            args = ["FL", passport, encode_arg(c.nick if c else passport), group]
-            name = "ADD"
-        reply = await self._link().request(name, *args, timeout=self.config.timeout)
-        self._on_add(Command(reply.name, reply.trid, reply.args))
-
-    async def remove_from_list(self, passport: str, lst: Lists, group: str | None = None) -> None:
-        conn = self._link()
-        who = passport
-        if self.protocol >= 10 and lst is Lists.FL:
-            c = self.contacts.get(passport)
-            if c is None or not c.guid:
-                raise MSNPError(216, "REM")
-            who = c.guid
-        args = [lst.name or "FL", who]
-        if group is not None:
-            args.append(group)
-        reply = await conn.request("REM", *args, timeout=self.config.timeout)
-        self._on_rem(Command(reply.name, reply.trid, reply.args))
-
-    async def add_group(self, name: str) -> str:
-        self._require(7, 99, "groups")
-        conn = self._link()
-        args = [encode_arg(name)] if self.protocol >= 10 else [encode_arg(name), "0"]
-        reply = await conn.request("ADG", *args, timeout=self.config.timeout)
-        self._on_group(reply)
-        gid = reply.args[1] if self.protocol >= 10 else reply.args[2]
-        return gid
-
-    async def remove_group(self, gid: str) -> None:
-        self._require(7, 99, "groups")
-        reply = await self._link().request("RMG", gid, timeout=self.config.timeout)
-        self._on_group(reply)
-
-    async def rename_group(self, gid: str, name: str) -> None:
-        self._require(7, 99, "groups")
-        args = [gid, encode_arg(name)] if self.protocol >= 10 else [gid, encode_arg(name), "0"]
-        reply = await self._link().request("REG", *args, timeout=self.config.timeout)
-        self._on_group(reply)
-
-    async def set_privacy(self, gtc: str | None = None, blp: str | None = None) -> None:
-        conn = self._link()
-        if gtc is not None:
-            self._on_gtc(await conn.request("GTC", gtc, timeout=self.config.timeout))
-        if blp is not None:
-            self._on_blp(await conn.request("BLP", blp, timeout=self.config.timeout))
-
     async def request_switchboard(self) -> tuple[str, int, str]:
         """XFR SB: the address and cookie of a new switchboard session."""
         reply = await self._link().request("XFR", "SB", timeout=self.config.timeout)
@@ -811,3 +500,30 @@ class NotificationSession:
             raise ProtocolError(f"unexpected XFR reply: {reply}")
         host, port = _split_hostport(reply.args[1])
         return host, port, reply.args[3]
+
+
+# Server-pushed commands by name (list handlers come from ListsMixin).
+_HANDLERS: dict[str, Callable[[NotificationSession, Command], None]] = {
+    "ILN": NotificationSession._on_iln,
+    "NLN": NotificationSession._on_nln,
+    "FLN": NotificationSession._on_fln,
+    "UBX": NotificationSession._on_ubx,
+    "MSG": NotificationSession._on_msg,
+    "ADD": NotificationSession._on_add,
+    "ADC": NotificationSession._on_add,
+    "REM": NotificationSession._on_rem,
+    "RNG": NotificationSession._on_rng,
+    "OUT": NotificationSession._on_out,
+    "CHL": NotificationSession._on_chl,
+    "QNG": NotificationSession._on_qng,
+    "LST": NotificationSession._on_lst,
+    "LSG": NotificationSession._on_lsg,
+    "GTC": NotificationSession._on_gtc,
+    "BLP": NotificationSession._on_blp,
+    "PRP": NotificationSession._on_prp,
+    "BPR": NotificationSession._on_bpr,
+    "REA": NotificationSession._on_rea,
+    "ADG": NotificationSession._on_group,
+    "RMG": NotificationSession._on_group,
+    "REG": NotificationSession._on_group,
+}

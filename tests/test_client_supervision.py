@@ -205,8 +205,11 @@ async def test_message_sent_while_reconnecting_is_delivered_once_back():
         a, b = _account(server, "alice"), _account(server, "bob")
         server.add_contact(a, b, lists=("FL", "AL"))
         server.add_contact(b, a, lists=("FL", "AL"))
-        alice, alice_ev = await online_client(server, a, "pw", backoff_initial=0.5)
-        bob, bob_ev = await online_client(server, b, "pw", backoff_initial=0.5)
+        # Bob comes back well before Alice (who sends while down), so the message finds him.
+        alice, alice_ev = await online_client(
+            server, a, "pw", backoff_initial=3.0, backoff_max=5.0
+        )
+        bob, bob_ev = await online_client(server, b, "pw", backoff_initial=0.2, backoff_max=0.3)
         await server.stop()
         await alice_ev.wait_for(
             SessionStateChanged, lambda e: e.state is not SessionState.ONLINE
@@ -215,6 +218,8 @@ async def test_message_sent_while_reconnecting_is_delivered_once_back():
         await asyncio.sleep(0.5)
         assert not sending.done()
         await server.start()
+        await bob.wait_online(timeout=10)
+        assert not sending.done()
         result = await asyncio.wait_for(sending, 20)
         assert result.ok, result
         got = await bob_ev.wait_for(MessageReceived)
