@@ -1,0 +1,32 @@
+# syntax=docker/dockerfile:1.4
+# msnbridge: see docs/docker.md. The data volume /data holds config.yaml, registration.yaml
+# and the SQLite database; docker/entrypoint.sh writes the first two on the first starts.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PATH=/opt/venv/bin:$PATH
+
+RUN useradd --system --uid 1337 --user-group --home-dir /data --no-create-home msnbridge \
+ && mkdir /data && chown msnbridge:msnbridge /data
+
+WORKDIR /opt/msnbridge
+COPY pyproject.toml README.md bridge.yaml.example ./
+COPY puppets/ puppets/
+COPY msnbridge/ msnbridge/
+COPY migrations/ migrations/
+COPY --chmod=0755 docker/entrypoint.sh docker/entrypoint.sh
+
+# The install command of scripts/test.sh without the test extra. Editable on purpose: the
+# bridge reads migrations/ beside the package directory (msnbridge/db/upgrade.py), which a
+# regular install into site-packages would leave behind.
+RUN python -m venv /opt/venv \
+ && pip install -q -e '.[bridge]'
+
+USER msnbridge
+VOLUME /data
+WORKDIR /data
+EXPOSE 29390
+ENTRYPOINT ["/opt/msnbridge/docker/entrypoint.sh"]
