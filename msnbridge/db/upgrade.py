@@ -7,14 +7,30 @@ a transaction, and refuses a database whose version is above the newest file her
 from __future__ import annotations
 
 import logging
+import os
 import re
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from mautrix.util.async_db import Connection, Scheme, UpgradeTable
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+def _find_migrations() -> Path:
+    """A checkout keeps them at the top level; an installed wheel puts them under
+    <prefix>/share/msnbridge/migrations (pyproject's data-files); an environment variable
+    overrides both."""
+    override = os.environ.get("MSNBRIDGE_MIGRATIONS")
+    if override:
+        return Path(override)
+    checkout = Path(__file__).resolve().parents[2] / "migrations"
+    if checkout.is_dir():
+        return checkout
+    return Path(sys.prefix) / "share" / "msnbridge" / "migrations"
+
+
+MIGRATIONS_DIR = _find_migrations()
 VERSION_TABLE = "msnbridge_version"
 _FILE_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 # A statement ends at a semicolon closing a line; the files keep semicolons out of strings.
