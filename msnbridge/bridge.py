@@ -1,4 +1,5 @@
-"""The running bridge: configuration, database, command processor and the sides."""
+"""The running bridge: configuration, database, sessions, the core router, the sides and
+the metrics endpoint."""
 
 from __future__ import annotations
 
@@ -12,16 +13,20 @@ from mautrix.util.async_db import Database
 from yarl import URL
 
 from puppets import SessionState
-from puppets.event.session import SessionStateChanged
 
 from .config import Config
 from .core.account_commands import register_account_commands
 from .core.commands import CommandProcessor
+from .core.contact_commands import register_contact_commands
+from .core.portal_commands import register_portal_commands
+from .core.router import Router
 from .core.sessions import Sessions
 from .db import open_database
-from .db import user as user_db
 from .errors import StartupError
+from .irc.options import IRCOptions
+from .irc.side import IRCSide
 from .matrix import MatrixSide
+from .metrics import Health, Metrics
 from .permissions import Permissions
 from .secrets import SecretBox
 
@@ -39,44 +44,63 @@ class Bridge:
         self.commands = CommandProcessor()
         self.db: Database | None = None
         self.sessions: Sessions | None = None
+        self.router: Router | None = None
         self.matrix: MatrixSide | None = None
+        self.irc: IRCSide | None = None  # when irc.enabled; its keys are checked here
+        self.irc_options = IRCOptions.from_config(config) if config["irc.enabled"] else None
+        self.metrics: Metrics | None = Metrics() if config["metrics.enabled"] else None
         self._stopping = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         self.db = await self._open_database()
         try:
+            if self.metrics is not None:
+                self.metrics.set_health_provider(self.health)
+                await self.metrics.start_http(
+                    self.config["metrics.listen_address"], self.config["metrics.port"]
+                )
             self.sessions = Sessions(self.config, self.db, self.secrets)
-            self.sessions.listeners.append(self._on_puppet_event)
+            self.sessions.metrics = self.metrics
+            self.router = Router(
+                self.sessions,
+                self.db,
+                metrics=self.metrics,
+                relay_format=self.config["bridge.relay.format"],
+                relay_default=self.config["bridge.relay.enabled"],
+            )
             register_account_commands(self.commands, self.sessions)
-            matrix = MatrixSide(self.config, self.db, self.commands, self.permissions)
+            register_contact_commands(self.commands, self.router)
+            register_portal_commands(self.commands, self.router)
+            matrix = MatrixSide(
+                self.config, self.db, self.commands, self.permissions, self.router, self.metrics
+            )
             await matrix.start()
         except BaseException:
+            if self.metrics is not None:
+                await self.metrics.stop()
             await self.db.stop()
             self.db = None
             raise
         self.matrix = matrix
+        # --- IRC side (msnbridge.irc; owned by the IRC side) ---
+        if self.irc_options is not None:
+            irc = IRCSide(self.irc_options, self.db, self.commands, self.permissions, self.router)
+            await irc.start()  # keeps connecting in the background if the network is down
+            self.irc = irc
+        # --- end IRC side ---
+        await self.router.update_portal_metrics()
         restored = await self.sessions.restore()
         log.info("msnbridge started; restoring %d MSN sessions", restored)
 
-    def _on_puppet_event(self, owner: str, event: object) -> None:
-        # A session that stops by itself (signed in elsewhere, password changed) does not
-        # reconnect: its owner must hear about it.
-        if (
-            isinstance(event, SessionStateChanged)
-            and event.state is SessionState.STOPPED
-            and event.reason != "stopped"
-        ):
-            text = f"Your MSN session stopped: {event.reason}. Send 'login' to log in again."
-            task = asyncio.get_running_loop().create_task(self._tell(owner, text))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _tell(self, owner: str, text: str) -> None:
-        if self.matrix is not None and self.db is not None:
-            stored = await user_db.get(self.db, owner)
-            if stored is not None and stored.side == "matrix" and stored.management_room:
-                await self.matrix.bot.send_notice(stored.management_room, text)
+    def health(self) -> Health:
+        """Serving when the appservice is up; degraded while some MSN session is not online."""
+        if self.matrix is None or not self.matrix.az.ready:
+            return Health("starting")
+        clients = self.sessions.all() if self.sessions is not None else {}
+        online = sum(1 for c in clients.values() if c.state is SessionState.ONLINE)
+        status = "ok" if online == len(clients) else "degraded"
+        return Health(status, {"appservice": "serving", "sessions": len(clients),
+                               "sessions_online": online})  # fmt: skip
 
     async def _open_database(self) -> Database:
         url = URL(self.config["database"])
@@ -89,14 +113,20 @@ class Bridge:
     async def stop(self) -> None:
         if self.matrix is None and self.db is None:
             return
+        if self.irc is not None:  # IRC side
+            await self.irc.stop()
+            self.irc = None
         if self.sessions is not None:
             await self.sessions.stop()
-            self.sessions = None
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=5)
+        if self.router is not None:
+            await self.router.stop()
+            self.router = None
+        self.sessions = None
         if self.matrix is not None:
             await self.matrix.stop()
             self.matrix = None
+        if self.metrics is not None:
+            await self.metrics.stop()
         if self.db is not None:
             await self.db.stop()
             self.db = None

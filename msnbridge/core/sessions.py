@@ -25,6 +25,7 @@ from puppets.event.session import SessionStateChanged
 from ..config import Config
 from ..db import user as user_db
 from ..db.user import Side, User
+from ..metrics import Metrics
 from ..secrets import SecretBox, SecretKeyError
 
 log = logging.getLogger("msnbridge.sessions")
@@ -65,10 +66,15 @@ class Sessions:
         self.client_factory = client_factory
         self.login_timeout = login_timeout
         self.listeners: list[Listener] = []
+        self.metrics: Metrics | None = None
         self._clients: dict[str, Client] = {}
 
     def get(self, owner: str) -> Client | None:
         return self._clients.get(owner)
+
+    def all(self) -> dict[str, Client]:
+        """Every session, by owner (the admin `sessions` command, metrics)."""
+        return dict(self._clients)
 
     def client_config(self, passport: str, password: str) -> ClientConfig:
         c = self.config
@@ -119,11 +125,19 @@ class Sessions:
                 )
 
         client.add_listener(first_outcome)
+        # Adopted before it starts: the login's own events (contact list, presence burst)
+        # must reach the listeners too. A failed login is dropped again below.
+        forward = self._adopt(owner, client)
         await client.start()
         try:
             await asyncio.wait_for(first, self.login_timeout)
         except BaseException as e:
+            if self._clients.get(owner) is client:
+                del self._clients[owner]
+            client.remove_listener(forward)
             await client.stop()
+            if self.metrics is not None and not isinstance(e, asyncio.CancelledError):
+                self.metrics.login_failed(client.error or client.last_error or e)
             if isinstance(e, TimeoutError):
                 raise LoginFailed(describe_login_error(e)) from None
             raise
@@ -135,7 +149,8 @@ class Sessions:
         stored.state = "logged_in"
         stored.management_room = management_room or stored.management_room
         await user_db.save(self.db, stored)
-        self._adopt(owner, client)
+        if self.metrics is not None:
+            self.metrics.login_ok()
         log.info("%s logged in to MSN as %s (MSNP%s)", owner, passport, client.protocol)
         return client
 
@@ -175,9 +190,14 @@ class Sessions:
             if isinstance(result, Exception):
                 log.warning("Stopping the session of %s failed: %s", client.config.passport, result)
 
-    def _adopt(self, owner: str, client: Client) -> None:
+    def _adopt(self, owner: str, client: Client) -> Callable[[object], None]:
         self._clients[owner] = client
-        client.add_listener(lambda event: self._forward(owner, event))
+
+        def forward(event: object) -> None:
+            self._forward(owner, event)
+
+        client.add_listener(forward)
+        return forward
 
     def _forward(self, owner: str, event: object) -> None:
         for listener in self.listeners:

@@ -1,4 +1,5 @@
-"""The appservice listener and the bot's identity on the homeserver."""
+"""The appservice listener, the bot's identity on the homeserver, and the Matrix side's
+parts: ghosts, portal rooms (a core Side) and events from portal rooms."""
 
 from __future__ import annotations
 
@@ -14,11 +15,17 @@ from mautrix.util.async_db import Database
 
 from ..config import Config
 from ..core.commands import CommandProcessor
+from ..core.router import Router
 from ..db import txn
 from ..errors import StartupError
+from ..metrics import Metrics, homeserver_error_kind
 from ..permissions import PermissionLevel, Permissions
 from .bot import MatrixBot
+from .ghosts import Ghosts
 from .ids import GhostIds
+from .inbound import MatrixInbound
+from .portal_side import MatrixPortalSide
+from .settings import MATRIX_OPTIONS
 
 log = logging.getLogger("msnbridge.matrix")
 STOP_GRACE = 5.0  # seconds event handlers in flight get to finish at shutdown
@@ -46,8 +53,13 @@ class MatrixSide:
         db: Database,
         commands: CommandProcessor,
         permissions: Permissions,
+        router: Router,
+        metrics: Metrics | None = None,
     ) -> None:
+        config.check(MATRIX_OPTIONS)
         self.config = config
+        self.router = router
+        self.metrics = metrics
         self.db = db
         self.commands = commands
         self.permissions = permissions
@@ -68,21 +80,55 @@ class MatrixSide:
             bridge_name="msn",
             db=db,
         )
+        self.media_base: str = config["homeserver.public_address"] or config["homeserver.address"]
+        self.ghost_users = Ghosts(
+            self.az,
+            db,
+            self.ghosts,
+            config["appservice.displayname_template"],
+            config["bridge.presence_refresh_interval"],
+        )
+        self.portal_side = MatrixPortalSide(self)
+        self.inbound = MatrixInbound(self)
+        router.add_side(self.portal_side)
         self.bot_handler = MatrixBot(self)
         self._inflight: set[asyncio.Task[Any]] = set()
+        self._room_locks: dict[str, asyncio.Lock] = {}
+        self._ephemeral_check: asyncio.Task[None] | None = None
         self._started = False
         self.az.matrix_event_handler(self._handle_event)
 
     async def _handle_event(self, event: Event) -> None:
         # mautrix runs each handler in its own task; remember them so stop() can let the
         # ones in flight (a command being answered) finish.
+        started = Metrics.clock()
         task = asyncio.current_task()
         if task is not None:
             self._inflight.add(task)
+        # One room's events are handled in the order they came (each runs in its own
+        # task): take the room's lock before anything else can suspend this one.
+        room_id = getattr(event, "room_id", None)
+        ephemeral = event.type.is_ephemeral
+        lock = self._room_locks.setdefault(room_id, asyncio.Lock()) if room_id else None
         try:
-            await self.bot_handler.handle_event(event)
+            if lock is None or ephemeral:
+                await self._dispatch(event, started)
+            else:
+                async with lock:
+                    await self._dispatch(event, started)
         finally:
             self._inflight.discard(task)  # type: ignore[arg-type]
+
+    async def _dispatch(self, event: Event, started: float) -> None:
+        try:
+            if await self.inbound.handle(event, started):
+                return
+            if not event.type.is_ephemeral:
+                await self.bot_handler.handle_event(event)
+        except MatrixRequestError as e:
+            if self.metrics is not None:
+                self.metrics.homeserver_error(homeserver_error_kind(e.http_status))
+            raise
 
     @property
     def bot(self) -> IntentAPI:
@@ -125,6 +171,26 @@ class MatrixSide:
             raise
         self._started = True
         self.az.ready = True
+        self.ghost_users.start()
+        if not self.config["appservice.ephemeral_events"]:
+            log.warning("appservice.ephemeral_events is off: typing from Matrix will not reach MSN")
+        else:
+            self._ephemeral_check = asyncio.get_running_loop().create_task(
+                self._check_ephemeral(self.config["bridge.ephemeral_check_after"])
+            )
+
+    async def _check_ephemeral(self, after: float) -> None:
+        # Synapse pushes ephemeral events (MSC2409) only when the registration asks for
+        # them and the version supports it; nothing in the API says so up front.
+        await asyncio.sleep(after)
+        if not self.inbound.ephemeral_seen:
+            log.warning(
+                "No ephemeral events (typing, receipts, presence) came from the homeserver "
+                "in %d s. Typing from Matrix will not reach MSN: check that the registration "
+                "has receive_ephemeral: true (regenerate it with msnbridge -g) and that the "
+                "homeserver supports MSC2409 (Synapse 1.22 or later).",
+                after,
+            )
 
     async def _prepare_bot(self) -> None:
         await self.bot.ensure_registered()
@@ -153,6 +219,10 @@ class MatrixSide:
             return
         self._started = False
         self.az.ready = False
+        if self._ephemeral_check is not None:
+            self._ephemeral_check.cancel()
+        await self.ghost_users.stop()
+        await self.inbound.stop()
         if self._inflight:
             _, pending = await asyncio.wait(self._inflight, timeout=STOP_GRACE)
             for task in pending:

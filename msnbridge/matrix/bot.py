@@ -38,6 +38,7 @@ class MatrixBot:
             if (
                 event.state_key == self.side.bot_mxid
                 and event.content.membership == Membership.INVITE
+                and not self.side.is_bridge_user(event.sender)  # a ghost making a portal
             ):
                 await self._on_invite(event.room_id, event.sender)
         elif event.type == EventType.ROOM_MESSAGE:

@@ -1,0 +1,318 @@
+"""Puppet events → portals and sides.
+
+Events arrive synchronously from each owner's puppet Client (Sessions.listeners); they are
+queued per owner and handled in order by one task per owner, so an owner's messages reach
+the sides in the order MSN sent them, and a slow homeserver delays only that owner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import TYPE_CHECKING
+
+from puppets import Lists, SessionState
+from puppets.conversation import Conversation
+from puppets.event import contact as contact_ev
+from puppets.event import mailbox
+from puppets.event.conversation import (
+    ConversationEvent,
+    MessageReceived,
+    NudgeReceived,
+    ParticipantJoined,
+    ParticipantLeft,
+    SwitchboardClosed,
+    TypingReceived,
+)
+from puppets.event.session import ChallengeAnswered, SessionStateChanged, SystemNotice
+
+from ..db import message as message_db
+from ..db.portal import Portal
+from ..formatting import MessageKind, from_msn
+from ..metrics import Metrics
+from .sides import ContactChange, NoticeKind, OwnerNotice, PortalMessage
+
+if TYPE_CHECKING:
+    from .router import Router
+
+log = logging.getLogger("msnbridge.router.msn")
+
+
+class MsnEventRouter:
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        self._queues: dict[str, asyncio.Queue[tuple[object, float]]] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._switchboards: set[int] = set()  # ids of switchboards counted as open
+        self._mailbox_told: set[str] = set()  # owners told their unread count this run
+        self._stopping = False
+
+    def on_puppet_event(self, owner: str, event: object) -> None:
+        if self._stopping:
+            return
+        self._count(event)
+        queue = self._queues.get(owner)
+        if queue is None:
+            queue = self._queues[owner] = asyncio.Queue()
+        queue.put_nowait((event, Metrics.clock()))
+        worker = self._workers.get(owner)
+        if worker is None or worker.done():
+            self._workers[owner] = asyncio.get_running_loop().create_task(
+                self._work(owner, queue), name=f"msn-events:{owner}"
+            )
+
+    async def _work(self, owner: str, queue: asyncio.Queue[tuple[object, float]]) -> None:
+        while not queue.empty():
+            event, started = queue.get_nowait()
+            try:
+                await self.handle(owner, event, started)
+            except Exception:
+                log.exception("Routing %s for %s failed", type(event).__name__, owner)
+
+    async def drain(self) -> None:
+        """Wait until every queued event has been handled (tests, shutdown)."""
+        while workers := [w for w in self._workers.values() if not w.done()]:
+            await asyncio.wait(workers)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        workers = [w for w in self._workers.values() if not w.done()]
+        if workers:
+            _, pending = await asyncio.wait(workers, timeout=5)
+            for task in pending:
+                task.cancel()
+
+    def _count(self, event: object) -> None:
+        metrics = self.router.metrics
+        if metrics is None:
+            return
+        if isinstance(event, ConversationEvent):
+            sb = id(event.switchboard)
+            if isinstance(event, SwitchboardClosed):
+                if sb in self._switchboards:
+                    self._switchboards.discard(sb)
+                    metrics.switchboard_closed()
+            elif sb not in self._switchboards:
+                self._switchboards.add(sb)
+                metrics.switchboard_opened()
+        elif isinstance(event, ChallengeAnswered):
+            metrics.challenge_answered()
+        elif isinstance(event, SessionStateChanged):
+            if event.state is SessionState.BACKING_OFF:
+                metrics.reconnect()
+            counts: dict[str, int] = {}
+            for client in self.router.sessions.all().values():
+                counts[client.state.value] = counts.get(client.state.value, 0) + 1
+            metrics.set_sessions(counts)
+
+    # --- routing ---
+
+    async def handle(self, owner: str, event: object, started: float) -> None:
+        if isinstance(event, ConversationEvent):
+            await self._conversation_event(owner, event, started)
+        elif isinstance(event, contact_ev.PresenceChanged):
+            await self._contact(owner, event.passport, ContactChange.PRESENCE)
+        elif isinstance(event, contact_ev.ContactListSynced):
+            await self._synced(owner)
+        elif isinstance(event, contact_ev.PersonalMessageChanged):
+            await self._contact(owner, event.passport, ContactChange.PSM)
+        elif isinstance(event, contact_ev.AddedBy):
+            nick = f" ({event.nick})" if event.nick and event.nick != event.passport else ""
+            await self.notify(
+                owner,
+                NoticeKind.CONTACTS,
+                f"{event.passport}{nick} added you to their contact list. Send "
+                f"'accept {event.passport}' to allow them and add them back, or "
+                f"'reject {event.passport}' to block them.",
+            )
+        elif isinstance(event, contact_ev.ContactAdded) and event.list & Lists.FL:
+            await self._contact(owner, event.passport, ContactChange.ADDED)
+        elif isinstance(event, contact_ev.ContactRemoved) and event.list & Lists.FL:
+            await self._contact(owner, event.passport, ContactChange.REMOVED)
+        elif isinstance(event, mailbox.NewMail):
+            await self.notify(
+                owner,
+                NoticeKind.MAIL,
+                f"New email from {event.sender} <{event.address}>: {event.subject}",
+            )
+        elif isinstance(event, mailbox.MailboxStatus):
+            if event.inbox_unread and owner not in self._mailbox_told:
+                self._mailbox_told.add(owner)
+                await self.notify(
+                    owner, NoticeKind.MAIL, f"You have {event.inbox_unread} unread emails."
+                )
+        elif isinstance(event, SystemNotice):
+            when = f"in {event.minutes} minutes" if event.minutes is not None else "soon"
+            await self.notify(
+                owner,
+                NoticeKind.MAINTENANCE,
+                f"The MSN server goes down for maintenance {when}; your session will "
+                f"reconnect when it is back.",
+            )
+        elif isinstance(event, SessionStateChanged):
+            await self._session_state(owner, event)
+
+    async def _session_state(self, owner: str, event: SessionStateChanged) -> None:
+        if event.state is not SessionState.STOPPED or event.reason in (None, "stopped"):
+            return
+        await self.router.close_detached(owner)
+        client = self.router.sessions.get(owner)
+        if client is None:
+            return  # a login that failed (answered by the login command) or a logout
+        error = client.error if client is not None else None
+        if error is not None and type(error).__name__ == "SignedOutElsewhere":
+            kind, text = (
+                NoticeKind.SIGNED_OUT,
+                "Your MSN account signed in from another place (OUT OTH), so the bridge "
+                "signed out and will not reconnect. Send 'login' to log in again.",
+            )
+        elif error is not None and type(error).__name__ == "AuthenticationError":
+            kind, text = (
+                NoticeKind.LOGIN_FAILED,
+                "Logging back in to MSN failed: wrong passport or password. "
+                "Send 'login <passport> <password>' to log in again.",
+            )
+        else:
+            kind, text = (
+                NoticeKind.SIGNED_OUT,
+                f"Your MSN session stopped: {event.reason}. Send 'login' to log in again.",
+            )
+        if self.router.metrics is not None and kind is NoticeKind.LOGIN_FAILED:
+            self.router.metrics.login_failed("auth")
+        await self.notify(owner, kind, text)
+
+    async def notify(self, owner: str, kind: NoticeKind, text: str) -> None:
+        notice = OwnerNotice(kind, text)
+        for side in self.router.sides:
+            try:
+                await side.owner_notice(owner, notice)
+            except Exception:
+                log.exception("The %s side failed to deliver a notice", side.name)
+
+    async def _synced(self, owner: str) -> None:
+        # After a login's SYN every contact is known (offline ones get no ILN): let the
+        # sides show all of them (ghost names), not only those who come online.
+        client = self.router.sessions.get(owner)
+        if client is None:
+            return
+        for contact in client.contacts.on_list(Lists.FL):
+            await self._contact(owner, contact.passport, ContactChange.NICK)
+
+    async def _contact(self, owner: str, passport: str, change: ContactChange) -> None:
+        client = self.router.sessions.get(owner)
+        contact = client.contacts.get(passport) if client is not None else None
+        if contact is None:
+            return
+        for side in self.router.sides:
+            try:
+                await side.contact_changed(owner, contact, change)
+            except Exception:
+                log.exception("The %s side failed on a contact change", side.name)
+
+    # --- conversations ---
+
+    def _people(self, owner: str, conv: Conversation) -> set[str]:
+        client = self.router.sessions.get(owner)
+        me = client.config.passport.lower() if client is not None else ""
+        return {p.lower() for p in conv.participants if p.lower() != me}
+
+    async def portal_of(self, owner: str, conv: Conversation, *, create: bool) -> Portal | None:
+        """The portal a conversation carries: the one it is bound to, else the one with its
+        people (created when ``create``)."""
+        store = self.router.portals
+        bound = store.bound_key(conv)
+        if bound is not None:
+            portal = await store.get(owner, bound[1].split(","))
+            if portal is not None:
+                return portal
+        people = self._people(owner, conv)
+        if not people:
+            return None
+        portal = (
+            await store.get_or_create(owner, people) if create else await store.get(owner, people)
+        )
+        if portal is not None:
+            store.bind(portal, conv)
+        return portal
+
+    async def _conversation_event(
+        self, owner: str, event: ConversationEvent, started: float
+    ) -> None:
+        conv = event.conversation
+        if conv is None:
+            return
+        if isinstance(event, ParticipantJoined):
+            await self._joined(owner, conv, event)
+            return
+        create = isinstance(event, MessageReceived | NudgeReceived)
+        portal = await self.portal_of(owner, conv, create=create)
+        if portal is None:
+            return
+        router = self.router
+        if isinstance(event, MessageReceived):
+            rich = from_msn(event.message)
+            message = PortalMessage(event.sender.lower(), event.nick, rich, MessageKind.TEXT)
+            msn_id = f"msn:{uuid.uuid4().hex}"
+            for side in router.serving(portal):
+                direction = f"msn_to_{side.name}"
+                try:
+                    await router.ensure_on(side, portal)
+                    delivered = await side.deliver_message(portal, message)
+                except Exception:
+                    log.exception("The %s side failed to deliver a message", side.name)
+                    if router.metrics is not None:
+                        router.metrics.message(direction, "failed")
+                    continue
+                if router.metrics is not None:
+                    router.metrics.message(direction, "delivered", Metrics.clock() - started)
+                if delivered is not None and side.name == "matrix":
+                    link = message_db.MessageLink(delivered, portal.room_id or "", msn_id=msn_id)
+                    await message_db.claim(router.db, link)
+        elif isinstance(event, TypingReceived):
+            for side in router.serving(portal):
+                await _quietly(side.name, side.deliver_typing(portal, event.sender.lower()))
+        elif isinstance(event, NudgeReceived):
+            client = router.sessions.get(owner)
+            contact = client.contacts.get(event.sender) if client is not None else None
+            nick = contact.nick if contact is not None and contact.nick else event.sender
+            for side in router.serving(portal):
+                await router.ensure_on(side, portal)
+                await _quietly(side.name, side.deliver_nudge(portal, event.sender.lower(), nick))
+        elif isinstance(event, ParticipantLeft) and not portal.is_direct:
+            for side in router.serving(portal):
+                await _quietly(side.name, side.participant_left(portal, event.passport.lower()))
+
+    async def _joined(self, owner: str, conv: Conversation, event: ParticipantJoined) -> None:
+        """A third person joining a 1:1 chat makes it a group portal (a new one, keyed by
+        everyone); the 1:1 portal stays for later 1:1 talk."""
+        router = self.router
+        people = self._people(owner, conv)
+        store = router.portals
+        bound = store.bound_key(conv)
+        portal = await self.portal_of(owner, conv, create=False) if bound is not None else None
+        if len(people) < 2 and (portal is None or portal.is_direct):
+            return  # the other person of a 1:1 chat answering our call
+        if portal is None or portal.is_direct:
+            client = router.sessions.get(owner)
+            if client is not None and portal is not None:
+                router.detach(owner, client, conv)
+            portal = await store.get_or_create(owner, people)
+            store.bind(portal, conv)
+            log.info("A conversation of %s became a group chat of %d", owner, len(people))
+            for side in router.serving(portal):
+                await _quietly(side.name, router.ensure_on(side, portal))
+                for passport in sorted(people):
+                    await _quietly(side.name, side.participant_joined(portal, passport, ""))
+            return
+        for side in router.serving(portal):
+            await _quietly(
+                side.name, side.participant_joined(portal, event.passport.lower(), event.nick)
+            )
+
+
+async def _quietly(side_name: str, call: object) -> None:
+    try:
+        await call  # type: ignore[misc]
+    except Exception:
+        log.exception("The %s side failed on a conversation event", side_name)

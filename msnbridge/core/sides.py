@@ -1,0 +1,114 @@
+"""What a side (Matrix, IRC) offers the core, and what the core hands it.
+
+The core decides *which* conversation and *which* people; each side renders for itself.
+A side implements :class:`Side` and registers with ``Router.add_side``; in the other
+direction it calls the Router (``send``, ``send_typing``, ``send_nudge``, ``open_portal``).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from puppets.contacts import Contact
+from puppets.event.conversation import DeliveryResult
+
+from ..db.portal import Portal
+from ..formatting import MessageKind, RichText
+
+__all__ = [
+    "ContactChange",
+    "NoticeKind",
+    "OwnerNotice",
+    "PortalMessage",
+    "Side",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class PortalMessage:
+    """A message to show in a portal.
+
+    ``sender`` is the MSN passport of who wrote it; None when it was written on another
+    side of the bridge (the owner, or someone relayed through the owner's session), in
+    which case ``display`` says who ("" = the owner themselves).
+    """
+
+    sender: str | None
+    nick: str  # the MSN nick (URL-decoded), or the display name on the origin side
+    rich: RichText
+    kind: MessageKind = MessageKind.TEXT
+    origin_side: str = "msn"  # "msn", "matrix" or "irc"
+    display: str | None = None  # relayed sender's name on the origin side (sender None)
+
+
+class NoticeKind(enum.Enum):
+    MAIL = "mail"
+    MAINTENANCE = "maintenance"
+    SIGNED_OUT = "signed_out"  # OUT OTH, or a session that stopped for good
+    LOGIN_FAILED = "login_failed"
+    CONTACTS = "contacts"  # someone added us (RL), a contact was added/removed
+    INFO = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerNotice:
+    """Something the owner must hear about, outside any conversation (the bot's DM)."""
+
+    kind: NoticeKind
+    text: str
+
+
+class ContactChange(enum.Enum):
+    PRESENCE = "presence"
+    NICK = "nick"
+    PSM = "psm"
+    ADDED = "added"  # to the forward list
+    REMOVED = "removed"
+
+
+@runtime_checkable
+class Side(Protocol):
+    """One side of the bridge. Every method reports failures by itself (logs, metrics):
+    the router keeps going with the other sides."""
+
+    name: str  # "matrix" or "irc"; also the metrics direction suffix (msn_to_<name>)
+
+    def serves(self, portal: Portal) -> bool:
+        """Whether this portal is shown on this side (e.g. its owner is a user here, or it
+        has a channel here). Portals a side does not serve never reach its deliver_*."""
+        ...
+
+    async def ensure_portal(self, portal: Portal) -> None:
+        """Create the room/channel for the portal if it has none (``chat`` command, first
+        message); store its id on the portal (the router saves it)."""
+        ...
+
+    async def deliver_message(self, portal: Portal, message: PortalMessage) -> str | None:
+        """Show the message; returns the side's id for it (Matrix event id), or None."""
+        ...
+
+    async def deliver_typing(self, portal: Portal, passport: str) -> None: ...
+
+    async def deliver_nudge(self, portal: Portal, passport: str, nick: str) -> None: ...
+
+    async def participant_joined(self, portal: Portal, passport: str, nick: str) -> None: ...
+
+    async def participant_left(self, portal: Portal, passport: str) -> None: ...
+
+    async def delivery_failed(
+        self, portal: Portal, origin_id: str | None, text: str, result: DeliveryResult
+    ) -> None:
+        """A message that came from this side (``origin_id``, its plain ``text``) did not
+        reach MSN: tell the sender, naming the message and the status."""
+        ...
+
+    async def owner_notice(self, owner: str, notice: OwnerNotice) -> None:
+        """Only the side the owner uses acts on it (see Router: it asks every side)."""
+        ...
+
+    async def contact_changed(self, owner: str, contact: Contact, change: ContactChange) -> None:
+        """Presence, nick, personal message or list membership of one of the owner's
+        contacts changed (``contact`` is the puppet's live model)."""
+        ...

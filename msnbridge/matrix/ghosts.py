@@ -1,0 +1,116 @@
+"""Ghost users: one Matrix user per MSN contact, named after their MSN nick, with their
+presence mirrored (and refreshed, since Synapse lets API-set presence expire)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from mautrix.appservice import AppService, IntentAPI
+from mautrix.errors import MatrixError
+from mautrix.types import PresenceState
+from mautrix.util.async_db import Database
+
+from puppets.contacts import Contact
+
+from ..db import ghost as ghost_db
+from .ids import GhostIds
+
+log = logging.getLogger("msnbridge.matrix.ghosts")
+
+# MSN status → Matrix presence and the words shown as status message.
+_PRESENCE: dict[str, tuple[PresenceState, str]] = {
+    "NLN": (PresenceState.ONLINE, ""),
+    "AWY": (PresenceState.UNAVAILABLE, ""),
+    "BRB": (PresenceState.UNAVAILABLE, ""),
+    "LUN": (PresenceState.UNAVAILABLE, ""),
+    "IDL": (PresenceState.UNAVAILABLE, ""),
+    "BSY": (PresenceState.UNAVAILABLE, "Busy"),
+    "PHN": (PresenceState.UNAVAILABLE, "On the phone"),
+}
+
+
+def matrix_presence(status: str, psm: str = "") -> tuple[PresenceState, str | None]:
+    """(presence, status message) for an MSN status and personal message."""
+    state, words = _PRESENCE.get(status, (PresenceState.OFFLINE, ""))
+    text = " — ".join(part for part in (words, psm.strip()) if part)
+    return state, (text or None)
+
+
+class Ghosts:
+    def __init__(
+        self,
+        az: AppService,
+        db: Database,
+        ids: GhostIds,
+        displayname_template: str,
+        refresh_interval: float,
+    ) -> None:
+        self.az = az
+        self.db = db
+        self.ids = ids
+        self.template = displayname_template
+        self.refresh_interval = refresh_interval
+        self._presence: dict[str, tuple[PresenceState, str | None]] = {}  # online ghosts
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._refresher: asyncio.Task[None] | None = None
+
+    def intent(self, passport: str) -> IntentAPI:
+        return self.az.intent.user(self.ids.mxid(passport))
+
+    def displayname(self, passport: str, nick: str) -> str:
+        return self.template.replace("{nick}", nick or passport).replace("{passport}", passport)
+
+    async def ensure(self, passport: str, nick: str = "") -> IntentAPI:
+        """The ghost, registered, with the displayname of ``nick`` (kept if nick is empty)."""
+        passport = passport.lower()
+        intent = self.intent(passport)
+        async with self._locks.setdefault(passport, asyncio.Lock()):
+            stored = await ghost_db.get(self.db, passport)
+            if stored is None:
+                stored = ghost_db.Ghost(passport, intent.mxid)
+            wanted = self.displayname(passport, nick) if nick or not stored.name_set else None
+            if wanted is not None and (wanted != stored.displayname or not stored.name_set):
+                await intent.ensure_registered()
+                await intent.set_displayname(wanted)
+                stored.displayname, stored.name_set = wanted, True
+                await ghost_db.save(self.db, stored)
+            elif stored.name_set:
+                await intent.ensure_registered()
+        return intent
+
+    async def update(self, contact: Contact) -> None:
+        """Name and presence of a contact, as the owner's session sees them now."""
+        await self.ensure(contact.passport, contact.nick)
+        await self.set_presence(contact.passport, contact.status, contact.psm)
+
+    async def set_presence(self, passport: str, status: str, psm: str = "") -> None:
+        state, message = matrix_presence(status, psm)
+        passport = passport.lower()
+        if state is PresenceState.OFFLINE:
+            self._presence.pop(passport, None)
+        else:
+            self._presence[passport] = (state, message)
+        await self.intent(passport).set_presence(state, message, ignore_cache=True)
+
+    def start(self) -> None:
+        self._refresher = asyncio.get_running_loop().create_task(
+            self._refresh(), name="ghost-presence-refresh"
+        )
+
+    async def stop(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+            self._refresher = None
+
+    async def _refresh(self) -> None:
+        while True:
+            await asyncio.sleep(self.refresh_interval)
+            for passport, (state, message) in list(self._presence.items()):
+                try:
+                    await self.intent(passport).set_presence(state, message, ignore_cache=True)
+                except MatrixError as e:
+                    log.debug("Refreshing the presence of a ghost failed: %s", e)

@@ -1,0 +1,247 @@
+"""The Matrix side of portals (core.sides.Side): rooms, ghosts speaking in them, notices.
+
+A 1:1 portal is a DM room the contact's ghost creates (is_direct, the owner invited, the
+bot joined for commands and notices); a group portal is a room the bot creates with every
+participant's ghost. Rooms are created on first use and kept for ever (portals.room_id).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from mautrix.errors import MatrixError, MatrixRequestError
+from mautrix.types import (
+    EventID,
+    EventType,
+    Format,
+    MessageType,
+    RelatesTo,
+    RelationType,
+    RoomCreatePreset,
+    RoomID,
+    TextMessageEventContent,
+    UserID,
+)
+from mautrix.types.event.beeper import (
+    BeeperMessageStatusEventContent,
+    MessageStatus,
+    MessageStatusReason,
+)
+
+from puppets.contacts import Contact
+from puppets.event.conversation import DeliveryResult
+
+from ..core.router import describe_result
+from ..core.sides import ContactChange, OwnerNotice, PortalMessage
+from ..db import user as user_db
+from ..db.portal import Portal
+from ..formatting import MessageKind, rich_to_html
+from ..metrics import homeserver_error_kind
+
+if TYPE_CHECKING:
+    from .appservice import MatrixSide
+
+log = logging.getLogger("msnbridge.matrix.portals")
+
+TYPING_MS = 6000  # MSN repeats typing every ~4 s and never says "stopped"
+_MSGTYPES = {
+    MessageKind.TEXT: MessageType.TEXT,
+    MessageKind.EMOTE: MessageType.EMOTE,
+    MessageKind.NOTICE: MessageType.NOTICE,
+}
+
+
+class MatrixPortalSide:
+    name = "matrix"
+
+    def __init__(self, side: MatrixSide) -> None:
+        self.side = side
+        self._typing: dict[tuple[str, str], float] = {}  # (room, passport) → typing until
+
+    # --- which portals ---
+
+    def serves(self, portal: Portal) -> bool:
+        return portal.owner.startswith("@")  # the owner is a Matrix user
+
+    async def ensure_portal(self, portal: Portal) -> None:
+        if portal.room_id:
+            return
+        try:
+            portal.room_id = await self._create_room(portal)
+        except MatrixError as e:
+            self._hs_error(e)
+            raise
+        log.info("Created %s room %s", "a DM" if portal.is_direct else "a group", portal.room_id)
+
+    async def _create_room(self, portal: Portal) -> RoomID:
+        side = self.side
+        bot = side.bot
+        owner = UserID(portal.owner)
+        client = side.router.sessions.get(portal.owner)
+        nicks = {}
+        for passport in portal.participants:
+            contact = client.contacts.get(passport) if client is not None else None
+            nicks[passport] = contact.nick if contact is not None else ""
+            await side.ghost_users.ensure(passport, nicks[passport])
+        if portal.is_direct:
+            (passport,) = portal.participants
+            creator = side.ghost_users.intent(passport)
+            invitees = [owner, UserID(side.bot_mxid)]
+            name = None
+        else:
+            creator = bot
+            invitees = [owner] + [UserID(side.ghosts.mxid(p)) for p in portal.participants]
+            people = ", ".join(nicks[p] or p for p in sorted(portal.participants))
+            name = f"MSN group chat: {people}"[:200]
+        room_id = await creator.create_room(
+            preset=RoomCreatePreset.PRIVATE,
+            name=name,
+            is_direct=portal.is_direct,
+            invitees=invitees,
+        )
+        # Raised afterwards, not by power_level_content_override: room v12 refuses the
+        # creator in "users", older versions lose the creator's 100 if "users" is replaced.
+        levels = await creator.get_power_levels(room_id)
+        for user, level in ((side.bot_mxid, 100), (owner, 50)):
+            if user != creator.mxid:
+                levels.users[UserID(user)] = level
+        levels.invite = 50
+        await creator.set_power_levels(room_id, levels)
+        if portal.is_direct:
+            await bot.join_room_by_id(room_id)
+        else:
+            for passport in portal.participants:
+                await side.ghost_users.intent(passport).join_room_by_id(room_id)
+        return room_id
+
+    # --- MSN → Matrix ---
+
+    async def deliver_message(self, portal: Portal, message: PortalMessage) -> str | None:
+        if not portal.room_id:
+            return None
+        body, html = rich_to_html(message.rich)
+        if message.sender is not None:
+            intent = await self._ghost_in(portal, message.sender, message.nick)
+            msgtype = _MSGTYPES[message.kind]
+        else:
+            # Written on another side (IRC) through the owner's session: the bot shows it.
+            intent = self.side.bot
+            who = message.display or message.nick
+            prefix = f"* {who} " if message.kind is MessageKind.EMOTE else f"<{who}> "
+            body = prefix + body
+            html = f"{_escape(prefix)}{html}" if html else None
+            msgtype = MessageType.TEXT
+        content = TextMessageEventContent(msgtype=msgtype, body=body)
+        if html:
+            content.format, content.formatted_body = Format.HTML, html
+        try:
+            event_id = await intent.send_message(RoomID(portal.room_id), content)
+            if message.sender is not None:
+                await self._stop_typing(portal, message.sender)
+        except MatrixError as e:
+            self._hs_error(e)
+            raise
+        return str(event_id)
+
+    async def _ghost_in(self, portal: Portal, passport: str, nick: str = ""):  # type: ignore[no-untyped-def]
+        intent = await self.side.ghost_users.ensure(passport, nick)
+        await intent.ensure_joined(RoomID(portal.room_id or ""), bot=self.side.bot)
+        return intent
+
+    async def deliver_typing(self, portal: Portal, passport: str) -> None:
+        if not portal.room_id:
+            return
+        intent = await self._ghost_in(portal, passport)
+        self._typing[(portal.room_id, passport)] = time.monotonic() + TYPING_MS / 1000
+        await intent.set_typing(RoomID(portal.room_id), timeout=TYPING_MS)
+
+    async def _stop_typing(self, portal: Portal, passport: str) -> None:
+        until = self._typing.pop((portal.room_id or "", passport), None)
+        if until is not None and until > time.monotonic():
+            intent = self.side.ghost_users.intent(passport)
+            await intent.set_typing(RoomID(portal.room_id or ""), timeout=0)
+
+    async def deliver_nudge(self, portal: Portal, passport: str, nick: str) -> None:
+        if not portal.room_id:
+            return
+        room = RoomID(portal.room_id)
+        if passport:
+            intent = await self._ghost_in(portal, passport, "")
+            await intent.send_emote(room, "sent a nudge")
+        else:
+            await self.side.bot.send_notice(room, f"{nick} sent a nudge")
+
+    async def participant_joined(self, portal: Portal, passport: str, nick: str) -> None:
+        if portal.room_id:
+            await self._ghost_in(portal, passport, nick)
+
+    async def participant_left(self, portal: Portal, passport: str) -> None:
+        if portal.room_id:
+            intent = self.side.ghost_users.intent(passport)
+            try:
+                await intent.leave_room(RoomID(portal.room_id), reason="left the MSN conversation")
+            except MatrixError as e:
+                log.debug("A ghost could not leave %s: %s", portal.room_id, e)
+
+    # --- failures and notices ---
+
+    async def delivery_failed(
+        self, portal: Portal, origin_id: str | None, text: str, result: DeliveryResult
+    ) -> None:
+        if not portal.room_id:
+            return
+        room = RoomID(portal.room_id)
+        bot = self.side.bot
+        shown = text if len(text) <= 80 else text[:77] + "…"
+        notice = TextMessageEventContent(
+            msgtype=MessageType.NOTICE,
+            body=f"⚠ Not delivered to MSN ({describe_result(result)}): “{shown}”",
+        )
+        if origin_id:
+            notice.set_reply(EventID(origin_id))
+        await bot.ensure_joined(room)
+        await bot.send_message(room, notice)
+        if origin_id and self.side.config["bridge.message_status_events"]:
+            # What mautrix bridges send (MSC-less, Beeper's com.beeper.message_send_status).
+            status = BeeperMessageStatusEventContent(
+                relates_to=RelatesTo(rel_type=RelationType.REFERENCE, event_id=EventID(origin_id)),
+                network="msn",
+                status=MessageStatus.FAIL,
+                reason=MessageStatusReason.NETWORK_ERROR,
+                error=result.status.value,
+                message=describe_result(result),
+            )
+            try:
+                await bot.send_message_event(room, EventType.BEEPER_MESSAGE_STATUS, status)
+            except MatrixError as e:
+                log.debug("Could not send a message status event: %s", e)
+
+    async def owner_notice(self, owner: str, notice: OwnerNotice) -> None:
+        if not owner.startswith("@"):
+            return
+        stored = await user_db.get(self.side.db, owner)
+        if stored is None or not stored.management_room:
+            log.info("No management room to tell %s: %s", owner, notice.text)
+            return
+        await self.side.bot.send_notice(RoomID(stored.management_room), notice.text)
+
+    async def contact_changed(self, owner: str, contact: Contact, change: ContactChange) -> None:
+        if not owner.startswith("@") or change is ContactChange.REMOVED:
+            return
+        try:
+            await self.side.ghost_users.update(contact)
+        except MatrixError as e:
+            self._hs_error(e)
+            raise
+
+    def _hs_error(self, error: MatrixError) -> None:
+        metrics = self.side.metrics
+        if metrics is not None:
+            status = error.http_status if isinstance(error, MatrixRequestError) else None
+            metrics.homeserver_error(homeserver_error_kind(status))
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

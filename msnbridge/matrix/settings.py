@@ -1,0 +1,28 @@
+"""Configuration keys the Matrix side adds (checked with Config.check at start-up)."""
+
+from __future__ import annotations
+
+from ..config import Option
+
+
+def _positive(value: int) -> str | None:
+    return None if value > 0 else "expected a positive number of seconds"
+
+
+def _url_or_empty(value: str) -> str | None:
+    if value and not value.startswith(("http://", "https://")):
+        return "expected an http:// or https:// URL, or '' to use homeserver.address"
+    return None
+
+
+MATRIX_OPTIONS: tuple[Option, ...] = (
+    # Base of media links sent to MSN (people there open them in a browser).
+    Option("homeserver.public_address", str, "", _url_or_empty, "https://matrix.example.com"),
+    # Synapse lets presence set through the API expire: ghosts of online contacts are
+    # refreshed this often.
+    Option("bridge.presence_refresh_interval", int, 60, _positive, "60"),
+    # Warn when no typing/receipt/presence event came from the homeserver after this long.
+    Option("bridge.ephemeral_check_after", int, 600, _positive, "600"),
+    # Report failed deliveries with a com.beeper.message_send_status event too.
+    Option("bridge.message_status_events", bool, True),
+)
