@@ -52,6 +52,7 @@ class Client:
         self._stopping = False
         self._state_changed = asyncio.Event()
         self._conversations: dict[frozenset[str], Conversation] = {}
+        self._detached: list[Conversation] = []
         self._tasks: set[asyncio.Task[object]] = set()
         self._http = http
         # What the owner asked for, re-applied after every reconnect.
@@ -193,7 +194,7 @@ class Client:
     async def stop(self) -> None:
         """Sign out (OUT) and stop reconnecting."""
         self._stopping = True
-        for conv in list(self._conversations.values()):
+        for conv in self.conversations:
             with contextlib.suppress(Exception):
                 await conv.close()
         if self.ns is not None:
@@ -317,9 +318,17 @@ class Client:
             self._conversations[key] = conv
         return conv
 
+    def detach(self, conv: Conversation) -> None:
+        """Hand ``conv`` over: the next :meth:`conversation` with its people starts a new
+        one (a 1:1 that grew into a group chat keeps going as the group). The client still
+        closes the detached conversation when it stops."""
+        if self._conversations.get(conv.key) is conv:
+            del self._conversations[conv.key]
+            self._detached.append(conv)
+
     @property
     def conversations(self) -> list[Conversation]:
-        return list(self._conversations.values())
+        return [*self._conversations.values(), *self._detached]
 
     def _on_conversation_event(self, event: ConversationEvent) -> None:
         self._emit(event)

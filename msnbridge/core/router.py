@@ -137,11 +137,9 @@ class Router:
 
     def detach(self, owner: str, client: Client, conv: Conversation) -> None:
         """Make ``client.conversation(conv.key)`` hand out a fresh conversation, so a 1:1
-        room never talks into a group switchboard. puppets has no public call for this."""
-        convs = getattr(client, "_conversations", None)
-        if isinstance(convs, dict) and convs.get(conv.key) is conv:
-            del convs[conv.key]
-            self._detached.setdefault(owner, []).append(conv)
+        room never talks into a group switchboard."""
+        client.detach(conv)
+        self._detached.setdefault(owner, []).append(conv)
 
     async def close_detached(self, owner: str | None = None) -> None:
         owners = [owner] if owner is not None else list(self._detached)
