@@ -1,0 +1,366 @@
+"""IRC presences of MSN people: one send-only connection each, or the bot relaying.
+
+Modes (``irc.puppets.mode``): ``connections`` gives every MSN participant its own
+connection and nick, capped at ``max_connections`` by closing the least recently active
+one; ``relay`` has the bot say ``<Nick> text``; ``auto`` uses connections and relays for
+whoever is over the cap, or when the server refuses more connections.
+
+Puppet connections are never read for bridging (the bot reads); their own events only
+drive joining: conversation channels are invite-only, so a puppet joins a channel when the
+bot has invited it, and lines for a channel it has not joined (yet, or again after a
+reconnection) wait in ``pending`` until it has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from mautrix.util.async_db import Database
+
+from ..db import irc_nick
+from . import lines
+from .backoff import ReconnectScheduler
+from .bot import BotConnection
+from .connection import IRCConnection
+from .events import ConnectionEvent, Disconnected, IRCEvent, Kind, NickChanged, Registered
+from .options import IRCOptions, PuppetMode
+from .refusal import RefusalKind
+
+log = logging.getLogger(__name__)
+
+FALLBACK_REFUSALS = frozenset(
+    {RefusalKind.TOO_MANY_CONNECTIONS, RefusalKind.THROTTLED, RefusalKind.BANNED}
+)
+REFUSAL_COOLDOWN = 300.0  # seconds of relaying new puppets after the server refused one
+MAX_PENDING = 200  # lines held per puppet while it (re)joins
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    kind: str  # "privmsg", "action", "notice", "typing"
+    text: str
+
+
+@dataclass
+class Puppet:
+    passport: str
+    msn_nick: str
+    nick: str  # the wanted IRC nick (stored in irc_nicks)
+    conn: IRCConnection | None = None
+    relayed: bool = False  # the bot speaks for it
+    channels: dict[str, str] = field(default_factory=dict)  # lower → name (wanted)
+    pending: dict[str, list[Line]] = field(default_factory=dict)
+    away: str | None = None
+    last_active: float = field(default_factory=time.monotonic)
+
+    @property
+    def irc_nick(self) -> str:
+        """The nick it has on the server now (may differ after a collision)."""
+        return self.conn.nick if self.conn is not None else self.nick
+
+    def in_channel(self, channel: str) -> bool:
+        c = self.conn
+        return c is not None and c.registered and channel.lower() in c.joined
+
+
+class PuppetManager:
+    def __init__(
+        self,
+        options: IRCOptions,
+        bot: BotConnection,
+        scheduler: ReconnectScheduler,
+        db: Database,
+        *,
+        request_invite: Callable[[str, str], None],
+        on_joined: Callable[[Puppet, str], None],
+        on_relayed: Callable[[Puppet], None],
+    ) -> None:
+        self.options = options
+        self.bot = bot
+        self.scheduler = scheduler
+        self.db = db
+        self.request_invite = request_invite  # (nick, channel): the bot invites
+        self.on_joined = on_joined  # a puppet joined a channel (voice it, …)
+        self.on_relayed = on_relayed  # a puppet fell back to relay
+        self.puppets: dict[str, Puppet] = {}
+        self._refused_until = 0.0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # --- who is ours ---
+
+    def our_nicks(self) -> set[str]:
+        nicks = {self.bot.nick.lower()}
+        for p in self.puppets.values():
+            if p.conn is not None:
+                nicks.add(p.conn.nick.lower())
+        return nicks
+
+    def by_nick(self, nick: str) -> Puppet | None:
+        low = nick.lower()
+        return next(
+            (p for p in self.puppets.values() if p.conn is not None and p.conn.nick.lower() == low),
+            None,
+        )
+
+    @property
+    def connections(self) -> int:
+        return sum(1 for p in self.puppets.values() if p.conn is not None)
+
+    # --- nicks ---
+
+    def wanted_nick(self, passport: str, msn_nick: str) -> str:
+        before, _, after = self.options.nick_template.partition("{nick}")
+        local = passport.split("@", 1)[0]
+        name = lines.split_lines(msn_nick)[0] if lines.split_lines(msn_nick) else local
+        return lines.sanitize_nick(
+            before.format(passport=local) + name,
+            self.bot.nicklen,
+            suffix=after.format(passport=local),
+            fallback=local,
+        )
+
+    async def _claim_nick(self, passport: str, msn_nick: str) -> str:
+        wanted = self.wanted_nick(passport, msn_nick)
+        stored = await irc_nick.get(self.db, passport)
+        if stored is not None and stored.lower() == wanted.lower():
+            return stored
+        candidates = itertools.chain((wanted,), lines.nick_alternatives(wanted, self.bot.nicklen))
+        for candidate in itertools.islice(candidates, 100):
+            if await irc_nick.claim(self.db, passport, candidate):
+                return candidate
+        return wanted  # pragma: no cover - every numbered variant taken
+
+    # --- lifecycle ---
+
+    async def ensure(self, passport: str, msn_nick: str) -> Puppet:
+        """The puppet for ``passport``, with a connection when the mode allows one."""
+        passport = passport.lower()
+        puppet = self.puppets.get(passport)
+        if puppet is None:
+            nick = await self._claim_nick(passport, msn_nick or passport)
+            puppet = self.puppets.get(passport)  # another task may have made it meanwhile
+            if puppet is None:
+                puppet = Puppet(passport, msn_nick, nick)
+                self.puppets[passport] = puppet
+        puppet.last_active = time.monotonic()
+        if puppet.conn is None and not puppet.relayed:
+            if self._may_connect():
+                self._connect(puppet)
+            else:
+                self._relay(puppet, "over the connection cap")
+        return puppet
+
+    def _may_connect(self) -> bool:
+        mode = self.options.puppet_mode
+        if mode is PuppetMode.RELAY:
+            return False
+        cap = self.options.max_connections
+        if mode is PuppetMode.AUTO:
+            return time.monotonic() >= self._refused_until and self.connections < cap
+        if self.connections >= cap:
+            return self._evict()
+        return True
+
+    def _evict(self) -> bool:
+        connected = [p for p in self.puppets.values() if p.conn is not None]
+        if not connected:
+            return False
+        victim = min(connected, key=lambda p: p.last_active)
+        log.info("IRC puppet cap reached: disconnecting %s", victim.nick)
+        self.spawn(self._disconnect(victim, "Too many puppets"))
+        return True
+
+    def _connect(self, puppet: Puppet) -> None:
+        settings = self.options.connection_settings(
+            puppet.nick, username=puppet.passport.split("@", 1)[0]
+        )
+        conn = IRCConnection(
+            settings, lambda e: self._on_event(puppet, conn, e), scheduler=self.scheduler
+        )
+        puppet.conn = conn
+        conn.start()  # invited to its channels once registered
+
+    async def _disconnect(self, puppet: Puppet, reason: str) -> None:
+        conn, puppet.conn = puppet.conn, None
+        if conn is not None:
+            await conn.close(reason)
+
+    def _relay(self, puppet: Puppet, why: str) -> None:
+        if not puppet.relayed:
+            log.info("IRC puppet %s is relayed by the bot: %s", puppet.nick, why)
+        puppet.relayed = True
+        pending, puppet.pending = puppet.pending, {}
+        for lower, held in pending.items():
+            channel = puppet.channels.get(lower, lower)
+            for line in held:
+                self._relay_line(puppet, channel, line)
+        self.on_relayed(puppet)
+
+    async def quit(self, passport: str, reason: str = "Offline") -> None:
+        puppet = self.puppets.get(passport.lower())
+        if puppet is not None and puppet.conn is not None:
+            await self._disconnect(puppet, reason)
+
+    async def close(self) -> None:
+        await asyncio.gather(
+            *(self._disconnect(p, "Bridge shutting down") for p in self.puppets.values()),
+            return_exceptions=True,
+        )
+        for task in list(self._tasks):
+            task.cancel()
+
+    def spawn(self, coro) -> None:  # type: ignore[no-untyped-def]
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- channels ---
+
+    def want_channel(self, puppet: Puppet, channel: str) -> None:
+        """Make the puppet a member of ``channel`` (after the bot invites it)."""
+        if channel.lower() in puppet.channels:
+            return
+        puppet.channels[channel.lower()] = channel
+        if puppet.conn is not None and puppet.conn.registered:  # else on Registered
+            self.request_invite(puppet.irc_nick, channel)
+
+    def leave_channel(self, puppet: Puppet, channel: str, reason: str = "") -> None:
+        puppet.channels.pop(channel.lower(), None)
+        puppet.pending.pop(channel.lower(), None)
+        if puppet.conn is not None and channel.lower() in puppet.conn.channels:
+            puppet.conn.part(channel, reason)
+
+    def missing(self) -> list[tuple[Puppet, str]]:
+        """Channels registered puppets want but are not in (to invite them again)."""
+        return [
+            (p, channel)
+            for p in self.puppets.values()
+            if p.conn is not None and p.conn.registered
+            for channel in p.channels.values()
+            if channel.lower() not in p.conn.joined
+        ]
+
+    # --- speaking ---
+
+    def say(self, puppet: Puppet, channel: str, line: Line) -> bool:
+        """Send (or hold until joined); False when nothing could be sent at all."""
+        puppet.last_active = time.monotonic()
+        if puppet.relayed or puppet.conn is None:
+            if line.kind == "typing":
+                return True  # the bot cannot type for someone else
+            return self._relay_line(puppet, channel, line)
+        if puppet.in_channel(channel):
+            return self._send(puppet.conn, channel, line)
+        held = puppet.pending.setdefault(channel.lower(), [])
+        if line.kind != "typing":
+            if len(held) >= MAX_PENDING:
+                held.pop(0)
+            held.append(line)
+        if channel.lower() not in puppet.channels:
+            self.want_channel(puppet, channel)
+        return True
+
+    def _send(self, conn: IRCConnection, channel: str, line: Line) -> bool:
+        if line.kind == "typing":
+            conn.tagmsg(channel, {"+typing": "active"})
+            return True
+        if line.kind == "action":
+            result = conn.action(channel, line.text)
+        elif line.kind == "notice":
+            result = conn.notice(channel, line.text)
+        else:
+            result = conn.privmsg(channel, line.text)
+        if result.truncated:
+            self.bot.notice(
+                channel,
+                f"(the message was longer than {self.options.max_lines} lines and was cut)",
+            )
+        return result.queued > 0
+
+    def _relay_line(self, puppet: Puppet, channel: str, line: Line) -> bool:
+        if line.kind == "typing":
+            return True
+        name = puppet.msn_nick or puppet.nick
+        name = lines.split_lines(name)[0][:40] if lines.split_lines(name) else puppet.nick
+        prefix = lines.message_prefix_length(self.bot.nick, "PRIVMSG", channel)
+        action = line.kind == "action"
+        bodies, truncated = lines.relay_message(
+            name,
+            line.text,
+            lines.payload_budget(prefix),
+            self.options.max_lines,
+            action=action,
+        )
+        for body in bodies:
+            if line.kind == "notice":
+                self.bot.notice(channel, body)
+            else:
+                self.bot.privmsg(channel, body)
+        if truncated:
+            self.bot.notice(
+                channel,
+                f"(the message was longer than {self.options.max_lines} lines and was cut)",
+            )
+        return bool(bodies)
+
+    def set_away(self, puppet: Puppet, text: str | None) -> None:
+        puppet.away = text
+        if puppet.conn is not None and puppet.conn.registered:
+            self._send_away(puppet.conn, text)
+
+    @staticmethod
+    def _send_away(conn: IRCConnection, text: str | None) -> None:
+        conn.send_raw(f"AWAY :{lines.split_lines(text)[0]}" if text else "AWAY")
+
+    async def rename(self, puppet: Puppet, msn_nick: str) -> None:
+        puppet.msn_nick = msn_nick
+        wanted = self.wanted_nick(puppet.passport, msn_nick)
+        if wanted.lower() == puppet.nick.lower():
+            return
+        nick = await self._claim_nick(puppet.passport, msn_nick)
+        puppet.nick = nick
+        if puppet.conn is not None:
+            puppet.conn.set_nick(nick)
+
+    # --- a puppet connection's own events ---
+
+    def _on_event(self, puppet: Puppet, conn: IRCConnection, event: ConnectionEvent) -> None:
+        if puppet.conn is not conn:
+            return
+        if isinstance(event, Registered):
+            # Conversation channels are invite-only: never let the connection rejoin by
+            # itself (it would fail, or after a server restart take ops from the bot).
+            conn.channels.clear()
+            if puppet.away:
+                self._send_away(conn, puppet.away)
+            for channel in puppet.channels.values():
+                self.request_invite(conn.nick, channel)
+        elif isinstance(event, Disconnected):
+            refusal = event.refusal
+            if refusal is not None and refusal.kind in FALLBACK_REFUSALS and not conn.registered:
+                if self.options.puppet_mode is PuppetMode.AUTO or event.retry_in is None:
+                    self._refused_until = time.monotonic() + REFUSAL_COOLDOWN
+                    puppet.conn = None
+                    self.spawn(conn.close())
+                    self._relay(puppet, f"the server refused it ({refusal.kind.value})")
+        elif isinstance(event, NickChanged):
+            log.info("IRC puppet %s is now %s", event.old, event.new)
+        elif isinstance(event, IRCEvent):
+            self._on_irc(puppet, conn, event)
+
+    def _on_irc(self, puppet: Puppet, conn: IRCConnection, event: IRCEvent) -> None:
+        if event.kind is Kind.INVITE and event.params:
+            channel = event.params[-1]
+            if channel.lower() in puppet.channels:
+                conn.join(puppet.channels[channel.lower()])
+        elif event.kind is Kind.JOIN and event.nick.lower() == conn.nick.lower():
+            channel = event.target or ""
+            held = puppet.pending.pop(channel.lower(), [])
+            self.on_joined(puppet, channel)
+            for line in held:
+                self._send(conn, channel, line)
