@@ -18,13 +18,21 @@ from .process import Service, ServiceError
 
 BOT = "msnbot"
 APPSERVICE_ID = "msn-sandbox"
+IRC_BOT_NICK = "MSNBot"
 KEPT = (("appservice", "as_token"), ("appservice", "hs_token"), ("bridge", "secret_key"))
 
 
 def irc_section(irc_port: int | None) -> dict[str, Any]:
-    # msnbridge/config.py declares only `irc.enabled` so far: the IRC side is not wired into
-    # the bridge yet, so ngIRCd runs for IRC clients but the bridge does not connect to it.
-    return {"enabled": False}
+    """The bridge's IRC side on the sandbox's ngIRCd (plain text on loopback)."""
+    if irc_port is None:
+        return {"enabled": False}
+    return {
+        "enabled": True,
+        "server": {"host": "127.0.0.1", "port": irc_port, "tls": False},
+        "bot": {"nick": IRC_BOT_NICK},
+        # Loopback-only demo network: small backoff so a restarted ngIRCd is back at once.
+        "reconnect": {"initial_backoff": 1, "max_backoff": 10, "concurrency": 3},
+    }
 
 
 class BridgeProcess:

@@ -54,18 +54,31 @@ def _recv_until(sock: socket.socket, wanted: bytes, timeout: float) -> bytes:
     return data
 
 
-def check_irc(host: str, port: int) -> CheckResult:
-    """Registers a client (NICK/USER) and waits for the welcome numeric 001."""
+def check_irc(host: str, port: int, bot: str | None = None) -> CheckResult:
+    """Registers a client (NICK/USER), waits for the welcome numeric 001 and, given the
+    bridge bot's nick, asks the server whether the bot is connected (ISON)."""
     try:
         with socket.create_connection((host, port), timeout=5) as sock:
             sock.sendall(b"NICK sbcheck\r\nUSER sbcheck 0 * :sandbox check\r\n")
             data = _recv_until(sock, b" 001 ", 10)
+            ison = b""
+            if bot and b" 001 " in data:
+                # The bridge connects at start-up; give it a moment on a slow machine.
+                for _ in range(20):
+                    sock.sendall(f"ISON {bot}\r\n".encode())
+                    ison = _recv_until(sock, b" 303 ", 5)
+                    if bot.lower().encode() in ison.lower().split(b" 303 ", 1)[-1]:
+                        break
+                    time.sleep(0.5)
             sock.sendall(b"QUIT :check done\r\n")
     except OSError as e:
         return CheckResult("irc", False, f"{host}:{port}: {e}")
     if b" 001 " not in data:
         return CheckResult("irc", False, f"no welcome (001) from {host}:{port}: {data[-200:]!r}")
-    return CheckResult("irc", True, f"{host}:{port} registered a client")
+    if bot and bot.lower().encode() not in ison.lower().split(b" 303 ", 1)[-1]:
+        return CheckResult("irc", False, f"the bridge's bot {bot} is not on {host}:{port}")
+    found = f", the bridge's bot {bot} is connected" if bot else ""
+    return CheckResult("irc", True, f"{host}:{port} registered a client{found}")
 
 
 def check_msn(host: str, port: int) -> CheckResult:

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from .bridge import BridgeProcess
+from .bridge import IRC_BOT_NICK, BridgeProcess
 from .checks import (
     CheckResult,
     check_appservice,
@@ -154,7 +154,7 @@ class Stack:
                 check_matrix_login(self.synapse.url, self.demo.localpart, self.demo.password)
             )
         if self.ircd is not None:
-            results.append(check_irc(HOST, ports.irc))
+            results.append(check_irc(HOST, ports.irc, IRC_BOT_NICK))
         results += [
             check_msn(HOST, ports.msn),
             check_appservice(self.bridge.appservice_url),
@@ -192,9 +192,10 @@ class Stack:
                 "port": self.ircd.port,
                 "address": f"{HOST}:{self.ircd.port}",
                 "channel": self.ircd.channel,
-                "bridged": False,
-                "note": "the bridge's IRC side is not wired in yet: ngIRCd runs for IRC "
-                "clients, the bridge does not connect to it",
+                "bridged": True,
+                "bot": IRC_BOT_NICK,
+                "note": f"/msg {IRC_BOT_NICK} login alice@example.com <password>, then "
+                "join the contact-list channel the bot invites you to (#msn-alice)",
             }
         return {
             "state": state,
@@ -268,8 +269,7 @@ def describe(summary: dict[str, Any]) -> str:
     lines += ["", "IRC"]
     if irc["enabled"]:
         lines.append(f"  server           {irc['address']}   channel {irc['channel']}")
-        if not irc["bridged"]:
-            lines.append(f"  note             {irc['note']}")
+        lines.append(f"  try              {irc['note']}")
     else:
         lines.append("  (not started: --no-irc)")
     lines += [
