@@ -126,14 +126,15 @@ def auto_login(
 
 
 def _bot_answer(room_path: str, token: str, bot_mxid: str, after_event: str) -> str | None:
-    """The bot's latest conclusive notice after our command (not its "Logging in…")."""
+    """The bot's latest conclusive notice after our command (not its "Logging in…", nor
+    the greeting it sends on joining, which may land after our command)."""
     chunk = request("GET", f"{room_path}/messages?dir=b&limit=30", token=token)["chunk"]
     for event in chunk:  # newest first
         if event.get("event_id") == after_event:
             return None
         body = event.get("content", {}).get("body", "")
         if event.get("sender") == bot_mxid and event["type"] == "m.room.message":
-            if body.startswith("Logging in"):
-                continue
+            if body.startswith(("Logging in", "Hello")):
+                continue  # progress, or the greeting the bot sends when it joins
             return body
     return None
