@@ -21,6 +21,7 @@ from .core.contact_commands import register_contact_commands
 from .core.portal_commands import register_portal_commands
 from .core.router import Router
 from .core.sessions import Sessions
+from .core.sides import NoticeKind
 from .db import open_database
 from .errors import StartupError
 from .irc.options import IRCOptions
@@ -89,8 +90,17 @@ class Bridge:
             self.irc = irc
         # --- end IRC side ---
         await self.router.update_portal_metrics()
+        if interrupted := await self.router.report_interrupted():
+            log.warning("%d messages were being sent when the bridge stopped", interrupted)
         restored = await self.sessions.restore()
         log.info("msnbridge started; restoring %d MSN sessions", restored)
+        for owner, reason in self.sessions.unrestorable.items():
+            await self.router.events.notify(
+                owner,
+                NoticeKind.LOGIN_FAILED,
+                f"Your MSN login could not be restored: {reason}. Send 'login <passport> "
+                f"<password>' to log in again.",
+            )
 
     def health(self) -> Health:
         """Serving when the appservice is up; degraded while some MSN session is not online."""

@@ -63,6 +63,10 @@ def _port(value: int) -> str | None:
     return None if 1 <= value <= 65535 else "expected a port number from 1 to 65535"
 
 
+def _positive_seconds(value: int) -> str | None:
+    return None if value > 0 else "expected a positive number of seconds"
+
+
 def _msnp_version(value: int) -> str | None:
     return None if 2 <= value <= 12 else "expected an MSNP version from 2 to 12"
 
@@ -129,6 +133,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("msn.verify_tls", bool, True),
     Option("msn.min_version", int, 2, _msnp_version, "2"),
     Option("msn.max_version", int, 12, _msnp_version, "12"),
+    # How long a message waits for a dropped MSN session to come back before it is
+    # reported to its sender as not delivered.
+    Option("msn.offline_send_timeout", int, 60, _positive_seconds, "60"),
     Option("irc", dict, {"enabled": False}),
     Option("irc.enabled", bool, False),
     Option("metrics.enabled", bool, False),

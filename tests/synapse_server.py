@@ -124,6 +124,22 @@ class SynapseServer:
             )
         self.workdir.mkdir(parents=True, exist_ok=True)
         base = self.workdir / "homeserver.yaml"
+        if not base.exists():  # a restart after stop() keeps the config, keys and database
+            self._generate(base)
+        overlay = self.workdir / "overlay.yaml"
+        run = [str(SYNAPSE_PYTHON), "-m", "synapse.app.homeserver"]
+        run += ["--config-path", str(base), "--config-path", str(overlay)]
+        with open(self.workdir / "stderr.log", "ab") as stderr:  # the child keeps its own fd
+            self._proc = subprocess.Popen(
+                run,
+                cwd=self.workdir,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                start_new_session=True,
+            )
+        self._wait_ready()
+
+    def _generate(self, base: Path) -> None:
         generate = [
             str(SYNAPSE_PYTHON), "-m", "synapse.app.homeserver",
             "--server-name", SERVER_NAME, "--config-path", str(base),
@@ -137,17 +153,6 @@ class SynapseServer:
         self._write_registration()
         overlay = self.workdir / "overlay.yaml"
         overlay.write_text(json.dumps(self._overlay(), indent=2))  # JSON is YAML
-        run = [str(SYNAPSE_PYTHON), "-m", "synapse.app.homeserver"]
-        run += ["--config-path", str(base), "--config-path", str(overlay)]
-        with open(self.workdir / "stderr.log", "wb") as stderr:  # the child keeps its own fd
-            self._proc = subprocess.Popen(
-                run,
-                cwd=self.workdir,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-                start_new_session=True,
-            )
-        self._wait_ready()
 
     def _write_registration(self) -> None:
         slot = self.appservice

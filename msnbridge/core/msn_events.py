@@ -32,6 +32,7 @@ from ..db.portal import Portal
 from ..formatting import MessageKind, from_msn
 from ..metrics import Metrics
 from .sides import ContactChange, NoticeKind, OwnerNotice, PortalMessage
+from .text_safety import without_controls
 
 if TYPE_CHECKING:
     from .router import Router
@@ -251,7 +252,7 @@ class MsnEventRouter:
             return
         router = self.router
         if isinstance(event, MessageReceived):
-            rich = from_msn(event.message)
+            rich = without_controls(from_msn(event.message))
             message = PortalMessage(event.sender.lower(), event.nick, rich, MessageKind.TEXT)
             msn_id = f"msn:{uuid.uuid4().hex}"
             for side in router.serving(portal):

@@ -26,6 +26,7 @@ from ..metrics import Metrics
 from .portal import PortalStore
 from .sessions import Sessions
 from .sides import PortalMessage, Side
+from .text_safety import without_controls
 
 log = logging.getLogger("msnbridge.router")
 
@@ -38,6 +39,9 @@ _RESULT_LABELS = {
     DeliveryStatus.NO_ANSWER: "failed",
     DeliveryStatus.FAILED: "failed",
 }
+
+
+_RECONNECTING = (SessionState.CONNECTING, SessionState.BACKING_OFF)
 
 
 class NotConnected(Exception):
@@ -111,11 +115,14 @@ class Router:
 
     # --- the owner's session ---
 
-    def client(self, owner: str) -> Client:
+    def client(self, owner: str, *, reconnecting_ok: bool = False) -> Client:
+        """The owner's online session. ``reconnecting_ok``: a session that is reconnecting
+        will do too (a conversation's messages wait for it, up to offline_send_timeout)."""
         client = self.sessions.get(owner)
         if client is None:
             raise NotConnected("you are not logged in to MSN")
-        if client.state is not SessionState.ONLINE:
+        waiting = reconnecting_ok and client.state in _RECONNECTING
+        if client.state is not SessionState.ONLINE and not waiting:
             raise NotConnected(f"your MSN session is {client.state.value}")
         return client
 
@@ -124,7 +131,7 @@ class Router:
         conv = self.portals.conversation(portal)
         if conv is not None:
             return conv
-        client = self.client(portal.owner)
+        client = self.client(portal.owner, reconnecting_ok=True)
         conv = client.conversation(portal.participants)
         bound = self.portals.bound_key(conv)
         if bound is not None and bound != (portal.owner, portal.key):
@@ -156,11 +163,15 @@ class Router:
 
     # --- from a side to MSN (and the other sides) ---
 
-    def relayed(self, rich: RichText, displayname: str) -> RichText:
-        """``rich`` prefixed (and suffixed) as bridge.relay.format says."""
-        before, marker, after = self.relay_format.partition("{message}")
+    def relayed(
+        self, rich: RichText, displayname: str, relay_format: str | None = None
+    ) -> RichText:
+        """``rich`` prefixed (and suffixed) as ``relay_format`` (default: bridge.relay.format)
+        says."""
+        relay_format = relay_format or self.relay_format
+        before, marker, after = relay_format.partition("{message}")
         if not marker:  # a format without {message}: the text goes after it
-            before, after = self.relay_format + " ", ""
+            before, after = relay_format + " ", ""
         prefix = before.replace("{displayname}", displayname)
         suffix = after.replace("{displayname}", displayname)
         # The prefix takes the style the whole message shares, so an all-bold message
@@ -179,17 +190,26 @@ class Router:
         kind: MessageKind = MessageKind.TEXT,
         *,
         started: float | None = None,
+        relay_format: str | None = None,
     ) -> DeliveryResult:
         """Send a message written on ``origin_side`` into the portal's MSN conversation and
         to the portal's other sides. ``sender_display`` None = the owner wrote it, else the
-        name of someone relayed through the owner's session. A failure is also reported
-        to the origin side (``Side.delivery_failed``). ``started`` = Metrics.clock() when
-        the message was read (latency); ``origin_id`` dedupes retries (Matrix event ids)."""
+        name of someone relayed through the owner's session: the text gets ``relay_format``
+        (default bridge.relay.format) and the MSN message a ``P4-Context`` header with the
+        name (MSN clients show "<name> says"). A failure is also reported to the origin
+        side (``Side.delivery_failed``). ``started`` = Metrics.clock() when the message was
+        read (latency); ``origin_id`` dedupes retries (Matrix event ids)."""
         started = Metrics.clock() if started is None else started
+        rich = without_controls(rich)
         msn_id = f"msn:{uuid.uuid4().hex}"
+        claimed: message_db.MessageLink | None = None
         if origin_id is not None and origin_side == "matrix":
-            link = message_db.MessageLink(origin_id, portal.room_id or "", msn_id=msn_id)
-            if not await message_db.claim(self.db, link):
+            # Marked pending until MSN answered: a bridge killed meanwhile reports it at
+            # the next start (report_interrupted) instead of losing it silently.
+            claimed = message_db.MessageLink(
+                origin_id, portal.room_id or "", msn_id=message_db.PENDING + msn_id
+            )
+            if not await message_db.claim(self.db, claimed):
                 log.debug("Not sending %s again: it was sent before", origin_id)
                 return DeliveryResult(DeliveryStatus.SENT, DUPLICATE)
         name = sender_display if sender_display is not None else self.own_name(portal.owner)
@@ -197,14 +217,18 @@ class Router:
         if kind is MessageKind.EMOTE:
             outgoing = as_emote_text(outgoing, name)
         elif sender_display is not None:
-            outgoing = self.relayed(outgoing, sender_display)
+            outgoing = self.relayed(outgoing, sender_display, relay_format)
         text, fmt = to_msn(outgoing)
+        headers = [("P4-Context", sender_display)] if sender_display is not None else None
         try:
             conv = self.conversation_for(portal)
         except NotConnected as e:
             result = DeliveryResult(DeliveryStatus.FAILED, str(e))
         else:
-            result = await conv.send_text(text, fmt)
+            result = await conv.send_text(text, fmt, extra_headers=headers)
+        if claimed is not None:
+            claimed.msn_id = msn_id if result.ok else None
+            await message_db.update(self.db, claimed)
         if self.metrics is not None:
             self.metrics.message(
                 f"{origin_side}_to_msn", result_label(result), Metrics.clock() - started
@@ -283,6 +307,23 @@ class Router:
         if side is not None:
             with _logged(side, "failure report"):
                 await side.delivery_failed(portal, origin_id, text, result)
+
+    async def report_interrupted(self) -> int:
+        """At start-up: report the messages a killed bridge was sending when it died (it
+        cannot know whether MSN got them). Returns how many."""
+        interrupted = await message_db.get_pending(self.db)
+        result = DeliveryResult(
+            DeliveryStatus.FAILED, "the bridge stopped while sending it; it may not have arrived"
+        )
+        for link in interrupted:
+            link.msn_id = None
+            await message_db.update(self.db, link)
+            portal = await self.portals.by_room(link.room_id)
+            if portal is not None:
+                await self._report_failure(
+                    portal, "matrix", link.event_id, "(this message)", result
+                )
+        return len(interrupted)
 
     async def stop(self) -> None:
         await self.events.stop()

@@ -68,6 +68,8 @@ class Sessions:
         self.listeners: list[Listener] = []
         self.metrics: Metrics | None = None
         self._clients: dict[str, Client] = {}
+        # Logins restore() could not start, with why (the owners are told at start-up).
+        self.unrestorable: dict[str, str] = {}
 
     def get(self, owner: str) -> Client | None:
         return self._clients.get(owner)
@@ -88,6 +90,7 @@ class Sessions:
             verify_tls=c["msn.verify_tls"],
             min_version=c["msn.min_version"],
             max_version=c["msn.max_version"],
+            offline_send_timeout=float(c["msn.offline_send_timeout"]),
         )
 
     async def login(
@@ -174,6 +177,7 @@ class Sessions:
                 password = self.secrets.decrypt(stored.password, context=stored.id)
             except SecretKeyError as e:
                 log.warning("Cannot restore the MSN session of %s: %s", stored.id, e)
+                self.unrestorable[stored.id] = str(e)
                 stored.state = "needs_login"
                 await user_db.save(self.db, stored)
                 continue

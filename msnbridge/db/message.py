@@ -62,5 +62,14 @@ async def update(db: Database, link: MessageLink) -> None:
     )
 
 
+PENDING = "pending:"  # msn_id prefix while a Matrix message is being sent to MSN
+
+
+async def get_pending(db: Database) -> list[MessageLink]:
+    """Messages whose sending was interrupted (the bridge died mid-send)."""
+    rows = await db.fetch(f"SELECT {_COLUMNS} FROM message_map WHERE msn_id LIKE $1", PENDING + "%")
+    return [_from_row(row) for row in rows]
+
+
 async def delete_older_than(db: Database, seconds: int) -> None:
     await db.execute("DELETE FROM message_map WHERE created_at < $1", int(time.time()) - seconds)

@@ -4,6 +4,8 @@ parts: ghosts, portal rooms (a core Side) and events from portal rooms."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 from typing import Any
 
@@ -31,6 +33,26 @@ log = logging.getLogger("msnbridge.matrix")
 STOP_GRACE = 5.0  # seconds event handlers in flight get to finish at shutdown
 
 
+class _Forgetful(set[str]):
+    """Stands in for mautrix's in-memory set of transaction IDs, which would drop a new
+    transaction reusing an old ID (BridgeAppService keeps the record instead)."""
+
+    def __contains__(self, item: object) -> bool:
+        return False
+
+    def add(self, item: str) -> None:
+        pass
+
+
+def transaction_key(txn_id: str, events: list[JSON], ephemeral: list[JSON] | None) -> str:
+    """The transaction ID plus a digest of what it carries. Synapse (on SQLite) numbers
+    transactions from 1 again after a restart; a retry carries the same events, a new
+    transaction reusing an ID does not."""
+    content = {"events": [e.get("event_id") for e in events], "ephemeral": ephemeral or []}
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode())
+    return f"{txn_id}/{digest.hexdigest()[:16]}"
+
+
 class BridgeAppService(AppService):
     """An AppService whose record of handled transactions survives restarts: the homeserver
     resends a transaction until it gets a 200, also across a bridge restart."""
@@ -38,9 +60,11 @@ class BridgeAppService(AppService):
     def __init__(self, *args: Any, db: Database, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.db = db
+        self.transactions = _Forgetful()
 
     async def handle_transaction(self, txn_id: str, **kwargs: Any) -> JSON:
-        if not await txn.claim(self.db, txn_id):
+        key = transaction_key(txn_id, kwargs.get("events") or [], kwargs.get("ephemeral"))
+        if not await txn.claim(self.db, key):
             self.log.debug("Transaction %s was handled before; skipping it", txn_id)
             return {}
         return await super().handle_transaction(txn_id, **kwargs)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 
 from mautrix.appservice import AppService, IntentAPI
 from mautrix.errors import MatrixError
@@ -18,6 +19,7 @@ from ..db import ghost as ghost_db
 from .ids import GhostIds
 
 log = logging.getLogger("msnbridge.matrix.ghosts")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 # MSN status → Matrix presence and the words shown as status message.
 _PRESENCE: dict[str, tuple[PresenceState, str]] = {
@@ -53,13 +55,25 @@ class Ghosts:
         self.template = displayname_template
         self.refresh_interval = refresh_interval
         self._presence: dict[str, tuple[PresenceState, str | None]] = {}  # online ghosts
+        # Last presence sent per ghost: every owner with that contact reports the same
+        # change, and a login's contact list repeats what is shown already.
+        self._sent: dict[str, tuple[PresenceState, str | None]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        # Ghost rows and intents, kept once made: every contact event of every owner asks
+        # for them, and nothing but this class writes ghosts.
+        self._stored: dict[str, ghost_db.Ghost] = {}
+        self._intents: dict[str, IntentAPI] = {}
         self._refresher: asyncio.Task[None] | None = None
 
     def intent(self, passport: str) -> IntentAPI:
-        return self.az.intent.user(self.ids.mxid(passport))
+        intent = self._intents.get(passport)
+        if intent is None:
+            intent = self._intents[passport] = self.az.intent.user(self.ids.mxid(passport))
+        return intent
 
     def displayname(self, passport: str, nick: str) -> str:
+        # A nick is one line of text: CR/LF, NUL and escape codes from MSN go.
+        nick = " ".join(_CONTROL.sub(" ", nick).split())
         return self.template.replace("{nick}", nick or passport).replace("{passport}", passport)
 
     async def ensure(self, passport: str, nick: str = "") -> IntentAPI:
@@ -67,7 +81,7 @@ class Ghosts:
         passport = passport.lower()
         intent = self.intent(passport)
         async with self._locks.setdefault(passport, asyncio.Lock()):
-            stored = await ghost_db.get(self.db, passport)
+            stored = self._stored.get(passport) or await ghost_db.get(self.db, passport)
             if stored is None:
                 stored = ghost_db.Ghost(passport, intent.mxid)
             wanted = self.displayname(passport, nick) if nick or not stored.name_set else None
@@ -78,6 +92,7 @@ class Ghosts:
                 await ghost_db.save(self.db, stored)
             elif stored.name_set:
                 await intent.ensure_registered()
+            self._stored[passport] = stored
         return intent
 
     async def update(self, contact: Contact) -> None:
@@ -92,7 +107,10 @@ class Ghosts:
             self._presence.pop(passport, None)
         else:
             self._presence[passport] = (state, message)
+        if self._sent.get(passport) == (state, message):
+            return  # shown already; the refresher keeps an online ghost's presence alive
         await self.intent(passport).set_presence(state, message, ignore_cache=True)
+        self._sent[passport] = (state, message)
 
     def start(self) -> None:
         self._refresher = asyncio.get_running_loop().create_task(

@@ -42,6 +42,7 @@ NUDGE_COMMANDS = frozenset({"/nudge", "!nudge"})
 TYPING_REPEAT = 4.0  # seconds; MSN clients show typing for ~5 s after a notice
 TYPING_MAX = 120.0  # never repeat longer than this without a fresh typing event
 QUOTE_LIMIT = 80
+ROOM_SETUP_WAIT = 30.0  # seconds an event of an unknown room waits for rooms being created
 _MEDIA_WORDS = {
     MessageType.IMAGE: "image",
     MessageType.VIDEO: "video",
@@ -91,7 +92,8 @@ def render_content(
         html = (
             getattr(content, "formatted_body", None) if getattr(content, "format", None) else None
         )
-        rich = from_html(html) if html else RichText()
+        # A formatted_body that is not a string (a broken client) falls back to body.
+        rich = from_html(html) if isinstance(html, str) and html else RichText()
         if not rich.plain().strip():
             rich = RichText.from_plain(body)
     if not rich.plain().strip():
@@ -133,6 +135,11 @@ class MatrixInbound:
             return False
         room_id = getattr(event, "room_id", None)
         portal = await self.router.portals.by_room(room_id) if room_id else None
+        if portal is None and room_id and (creating := self.side.portal_side.creating):
+            # The owner can join a portal room and write while the bridge still sets it
+            # up (power levels, the bot joining): wait for the rooms being created.
+            await asyncio.wait(list(creating), timeout=ROOM_SETUP_WAIT)
+            portal = await self.router.portals.by_room(room_id)
         if portal is None:
             return False
         if self.side.is_bridge_user(event.sender):

@@ -7,11 +7,13 @@ participant's ghost. Rooms are created on first use and kept for ever (portals.r
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from mautrix.errors import MatrixError, MatrixRequestError
+from mautrix.errors import MatrixConnectionError, MatrixError, MatrixRequestError
 from mautrix.types import (
     EventID,
     EventType,
@@ -46,6 +48,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("msnbridge.matrix.portals")
 
 TYPING_MS = 6000  # MSN repeats typing every ~4 s and never says "stopped"
+# A message from MSN waits this long for an unreachable homeserver (a restart) before it is
+# given up (and logged); the owner's later messages wait behind it, so the order holds.
+HOMESERVER_RETRY_FOR = 300.0
+HOMESERVER_RETRY_MAX_DELAY = 5.0
 _MSGTYPES = {
     MessageKind.TEXT: MessageType.TEXT,
     MessageKind.EMOTE: MessageType.EMOTE,
@@ -59,6 +65,9 @@ class MatrixPortalSide:
     def __init__(self, side: MatrixSide) -> None:
         self.side = side
         self._typing: dict[tuple[str, str], float] = {}  # (room, passport) → typing until
+        # Rooms being created, done when their portal knows its room ID: the owner may
+        # accept the invite and write before that (inbound waits for these).
+        self.creating: set[asyncio.Future[None]] = set()
 
     # --- which portals ---
 
@@ -68,11 +77,16 @@ class MatrixPortalSide:
     async def ensure_portal(self, portal: Portal) -> None:
         if portal.room_id:
             return
+        created = asyncio.get_running_loop().create_future()
+        self.creating.add(created)
         try:
             portal.room_id = await self._create_room(portal)
         except MatrixError as e:
             self._hs_error(e)
             raise
+        finally:
+            self.creating.discard(created)
+            created.set_result(None)
         log.info("Created %s room %s", "a DM" if portal.is_direct else "a group", portal.room_id)
 
     async def _create_room(self, portal: Portal) -> RoomID:
@@ -136,14 +150,38 @@ class MatrixPortalSide:
         content = TextMessageEventContent(msgtype=msgtype, body=body)
         if html:
             content.format, content.formatted_body = Format.HTML, html
+        # One transaction id for every attempt: a retry after a lost answer is not a
+        # second message.
+        txn_id = intent.api.get_txn_id()
         try:
-            event_id = await intent.send_message(RoomID(portal.room_id), content)
+            event_id = await self._retrying(
+                lambda: intent.send_message_event(
+                    RoomID(portal.room_id or ""), EventType.ROOM_MESSAGE, content, txn_id=txn_id
+                )
+            )
             if message.sender is not None:
                 await self._stop_typing(portal, message.sender)
         except MatrixError as e:
             self._hs_error(e)
             raise
         return str(event_id)
+
+    async def _retrying(self, call: Callable[[], Awaitable[EventID]]) -> EventID:
+        """``call()``, again while the homeserver is unreachable, for HOMESERVER_RETRY_FOR."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + HOMESERVER_RETRY_FOR
+        delay = 0.5
+        while True:
+            try:
+                return await call()
+            except (MatrixConnectionError, MatrixRequestError) as e:
+                status = e.http_status if isinstance(e, MatrixRequestError) else None
+                if status not in (None, 502, 503, 504) or loop.time() + delay > deadline:
+                    raise
+                self._hs_error(e)
+                log.warning("The homeserver is unreachable (%s); retrying in %.1f s", e, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, HOMESERVER_RETRY_MAX_DELAY)
 
     async def _ghost_in(self, portal: Portal, passport: str, nick: str = ""):  # type: ignore[no-untyped-def]
         intent = await self.side.ghost_users.ensure(passport, nick)

@@ -1,0 +1,248 @@
+"""The bridge as a daemon (`python -m msnbridge -c …`) killed and stopped: SIGKILL and a
+restart resume logins, rooms and contacts from the database, and a message that was being
+sent at the kill is reported; SIGTERM signs every session out with OUT, closes the
+database and exits 0."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import sqlite3
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+
+from puppets.event.contact import PresenceChanged
+from puppets.event.conversation import MessageReceived
+from tests import test_matrix_portals
+from tests.msnp_server import MSNPTestServer
+from tests.synapse_server import (
+    SynapseServer,
+    is_notice_from,
+    room_events,
+    send_text,
+    wait_for_event,
+)
+from tests.test_faults_msn import fast_friend, texts
+from tests.test_matrix_portals import (
+    ALICE,
+    BOB,
+    _dm_room,
+    bot_id,
+    ghost_id,
+    is_message_from,
+    log_in,
+    settings,
+    until,
+)
+
+msn = test_matrix_portals.msn  # the MSNP test server fixture: alice, bob, carol
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def daemon_logging(path: Path) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": "%(levelname)s %(name)s %(message)s"}},
+        "handlers": {
+            "file": {"class": "logging.FileHandler", "filename": str(path), "formatter": "plain"}
+        },
+        "root": {"level": "INFO", "handlers": ["file"]},
+    }
+
+
+@contextlib.asynccontextmanager
+async def daemon(
+    synapse: SynapseServer, config: Path, cwd: Path
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """The bridge as a subprocess, once its appservice answers; killed if still running."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "msnbridge", "-c", str(config),
+        cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    try:
+        url = f"{synapse.appservice.url}/_matrix/mau/ready"
+        async with aiohttp.ClientSession() as session:
+            for _ in range(200):
+                with contextlib.suppress(aiohttp.ClientConnectionError):
+                    async with session.get(url) as resp:
+                        if resp.status == 200:
+                            break
+                if proc.returncode is not None:
+                    assert proc.stdout is not None
+                    raise AssertionError((await proc.stdout.read()).decode())
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("the daemon never became ready")
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+def wal_left(path: Path) -> bool:
+    """Whether SQLite left its write-ahead log (a connection was not closed)."""
+    return Path(f"{path}-wal").exists()
+
+
+def db_rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        return conn.execute(sql).fetchall()
+
+
+@contextlib.asynccontextmanager
+async def database_url(backend: str, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh database of the backend; PostgreSQL skips when it is not reachable."""
+    if backend == "sqlite":
+        yield f"sqlite:{tmp_path / 'killed.db'}"
+        return
+    name = f"msnbridge_kill_{secrets.token_hex(4)}"
+    try:
+        admin = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/postgres", timeout=3)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as e:
+        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 unreachable (user postgres, trust auth): {e}")
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield f"postgres://postgres@127.0.0.1:5432/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def message_map(url: str) -> list[tuple[str, str | None]]:
+    """(event_id, msn_id) rows, read beside the running daemon."""
+    sql = "SELECT event_id, msn_id FROM message_map"
+    if url.startswith("sqlite:"):
+        return [(e, m) for e, m in db_rows(Path(url.removeprefix("sqlite:")), sql)]
+    conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1), timeout=3)
+    try:
+        return [(r["event_id"], r["msn_id"]) for r in await conn.fetch(sql)]
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_sigkill_then_restart_resumes_and_reports_the_message_in_flight(
+    synapse: SynapseServer,
+    bridge_config: Callable[..., Path],
+    msn: MSNPTestServer,
+    tmp_path: Path,
+    backend: str,
+) -> None:
+    async with database_url(backend, tmp_path) as url:
+        await _sigkill_then_restart(synapse, bridge_config(**settings(msn), database=url), url,
+                                    msn, tmp_path)  # fmt: skip
+
+
+async def _sigkill_then_restart(
+    synapse: SynapseServer, config: Path, url: str, msn: MSNPTestServer, tmp_path: Path
+) -> None:
+    owner = await synapse.register_user()
+    bob, bob_events = await fast_friend(msn, BOB)
+    try:
+        async with daemon(synapse, config, tmp_path) as proc:
+            management = await log_in(synapse, owner)
+            await bob_events.wait_for(
+                PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN"
+            )
+            room = await _dm_room(synapse, owner, bob, "before the kill")
+            await send_text(synapse, owner, room, "delivered before the kill")
+            await bob_events.until(lambda: "delivered before the kill" in texts(bob_events))
+            # A message the homeserver acknowledged, which the bridge is still sending
+            # (MSN is down, so it waits for the session) when it is killed.
+            await msn.stop()
+            in_flight = await send_text(synapse, owner, room, "in flight at the kill")
+
+            async def pending() -> bool:
+                rows = await message_map(url)
+                return any(e == in_flight and (m or "").startswith("pending:") for e, m in rows)
+
+            await until(pending)
+            proc.kill()
+            await proc.wait()
+        await msn.start()
+        await until(lambda: msn.online_sessions(BOB) == 1)
+
+        async with daemon(synapse, config, tmp_path) as proc:
+            # The login resumes from the database.
+            await until(lambda: msn.online_sessions(ALICE) == 1, timeout=20)
+            notice = await wait_for_event(
+                synapse, owner, room, is_notice_from(bot_id(synapse), "may not have arrived")
+            )
+            assert notice["content"]["m.relates_to"]["m.in_reply_to"]["event_id"] == in_flight
+            # The same room carries the conversation both ways.
+            assert (await bob.conversation([ALICE]).send_text("after the restart")).ok
+            await wait_for_event(
+                synapse, owner, room, is_message_from(ghost_id(synapse, BOB), "after the restart")
+            )
+            await send_text(synapse, owner, room, "still here")
+            await bob_events.until(lambda: "still here" in texts(bob_events), timeout=15)
+            # Contacts resume too.
+            await send_text(synapse, owner, management, "contacts")
+            await wait_for_event(synapse, owner, management, is_notice_from(bot_id(synapse), BOB))
+            await asyncio.sleep(0.3)
+            assert texts(bob_events) == ["delivered before the kill", "still here"]
+            notices = [
+                e
+                for e in await room_events(synapse, owner, room)
+                if is_notice_from(bot_id(synapse), "Not delivered")(e)
+            ]
+            assert len(notices) == 1
+            proc.terminate()
+            assert await asyncio.wait_for(proc.wait(), 15) == 0
+    finally:
+        await bob.stop()
+
+
+async def test_sigterm_signs_out_closes_the_database_and_exits_0(
+    synapse: SynapseServer,
+    bridge_config: Callable[..., Path],
+    msn: MSNPTestServer,
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "term.db"
+    log_file = tmp_path / "bridge.log"
+    config = bridge_config(
+        **settings(msn), database=f"sqlite:{database}", logging=daemon_logging(log_file)
+    )
+    owner = await synapse.register_user()
+    bob, bob_events = await fast_friend(msn, BOB)
+    try:
+        async with daemon(synapse, config, tmp_path) as proc:
+            await log_in(synapse, owner)
+            await bob_events.wait_for(
+                PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN"
+            )
+            room = await _dm_room(synapse, owner, bob, "hi")
+            await send_text(synapse, owner, room, "bye soon")
+            await bob_events.wait_for(MessageReceived, lambda e: e.message.text == "bye soon")
+            closes = dict(msn.stats.closes)
+            proc.send_signal(15)
+            assert await asyncio.wait_for(proc.wait(), 15) == 0
+        after = msn.stats.closes
+        # alice's notification session and her switchboard said OUT (and bob's puppet,
+        # left alone, left the switchboard with OUT too); nothing was just dropped.
+        assert after["client_out"] - closes.get("client_out", 0) == 3, dict(after)
+        assert after["peer_closed"] == closes.get("peer_closed", 0), dict(after)
+        assert msn.online_sessions(ALICE) == 0
+        log = log_file.read_text()
+        assert "Stopping on signal" in log and "msnbridge stopped" in log
+        assert "Traceback" not in log and "ERROR" not in log, log
+        # The database was closed: SQLite checkpointed and removed its write-ahead log.
+        assert not wal_left(database)
+        rows = db_rows(database, "SELECT id, passport, state FROM users")
+        assert rows == [(owner.user_id, ALICE, "logged_in")]  # restored at the next start
+        assert db_rows(database, "PRAGMA integrity_check") == [("ok",)]
+    finally:
+        await bob.stop()
