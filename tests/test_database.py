@@ -28,8 +28,10 @@ from msnbridge.db.upgrade import MIGRATIONS_DIR, read_migrations, split_statemen
 PG_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 TABLES = (
     "users", "contacts", "contact_groups", "ghosts", "portals",
-    "message_map", "txn_seen", "irc_nicks",
+    "message_map", "txn_seen", "irc_nicks", "irc_allowed",
 )  # fmt: skip
+CURRENT = len(read_migrations())  # the newest schema version the code knows
+NEXT = f"{CURRENT + 1:03d}"  # the number a migration of a newer version would take
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -77,12 +79,12 @@ async def test_each_migration_applies_once(db_url: str, tmp_path: Path) -> None:
     # A second migration arrives with a new version of the code; 001 must not run again
     # (its CREATE TABLEs would fail) and the data must stay.
     directory = migrations_with(
-        tmp_path, **{"002_notes": "CREATE TABLE notes (id TEXT PRIMARY KEY);"}
+        tmp_path, **{f"{NEXT}_notes": "CREATE TABLE notes (id TEXT PRIMARY KEY);"}
     )
     for _ in range(2):
         db = await open_database(db_url, migrations_dir=directory)
         try:
-            assert await schema_version(db) == 2
+            assert await schema_version(db) == CURRENT + 1
             assert await db.table_exists("notes")
             stored = await user.get(db, "@alice:example.com")
             assert stored is not None and stored.passport == "alice@example.com"
@@ -91,35 +93,36 @@ async def test_each_migration_applies_once(db_url: str, tmp_path: Path) -> None:
 
 
 async def test_database_newer_than_code_is_refused(db_url: str, tmp_path: Path) -> None:
-    newer = migrations_with(tmp_path, **{"002_notes": "CREATE TABLE notes (id TEXT);"})
+    newer = migrations_with(tmp_path, **{f"{NEXT}_notes": "CREATE TABLE notes (id TEXT);"})
     db = await open_database(db_url, migrations_dir=newer)
     await db.stop()
     with pytest.raises(DatabaseTooNew) as info:
         await open_database(db_url)
-    assert "schema version 2" in str(info.value)
-    assert "knows only up to version 1" in str(info.value)
+    assert f"schema version {CURRENT + 1}" in str(info.value)
+    assert f"knows only up to version {CURRENT}" in str(info.value)
 
 
 async def test_failed_migration_is_rolled_back(db_url: str, tmp_path: Path) -> None:
     broken = migrations_with(
         tmp_path,
-        **{"002_broken": "CREATE TABLE half (id TEXT);\nINSERT INTO no_such_table VALUES (1);"},
+        **{f"{NEXT}_broken": "CREATE TABLE half (id TEXT);\nINSERT INTO no_such_table VALUES (1);"},
     )
     with pytest.raises(Exception, match="no_such_table"):
         await open_database(db_url, migrations_dir=broken)
-    db = await open_database(db_url)  # the code without 002 still starts
+    db = await open_database(db_url)  # the code without that migration still starts
     try:
-        assert await schema_version(db) == 1
+        assert await schema_version(db) == CURRENT
         assert not await db.table_exists("half")
     finally:
         await db.stop()
 
 
 def test_migration_files_must_be_numbered_without_gaps(tmp_path: Path) -> None:
-    directory = migrations_with(tmp_path, **{"003_skipped": "SELECT 1;"})
+    skipped = f"{CURRENT + 2:03d}_skipped"
+    directory = migrations_with(tmp_path, **{skipped: "SELECT 1;"})
     with pytest.raises(MigrationError, match="without gaps"):
         read_migrations(directory)
-    (directory / "003_skipped.sql").unlink()
+    (directory / f"{skipped}.sql").unlink()
     (directory / "2_bad.sql").write_text("SELECT 1;")
     with pytest.raises(MigrationError, match="NNN_description"):
         read_migrations(directory)

@@ -186,6 +186,29 @@ class IRCConnection(IncomingMixin):
             f"@{lines.format_tags(tags)} TAGMSG {target}", Priority.MESSAGE, target
         )
 
+    @property
+    def relaymsg_separators(self) -> str | None:
+        """The ``draft/relaymsg`` cap's value (nick separators; "" when it has none), or
+        None when the server did not grant the cap."""
+        if "draft/relaymsg" not in self.caps or self._session is None:
+            return None
+        return self._session.caps.offered.get("draft/relaymsg") or ""
+
+    def relaymsg(
+        self, channel: str, name: str, text: str, *, action: bool = False
+    ) -> SendResult | None:
+        """Say ``text`` in ``channel`` under a spoofed nick made from ``name`` (draft/relaymsg);
+        None when the server does not offer it (the caller relays with a prefix instead)."""
+        separators = self.relaymsg_separators
+        if separators is None:
+            return None
+        nick = lines.relaymsg_nick(name, separators)
+        relayed, truncated = lines.relaymsg_lines(
+            channel, nick, text, self.settings.max_lines_per_message, action=action
+        )
+        queued = sum(self.queue.put(line, Priority.MESSAGE, channel) for line in relayed)
+        return SendResult(queued, len(relayed) - queued, truncated)
+
     def _message(
         self,
         command: str,

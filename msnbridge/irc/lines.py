@@ -159,6 +159,15 @@ def sanitize_nick(wanted: str, nicklen: int = 9, *, suffix: str = "", fallback: 
     return nick[:nicklen]
 
 
+def is_nick(text: str, nicklen: int = 64) -> bool:
+    """Whether ``text`` is a plain IRC nick (so it can go into INVITE/KICK/MODE lines)."""
+    return (
+        0 < len(text) <= nicklen
+        and _NICK_FIRST.match(text) is not None
+        and _NICK_BAD.search(text) is None
+    )
+
+
 def nick_alternatives(nick: str, nicklen: int = 9) -> Iterator[str]:
     """Collision fallbacks for ``nick``: ``nick_``, then ``nick1``, ``nick2``… each cut
     to ``nicklen`` by shortening the base. Never yields ``nick`` or a repeat; ends when
@@ -218,6 +227,40 @@ def relay_message(
     if max_lines is not None and len(lines) > max_lines:
         return lines[:max_lines], True
     return lines, False
+
+
+# draft/relaymsg: characters servers must refuse in a spoofed nick (they would break the
+# ``nick!user@host`` prefix or look like a channel/status), besides whitespace.
+_RELAYMSG_RESERVED = re.compile(r"[!+%@&#$:'\"?*,.\s\x00-\x1f\x7f]")
+RELAYMSG_NAME_MAX = 30  # characters of the name before the separator
+
+
+def relaymsg_nick(name: str, separators: str | None, suffix: str = "msn") -> str:
+    """The spoofed nick for ``RELAYMSG``: ``Bob/msn``. It must hold one of the server's
+    separators (the cap's value; ``/`` when it gave none), which ordinary nicks cannot
+    contain, so nobody on IRC can take it."""
+    clean = _RELAYMSG_RESERVED.sub("", unicodedata.normalize("NFC", name))
+    clean = clean[:RELAYMSG_NAME_MAX] or "msn"
+    separator = (separators or "/")[0]
+    return f"{clean}{separator}{suffix}"
+
+
+def relaymsg_lines(
+    channel: str,
+    nick: str,
+    text: str,
+    max_lines: int | None = None,
+    *,
+    action: bool = False,
+) -> tuple[list[str], bool]:
+    """``RELAYMSG <channel> <nick> :<text>`` lines. Each becomes ``:nick!user@host PRIVMSG
+    <channel> :<text>`` for the receivers, so its budget is that of a PRIVMSG by ``nick``."""
+    extra = len("\x01ACTION \x01") if action else 0
+    budget = payload_budget(message_prefix_length(nick, "PRIVMSG", channel), extra)
+    bodies, truncated = split_message(text, budget, max_lines)
+    if action:
+        bodies = [f"\x01ACTION {body}\x01" for body in bodies]
+    return [f"RELAYMSG {channel} {nick} :{body}" for body in bodies], truncated
 
 
 _TAG_ESCAPES = str.maketrans({";": "\\:", " ": "\\s", "\\": "\\\\", "\r": "\\r", "\n": "\\n"})

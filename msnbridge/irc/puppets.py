@@ -287,26 +287,33 @@ class PuppetManager:
             return True
         name = puppet.msn_nick or puppet.nick
         name = lines.split_lines(name)[0][:40] if lines.split_lines(name) else puppet.nick
-        prefix = lines.message_prefix_length(self.bot.nick, "PRIVMSG", channel)
         action = line.kind == "action"
-        bodies, truncated = lines.relay_message(
-            name,
-            line.text,
-            lines.payload_budget(prefix),
-            self.options.max_lines,
-            action=action,
-        )
-        for body in bodies:
-            if line.kind == "notice":
-                self.bot.notice(channel, body)
-            else:
-                self.bot.privmsg(channel, body)
+        spoofed = None
+        if line.kind != "notice":  # RELAYMSG carries PRIVMSGs only
+            spoofed = self.bot.relaymsg(channel, name, line.text, action=action)
+        if spoofed is not None:
+            sent, truncated = spoofed.queued > 0, spoofed.truncated
+        else:
+            prefix = lines.message_prefix_length(self.bot.nick, "PRIVMSG", channel)
+            bodies, truncated = lines.relay_message(
+                name,
+                line.text,
+                lines.payload_budget(prefix),
+                self.options.max_lines,
+                action=action,
+            )
+            for body in bodies:
+                if line.kind == "notice":
+                    self.bot.notice(channel, body)
+                else:
+                    self.bot.privmsg(channel, body)
+            sent = bool(bodies)
         if truncated:
             self.bot.notice(
                 channel,
                 f"(the message was longer than {self.options.max_lines} lines and was cut)",
             )
-        return bool(bodies)
+        return sent
 
     def set_away(self, puppet: Puppet, text: str | None) -> None:
         puppet.away = text

@@ -6,8 +6,11 @@ The bot is the only connection whose traffic is read; lines from the bridge's ow
 channel, and speaks for MSN people through :mod:`.puppets`.
 
 Conversation channels are ``+nts`` and invite-only unless ``irc.public_conversations``;
-the owner is invited and may ``!allow <nick>`` others. Nothing from MSN is shown in a
-channel while no allowed IRC user is in it: it waits (``BACKLOG`` lines) until one joins.
+the owner is invited and may ``!allow <nick>`` others (kept in the database). Portals of
+Matrix owners get a channel too (``irc.matrix_portals``); their owner allows IRC users
+with ``irc allow <nick>`` in the Matrix room (:mod:`.commands`). Nothing from MSN is shown
+in a channel while no allowed IRC user is in it: it waits (``BACKLOG`` lines) until one
+joins.
 """
 
 from __future__ import annotations
@@ -26,16 +29,18 @@ from puppets import Contact, Lists
 from puppets.event.conversation import DeliveryResult
 
 from ..core.commands import CommandContext, CommandProcessor
-from ..core.router import NotConnected, Router, describe_result
+from ..core.router import Router, describe_result
 from ..core.sides import ContactChange, OwnerNotice, PortalMessage
+from ..db import irc_allowed as allowed_db
 from ..db import user as user_db
 from ..db.portal import Portal
-from ..formatting import MessageKind, RichText, Span, from_mirc, to_mirc, to_msn
+from ..formatting import MessageKind, RichText, Span, from_mirc, to_mirc
 from ..permissions import PermissionLevel, Permissions
 from . import channels as names
 from . import lines
 from .backoff import ReconnectScheduler
 from .bot import BotConnection, Names
+from .commands import LOCAL_COMMANDS, irc_help, register_irc_command
 from .connection import IRCRefusedError
 from .contactlist import ContactListChannels
 from .events import ConnectionEvent, Disconnected, IRCEvent, Kind, Registered
@@ -48,7 +53,6 @@ log = logging.getLogger(__name__)
 BACKLOG = 200  # MSN messages held per channel while no allowed IRC user is present
 MAINTENANCE_INTERVAL = 3.0  # seconds between re-invites of puppets missing a channel
 INVITE_SPACING = 5.0  # seconds between automatic invitations of an owner to one channel
-LOCAL_COMMANDS = ("allow", "disallow", "channels")
 
 
 @dataclass
@@ -118,6 +122,7 @@ class IRCSide:
             o, self.bot, self.puppets, self._contact_list_channel, self._announce
         )
         self.router.add_side(self)
+        register_irc_command(self.commands, self)
         await self._restore_channels()
         self.bot.start()
         self._maintenance = asyncio.create_task(self._maintain(), name="irc-maintenance")
@@ -144,16 +149,17 @@ class IRCSide:
             task.cancel()
 
     async def _restore_channels(self) -> None:
+        allowed = await allowed_db.get_all(self.db)
         for stored in await user_db.get_all(self.db, with_login=True):
-            if stored.side != "irc":
-                continue
-            if stored.management_room:
-                self._owner_nicks[stored.id] = stored.management_room
-            if stored.passport:
-                self._open_contact_list(stored.id, stored.passport)
+            if stored.side == "irc":
+                if stored.management_room:
+                    self._owner_nicks[stored.id] = stored.management_room
+                if stored.passport:
+                    self._open_contact_list(stored.id, stored.passport)
             for portal in await self.router.portals.all_of(stored.id):
-                if portal.irc_channel:
-                    self._register(portal.irc_channel, stored.id, portal)
+                if portal.irc_channel and self.serves(portal):
+                    channel = self._register(portal.irc_channel, stored.id, portal)
+                    channel.allowed |= allowed.get((portal.owner, portal.key), set())
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -297,7 +303,7 @@ class IRCSide:
     # --- the Side protocol ---
 
     def serves(self, portal: Portal) -> bool:
-        return portal.owner.startswith("irc:")
+        return portal.owner.startswith("irc:") or self.options.matrix_portals
 
     async def ensure_portal(self, portal: Portal) -> None:
         assert self.bot is not None
@@ -342,6 +348,9 @@ class IRCSide:
             bot = self.bot
 
             def relay() -> None:
+                action = kind == "action"
+                if kind != "notice" and bot.relaymsg(channel.name, who, text, action=action):
+                    return
                 budget = lines.payload_budget(
                     lines.message_prefix_length(bot.nick, "PRIVMSG", channel.name)
                 )
@@ -487,6 +496,7 @@ class IRCSide:
             return
         if kind in (Kind.QUIT, Kind.NICK):
             self.identities.forget(event.nick)
+            renamed: list[Portal] = []
             for channel in self.channels.values():
                 if event.nick.lower() in channel.members:
                     channel.members.discard(event.nick.lower())
@@ -495,9 +505,18 @@ class IRCSide:
                 if kind is Kind.NICK and event.target and event.nick.lower() in channel.allowed:
                     channel.allowed.discard(event.nick.lower())
                     channel.allowed.add(event.target.lower())
+                    self._except(channel, "-I", event.nick)
+                    self._except(channel, "+I", event.target)
+                    if channel.portal is not None:
+                        renamed.append(channel.portal)
+            if renamed and event.target:
+                self._spawn(self._renamed(event.nick, event.target, renamed))
             return
         if event.nick and self._is_ours(event.nick):
             return  # our own puppets, echo-message
+        relayer = event.tags.get("draft/relaymsg") or event.tags.get("relaymsg")
+        if relayer and relayer.lower() == bot.nick.lower():
+            return  # what the bot itself said under a spoofed nick (draft/relaymsg)
         if kind in (Kind.PRIVMSG, Kind.ACTION) and event.target:
             if event.is_channel:
                 self._spawn(self._channel_message(event))
@@ -508,12 +527,14 @@ class IRCSide:
 
     def _bot_joined(self, channel: Channel, mask: str) -> None:
         assert self.bot is not None
-        public = self.options.public_conversations and channel.portal is not None
+        public = self._public(channel)
         self.bot.mode(channel.name, "+nt" if public else "+ntsi")
         if not public and "!" in mask:
             # An invite exception for the bot itself, so it can come back into its own
             # invite-only channel after a reconnection (servers without +I ignore it).
             self.bot.mode(channel.name, "+I", mask)
+        for nick in sorted(channel.allowed):
+            self._except(channel, "+I", nick)
         self.bot.topic(channel.name, self._topic(channel))
         invites, channel.invites = channel.invites, []
         for nick in invites:
@@ -547,6 +568,8 @@ class IRCSide:
             extra={"irc_nick": nick, "irc_account": identity.account},
         )
         await self.commands.handle(ctx, text)
+        if ctx.command == "help" and level is not None:
+            await reply(irc_help())
         client = self.router.sessions.get(identity.id)
         if client is not None and ctx.command == "login":
             name = self._open_contact_list(identity.id, client.config.passport)
@@ -583,16 +606,18 @@ class IRCSide:
         name = words[0].lower()
         if name == "channels":
             mine = [c for c in self.channels.values() if c.owner == owner]
-            for channel in mine:
+            guest = [c for c in self.channels.values() if nick.lower() in c.allowed]
+            for channel in mine + guest:
                 self._request_invite(nick, channel.name)
-            await reply(
-                "Your channels (invited again): " + (", ".join(c.name for c in mine) or "none")
-            )
+            text = "Your channels (invited again): " + (", ".join(c.name for c in mine) or "none")
+            if guest:
+                text += "\nChannels you are allowed in (invited): "
+                text += ", ".join(c.name for c in guest)
+            await reply(text)
             return
         if len(words) < 2:
             await reply(f"Usage: {name} <nick> [channel]")
             return
-        target_nick = words[1].lower()
         channel = here
         if len(words) > 2:
             channel = self.channels.get(words[2].lower())
@@ -602,16 +627,56 @@ class IRCSide:
         if channel.owner != owner:
             await reply(f"Only the owner of {channel.name} decides who may join it.")
             return
-        assert self.bot is not None
         if name == "allow":
-            channel.allowed.add(target_nick)
-            self.bot.invite(words[1], channel.name)
-            await reply(f"{words[1]} may join {channel.name} now (invited).")
+            await reply(await self.allow(channel, words[1]))
         else:
-            channel.allowed.discard(target_nick)
-            if target_nick in channel.members:
-                self.bot.kick(channel.name, words[1], "No longer allowed in this conversation")
-            await reply(f"{words[1]} may no longer join {channel.name}.")
+            await reply(await self.disallow(channel, words[1]))
+
+    # --- allow lists ---
+
+    def channel_for(self, portal: Portal) -> Channel | None:
+        return self._channel_of(portal)
+
+    async def allow(self, channel: Channel, nick: str) -> str:
+        """Let ``nick`` into a conversation channel (kept in the database, with an invite
+        exception so they can come back without an INVITE); returns the answer."""
+        assert self.bot is not None and channel.portal is not None
+        if not lines.is_nick(nick):
+            return f"'{nick}' is not an IRC nick."
+        portal = channel.portal
+        channel.allowed.add(nick.lower())
+        await allowed_db.add(self.db, portal.owner, portal.key, nick)
+        self._except(channel, "+I", nick)
+        self.bot.invite(nick, channel.name)
+        if nick.lower() in channel.members:
+            self._flush_backlog(channel)
+        return f"{nick} may join {channel.name} now (invited)."
+
+    async def disallow(self, channel: Channel, nick: str) -> str:
+        assert self.bot is not None and channel.portal is not None
+        if not lines.is_nick(nick):
+            return f"'{nick}' is not an IRC nick."
+        portal = channel.portal
+        channel.allowed.discard(nick.lower())
+        await allowed_db.remove(self.db, portal.owner, portal.key, nick)
+        self._except(channel, "-I", nick)
+        if nick.lower() in channel.members:
+            self.bot.kick(channel.name, nick, "No longer allowed in this conversation")
+        return f"{nick} may no longer join {channel.name}."
+
+    def _except(self, channel: Channel, change: str, nick: str) -> None:
+        """An invite exception (+I) per allowed nick: the channel stays +i for everyone
+        else, while an allowed user can join without asking the bot for an invitation."""
+        if self.bot is not None and not self._public(channel):
+            self.bot.mode(channel.name, change, f"{nick}!*@*")
+
+    def _public(self, channel: Channel) -> bool:
+        return self.options.public_conversations and channel.portal is not None
+
+    async def _renamed(self, old: str, new: str, portals: list[Portal]) -> None:
+        for portal in portals:
+            await allowed_db.remove(self.db, portal.owner, portal.key, old)
+            await allowed_db.add(self.db, portal.owner, portal.key, new)
 
     async def _channel_message(self, event: IRCEvent) -> None:
         assert self.identities is not None and self.bot is not None
@@ -648,6 +713,8 @@ class IRCSide:
                     extra={"portal": portal, "irc_nick": nick},
                 )
                 await self.commands.handle(ctx, text[1:])
+                if ctx.command == "help":
+                    await reply(irc_help())
             return
         kind = MessageKind.EMOTE if event.kind is Kind.ACTION else MessageKind.TEXT
         if is_owner:
@@ -678,38 +745,25 @@ class IRCSide:
     async def send_relayed(
         self, portal: Portal, nick: str, held: list[tuple[str, MessageKind]]
     ) -> DeliveryResult:
-        """An allowed IRC user without an MSN login, relayed through the owner's session:
-        ``<nick> text`` with a P4-Context header; then shown on the portal's other sides."""
-        spans: list[Span] = [Span(self.options.relay_prefix.format(nick=nick))]
+        """An allowed IRC user without an MSN login, relayed through the owner's session
+        as ``<nick> text`` (irc.relay.prefix) with a P4-Context header, merged lines in one
+        MSN message; the router shows it on the portal's other sides too."""
+        spans: list[Span] = []
         for i, (text, kind) in enumerate(held):
             if i:
                 spans.append(Span("\n"))
-            line = from_mirc(text, kind)
             if kind is MessageKind.EMOTE:
                 spans.append(Span("* " + nick + " "))
-            spans.extend(line.spans)
+            spans.extend(from_mirc(text, kind).spans)
         rich = RichText([s for s in spans if s.text], MessageKind.TEXT)
-        body, fmt = to_msn(rich)
-        try:
-            conv = self.router.conversation_for(portal)
-        except NotConnected as e:
-            from puppets.event.conversation import DeliveryStatus
-
-            result = DeliveryResult(DeliveryStatus.FAILED, str(e))
-        else:
-            result = await conv.send_text(body, fmt, extra_headers=[("P4-Context", nick)])
-        if not result.ok:
-            await self.delivery_failed(portal, nick, rich.plain(), result)
-            return result
-        shown = RichText([s for s in spans[1:] if s.text], MessageKind.TEXT)
-        message = PortalMessage(None, nick, shown, MessageKind.TEXT, "irc", nick)
-        for side in self.router.serving(portal, exclude=self.name):
-            try:
-                await self.router.ensure_on(side, portal)
-                await side.deliver_message(portal, message)
-            except Exception:
-                log.exception("The %s side failed on a relayed IRC message", side.name)
-        return result
+        return await self.router.send(
+            portal,
+            self.name,
+            nick,  # origin id: whom a failure NOTICE goes to
+            nick,
+            rich,
+            relay_format=self.options.relay_prefix.replace("{nick}", "{displayname}") + "{message}",
+        )
 
     async def _typing(self, event: IRCEvent) -> None:
         assert self.identities is not None
