@@ -40,8 +40,12 @@ def one_input(data: bytes) -> None:
     client_side = fdp.ConsumeBool()
     raw = fdp.ConsumeBytes(fdp.remaining_bytes())
     reader = (
-        CommandReader(payload_commands=CLIENT_PAYLOAD_COMMANDS, no_trid=CLIENT_NO_TRID,
-                      max_line=1024, max_payload=4096)
+        CommandReader(
+            payload_commands=CLIENT_PAYLOAD_COMMANDS,
+            no_trid=CLIENT_NO_TRID,
+            max_line=1024,
+            max_payload=4096,
+        )
         if client_side
         else CommandReader(max_line=1024, max_payload=4096)
     )
@@ -67,8 +71,13 @@ def main() -> None:
     for i, seed in enumerate(SEEDS):
         (corpus / f"seed{i}").write_bytes(b"\x08\x00" + seed)
     atheris.Setup(
-        [sys.argv[0], f"-max_total_time={args.seconds}", "-print_final_stats=1", str(corpus),
-         *rest],
+        [
+            sys.argv[0],
+            f"-max_total_time={args.seconds}",
+            "-print_final_stats=1",
+            str(corpus),
+            *rest,
+        ],
         one_input,
     )
     atheris.Fuzz()

@@ -77,7 +77,8 @@ async def main() -> None:
                     nexus_url=info["nexus_url"],
                     max_version=args.version,
                     min_version=args.version,
-                    timeout=60, ping_interval=args.qng,
+                    timeout=60,
+                    ping_interval=args.qng,
                     sync_timeout=120,
                 )
             )
