@@ -1,0 +1,145 @@
+"""Isolation on IRC: two bridged IRC users with their own MSN logins and an outsider the
+permissions do not allow. Nobody sees another user's contacts, channels or messages; the
+outsider gets refusals. Real ngIRCd, the MSNP test server and the IRC side in-process."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from msnbridge.permissions import Permissions, PermissionLevel
+from tests.ircd import IRCd, command_of, message_text
+from tests.msnp_server import MSNPTestServer
+from msnbridge.config import load_config
+from msnbridge.core.account_commands import register_account_commands
+from msnbridge.core.commands import CommandProcessor
+from msnbridge.core.contact_commands import register_contact_commands
+from msnbridge.core.portal_commands import register_portal_commands
+from msnbridge.core.router import Router
+from msnbridge.core.sessions import Sessions
+from msnbridge.db import open_database
+from msnbridge.irc.options import IRCOptions
+from msnbridge.irc.side import IRCSide
+from msnbridge.secrets import SecretBox
+from tests.test_irc_bridge import (  # noqa: F401  (fixtures)
+    ircd,
+    is_cmd,
+    raw,
+    stack,
+    write_config,
+)
+
+pytestmark = pytest.mark.timeout(60)
+
+ALICE, CAROL = "alice@example.com", "carol@example.com"
+ALICE_ONLY, CAROL_ONLY = "dave@example.com", "erin@example.com"
+
+
+@pytest.fixture
+async def msn() -> AsyncIterator[MSNPTestServer]:
+    async with MSNPTestServer() as server:
+        for passport, nick in (
+            (ALICE, "Alice"),
+            (CAROL, "Carol"),
+            (ALICE_ONLY, "Dave"),
+            (CAROL_ONLY, "Erin"),
+        ):
+            server.add_account(passport, "pw", nick=nick)
+        server.add_contact(ALICE, ALICE_ONLY)
+        server.add_contact(CAROL, CAROL_ONLY)
+        yield server
+
+
+@contextlib.asynccontextmanager
+async def running_side(config_path: Path) -> AsyncIterator[IRCSide]:
+    """The IRC side with every shared command, as the daemon registers them."""
+    config = load_config(str(config_path))
+    db = await open_database(config["database"])
+    sessions = Sessions(config, db, SecretBox(config["bridge.secret_key"]), login_timeout=15)
+    router = Router(sessions, db)
+    commands = CommandProcessor()
+    register_account_commands(commands, sessions)
+    register_contact_commands(commands, router)
+    register_portal_commands(commands, router)
+    side = IRCSide(
+        IRCOptions.from_config(config),
+        db,
+        commands,
+        Permissions(config["bridge.permissions"]),
+        router,
+    )
+    await side.start(ready_timeout=10)
+    try:
+        yield side
+    finally:
+        await side.stop()
+        await router.stop()
+        await sessions.stop()
+        await db.stop()
+
+
+def test_irc_permission_entries() -> None:
+    perms = Permissions({"irc:nick:Alice": "admin", "irc:*": "relay", "example.com": "user"})
+    assert perms.level_for("irc:nick:alice") is PermissionLevel.ADMIN
+    assert perms.level_for("irc:nick:mallory") is PermissionLevel.RELAY
+    assert perms.level_for("@x:example.com") is PermissionLevel.USER
+    assert Permissions({"irc:account:al": "user"}).level_for("irc:nick:al") is None
+    with pytest.raises(ValueError, match="irc:nick:<nick>"):
+        Permissions({"irc:nick:": "user"})
+
+
+async def _reply(client, bot: str, text: str) -> str:  # type: ignore[no-untyped-def]
+    client.lines.clear()
+    client.send(f"PRIVMSG {bot} :{text}")
+    notices = []
+    line = await client.expect(is_cmd("NOTICE", bot), 15)
+    notices.append(message_text(line))
+    with contextlib.suppress(TimeoutError):
+        while True:  # a multi-line answer
+            notices.append(message_text(await client.expect(is_cmd("NOTICE", bot), 1)))
+    return "\n".join(notices)
+
+
+async def test_two_bridged_irc_users_and_an_outsider_are_kept_apart(
+    tmp_path: Path, msn: MSNPTestServer, ircd: IRCd, stack: contextlib.AsyncExitStack
+) -> None:
+    config = write_config(tmp_path, msn, ircd)
+    text = config.read_text().replace(
+        '"permissions": {"*": "user"}',
+        '"permissions": {"irc:nick:alice": "user", "irc:nick:carol": "user"}',
+    )
+    config.write_text(text)
+    async with running_side(config) as side:
+        assert side.bot is not None
+        bot = side.bot.nick
+        alice = await raw(stack, ircd, "alice")
+        carol = await raw(stack, ircd, "carol")
+        mallory = await raw(stack, ircd, "mallory")
+
+        assert "Logged in to MSN" in await _reply(alice, bot, f"login {ALICE} pw")
+        assert "Logged in to MSN" in await _reply(carol, bot, f"login {CAROL} pw")
+
+        # Each sees only their own contacts.
+        alice_contacts = await _reply(alice, bot, "contacts")
+        carol_contacts = await _reply(carol, bot, "contacts")
+        assert ALICE_ONLY in alice_contacts and CAROL_ONLY not in alice_contacts
+        assert CAROL_ONLY in carol_contacts and ALICE_ONLY not in carol_contacts
+        # Not an admin: no view of other sessions.
+        assert ALICE not in await _reply(carol, bot, "sessions")
+
+        # The outsider is refused everything, and learns nothing.
+        for command in ("help", "contacts", f"login {CAROL_ONLY} pw", "sessions"):
+            answer = await _reply(mallory, bot, command)
+            assert "not allowed" in answer.lower() or "refus" in answer.lower(), answer
+            assert ALICE_ONLY not in answer and CAROL_ONLY not in answer
+        assert msn.online_sessions(CAROL_ONLY) == 0
+
+        # Channels are invite-only: neither the other user nor the outsider gets in.
+        for intruder in (carol, mallory):
+            intruder.lines.clear()
+            intruder.send("JOIN #msn-alice")
+            refused = await intruder.expect(lambda line: command_of(line) in ("473", "JOIN"), 10)
+            assert command_of(refused) == "473", refused
