@@ -10,9 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from msnbridge.permissions import Permissions, PermissionLevel
-from tests.ircd import IRCd, command_of, message_text
-from tests.msnp_server import MSNPTestServer
 from msnbridge.config import load_config
 from msnbridge.core.account_commands import register_account_commands
 from msnbridge.core.commands import CommandProcessor
@@ -23,19 +20,27 @@ from msnbridge.core.sessions import Sessions
 from msnbridge.db import open_database
 from msnbridge.irc.options import IRCOptions
 from msnbridge.irc.side import IRCSide
+from msnbridge.permissions import PermissionLevel, Permissions
 from msnbridge.secrets import SecretBox
-from tests.test_irc_bridge import (  # noqa: F401  (fixtures)
-    ircd,
-    is_cmd,
-    raw,
-    stack,
-    write_config,
-)
+from tests.ircd import IRCd, command_of, message_text, running_ircd
+from tests.msnp_server import MSNPTestServer
+from tests.test_irc_bridge import is_cmd, raw, write_config
 
 pytestmark = pytest.mark.timeout(60)
 
 ALICE, CAROL = "alice@example.com", "carol@example.com"
 ALICE_ONLY, CAROL_ONLY = "dave@example.com", "erin@example.com"
+
+
+@pytest.fixture(scope="module")
+def ircd(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    yield from running_ircd(tmp_path_factory.mktemp("ngircd-security"))
+
+
+@pytest.fixture
+async def stack() -> AsyncIterator[contextlib.AsyncExitStack]:
+    async with contextlib.AsyncExitStack() as exits:
+        yield exits
 
 
 @pytest.fixture
