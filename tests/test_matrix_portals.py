@@ -425,6 +425,18 @@ async def test_relay_of_a_matrix_user_without_login_and_transaction_retries(
             texts = [e.message.text for e in bob_events.of(MessageReceived)]
             assert not any("not relayed yet" in t for t in texts)
 
+            # A command carrying a password, typed in a portal room, is redacted there too
+            # and never reaches MSN.
+            secret_event = await send_text(synapse, owner, room, f"!msn login {ALICE} {PASSWORD}")
+            for _ in range(100):
+                events = {e["event_id"]: e for e in await room_events(synapse, owner, room)}
+                if events.get(secret_event, {}).get("content") == {}:
+                    break
+                await asyncio.sleep(0.1)
+            assert events[secret_event]["content"] == {}
+            texts = [e.message.text for e in bob_events.of(MessageReceived)]
+            assert not any(PASSWORD in t for t in texts)
+
             # The homeserver retrying a transaction (and a new transaction repeating the
             # event) must not send the message twice.
             event = {

@@ -68,7 +68,22 @@ class MatrixBot:
             text = text[len(COMMAND_PREFIX) :].strip()
         elif not await self._is_dm_with_bot(event.room_id):
             return
-        room_id = event.room_id
+        try:
+            await self.side.bot.mark_read(event.room_id, event.event_id)
+        except MatrixError as e:
+            log.debug("Could not send a read receipt: %s", e)
+        await self.run_command(event, event.room_id, text)
+
+    async def run_command(
+        self,
+        event: MessageEvent,
+        room_id: RoomID,
+        text: str,
+        extra: dict[str, object] | None = None,
+    ) -> None:
+        """Run a bot command from any room (the bot's DM, or ``!msn …`` in a portal room):
+        the sender's level from the permissions, replies as notices in that room, and a
+        message carrying a secret (``login … <password>``) redacted first."""
         level = self.side.level_for(event.sender)
 
         async def reply(message: str) -> None:
@@ -81,12 +96,8 @@ class MatrixBot:
             level=level,
             side="matrix",
             room_id=room_id,
-            extra={"event_id": event.event_id},
+            extra={"event_id": event.event_id, **(extra or {})},
         )
-        try:
-            await self.side.bot.mark_read(room_id, event.event_id)
-        except MatrixError as e:
-            log.debug("Could not send a read receipt: %s", e)
         command = self.side.commands.get(text.split(maxsplit=1)[0]) if text else None
         if command is not None and command.sensitive:
             await self._remove_secret(room_id, event)

@@ -27,7 +27,6 @@ from mautrix.types import (
     TypingEvent,
 )
 
-from ..core.commands import CommandContext
 from ..db.portal import Portal
 from ..formatting import MessageKind, RichText, Span, from_html, strip_reply_fallback
 from ..permissions import PermissionLevel
@@ -202,22 +201,8 @@ class MatrixInbound:
         )
 
     async def _command(self, portal: Portal, event: MessageEvent, text: str) -> None:
-        level = self.side.level_for(event.sender)
         room = RoomID(portal.room_id or "")
-
-        async def reply(message: str) -> None:
-            await self.side.bot.send_notice(room, message)
-
-        ctx = CommandContext(
-            sender_id=event.sender,
-            is_admin=level == PermissionLevel.ADMIN,
-            reply=reply,
-            level=level,
-            side="matrix",
-            room_id=room,
-            extra={"event_id": event.event_id, "portal": portal},
-        )
-        await self.side.commands.handle(ctx, text)
+        await self.side.bot_handler.run_command(event, room, text, {"portal": portal})
 
     # --- who may send, as whom ---
 
