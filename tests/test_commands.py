@@ -79,3 +79,34 @@ def test_names_are_unique() -> None:
 
     with pytest.raises(ValueError, match="already registered"):
         processor.register(Command("help", handler, "again"))
+
+
+async def test_a_question_takes_the_next_message_and_can_be_cancelled() -> None:
+    processor = CommandProcessor()
+    answers: list[str] = []
+    replies: list[str] = []
+
+    async def reply(text: str) -> None:
+        replies.append(text)
+
+    async def answer(ctx: CommandContext, text: str) -> None:
+        answers.append(text)
+
+    def ctx(sender: str = "@a:x", room: str = "!r:x") -> CommandContext:
+        return CommandContext(sender_id=sender, is_admin=False, reply=reply, room_id=room)
+
+    first = ctx()
+    processor.ask(first, answer, secret=True)
+    assert processor.awaiting_secret("@a:x", "!r:x")
+    assert not processor.awaiting_secret("@b:x", "!r:x")  # only the one asked
+    assert not processor.awaiting_secret("@a:x", "!other:x")  # only in that room
+    await processor.handle(ctx(sender="@b:x"), "help")  # someone else: a normal command
+    assert answers == [] and any("help" in r for r in replies)
+    await processor.handle(ctx(), "  hunter2 with spaces ")
+    assert answers == ["hunter2 with spaces"]
+    assert not processor.awaiting_secret("@a:x", "!r:x")
+    await processor.handle(ctx(), "help")  # the question is gone: a command again
+    assert answers == ["hunter2 with spaces"]
+    processor.ask(first, answer, secret=True)
+    await processor.handle(ctx(), "cancel")
+    assert answers == ["hunter2 with spaces"] and replies[-1] == "Cancelled."

@@ -317,3 +317,22 @@ async def test_sessions_are_restored_after_a_restart(
         assert bridge.sessions is not None
         client = bridge.sessions.get(owner.user_id)
         assert client is not None and client.config.passport == "alice@example.com"
+
+
+async def test_login_with_the_password_in_the_next_message(
+    synapse: SynapseServer, bridge_config: Callable[..., Path], msn_server: MSNPTestServer
+) -> None:
+    bot = bot_id(synapse)
+    owner = await synapse.register_user()
+    async with running_bridge(bridge_config(**msn_settings(msn_server))):
+        room = await create_dm(synapse, owner, bot)
+        await wait_for_event(synapse, owner, room, is_membership(bot, "join"))
+        await send_text(synapse, owner, room, "login alice@example.com")
+        await wait_for_event(synapse, owner, room, is_notice_from(bot, "Send the password"))
+        secret = await send_text(synapse, owner, room, "correct horse")
+        await wait_for_event(
+            synapse, owner, room, is_notice_from(bot, "Logged in to MSN as alice@example.com")
+        )
+        events = {e["event_id"]: e for e in await room_events(synapse, owner, room)}
+        assert events[secret]["content"] == {}  # the password message was redacted
+        assert msn_server.online_sessions("alice@example.com") == 1

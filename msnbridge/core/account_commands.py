@@ -9,16 +9,35 @@ from .sessions import LoginFailed, Sessions
 def register_account_commands(processor: CommandProcessor, sessions: Sessions) -> None:
     @processor.command(
         "login",
-        help="Log in to MSN Messenger (your message is removed: it holds the password)",
-        usage="<passport> <password>",
+        help="Log in to MSN Messenger (the password inline or in your next message, which "
+        "is removed at once)",
+        usage="<passport> [password]",
         sensitive=True,
     )
     async def login(ctx: CommandContext) -> None:
-        if len(ctx.args) < 2:
-            await ctx.reply("Usage: login <passport> <password>")
+        if not ctx.args:
+            await ctx.reply("Usage: login <passport> [password]")
             return
         passport = ctx.args[0]
         password = ctx.raw_args[len(passport) :].strip()  # may contain spaces
+        if password:
+            await _log_in(ctx, passport, password)
+            return
+
+        async def answer(ctx: CommandContext, password: str) -> None:
+            await _log_in(ctx, passport, password)
+
+        assert ctx.processor is not None
+        ctx.processor.ask(ctx, answer, secret=True)
+        await ctx.reply(
+            f"Send the password for {passport} in your next message here; it is removed "
+            "at once. ('cancel' to stop.)"
+        )
+
+    async def _log_in(ctx: CommandContext, passport: str, password: str) -> None:
+        if not password:
+            await ctx.reply("Login cancelled: the password was empty.")
+            return
         await ctx.reply(f"Logging in to MSN as {passport}…")
         side = "irc" if ctx.side == "irc" else "matrix"
         try:

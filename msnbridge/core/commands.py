@@ -8,6 +8,7 @@ their help text and the level they need; `help` lists what the sender may use.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,10 +60,23 @@ class Command:
     sensitive: bool = False  # the arguments carry a secret: sides remove the message
 
 
+AnswerHandler = Callable[[CommandContext, str], Awaitable[None]]
+PROMPT_TIMEOUT = 300.0  # seconds a question ("your password?") stays open
+
+
+@dataclass
+class _Prompt:
+    handler: AnswerHandler
+    secret: bool
+    expires: float
+
+
 class CommandProcessor:
     def __init__(self) -> None:
         self._commands: dict[str, Command] = {}
         self._names: dict[str, Command] = {}  # names and aliases
+        # Questions waiting for the sender's next message in the same room.
+        self._prompts: dict[tuple[str, str | None], _Prompt] = {}
         self.register(
             Command("help", _help, "List the commands you can use", level=PermissionLevel.RELAY)
         )
@@ -103,16 +117,48 @@ class CommandProcessor:
             (c for c in self._commands.values() if c.level <= level), key=lambda c: c.name
         )
 
+    def ask(self, ctx: CommandContext, handler: AnswerHandler, *, secret: bool = False) -> None:
+        """Take the sender's next message in this room as the answer to a question (e.g.
+        the password after ``login <passport>``); ``cancel`` drops the question."""
+        self._prompts[(ctx.sender_id, ctx.room_id)] = _Prompt(
+            handler, secret, time.monotonic() + PROMPT_TIMEOUT
+        )
+
+    def _prompt(self, sender_id: str, room_id: str | None) -> _Prompt | None:
+        prompt = self._prompts.get((sender_id, room_id))
+        if prompt is not None and prompt.expires < time.monotonic():
+            del self._prompts[(sender_id, room_id)]
+            return None
+        return prompt
+
+    def awaiting_secret(self, sender_id: str, room_id: str | None) -> bool:
+        """Whether the sender's next message here answers a question about a secret: the
+        side must remove it (Matrix redacts it) before anything else."""
+        prompt = self._prompt(sender_id, room_id)
+        return prompt is not None and prompt.secret
+
     async def handle(self, ctx: CommandContext, text: str) -> None:
         """Runs one command line; every outcome (including failures) is answered."""
-        name, _, rest = text.strip().partition(" ")
-        if not name:
-            return
-        ctx.command, ctx.raw_args, ctx.args = name.lower(), rest.strip(), rest.split()
         ctx.processor = self
         if ctx.level is None:
             await ctx.reply(REFUSAL)
             return
+        prompt = self._prompt(ctx.sender_id, ctx.room_id)
+        if prompt is not None:
+            del self._prompts[(ctx.sender_id, ctx.room_id)]
+            if text.strip().lower() == "cancel":
+                await ctx.reply("Cancelled.")
+                return
+            try:
+                await prompt.handler(ctx, text.strip())
+            except Exception:
+                log.exception("Answer from %s failed", ctx.sender_id)
+                await ctx.reply("That failed with an internal error (it was logged).")
+            return
+        name, _, rest = text.strip().partition(" ")
+        if not name:
+            return
+        ctx.command, ctx.raw_args, ctx.args = name.lower(), rest.strip(), rest.split()
         command = self.get(name)
         if command is None:
             await ctx.reply(f"Unknown command '{name}'. Send 'help' for the list of commands.")

@@ -99,7 +99,8 @@ class MatrixBot:
             extra={"event_id": event.event_id, **(extra or {})},
         )
         command = self.side.commands.get(text.split(maxsplit=1)[0]) if text else None
-        if command is not None and command.sensitive:
+        answers_secret = self.side.commands.awaiting_secret(event.sender, room_id)
+        if answers_secret or (command is not None and command.sensitive):
             await self._remove_secret(room_id, event)
         await self.side.commands.handle(ctx, text)
 
