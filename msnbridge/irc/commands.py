@@ -1,6 +1,7 @@
-"""Commands that only make sense with the IRC side: the IRC-only ones (handled by the side
-itself, listed in ``help`` as seen from IRC) and ``irc``, a shared command for the owner
-of a portal on another side (a Matrix room) to manage who may join its IRC channel."""
+"""Commands that only make sense with the IRC side: the IRC-only ones (answered by
+:mod:`.incoming_irc`, listed in ``help`` as seen from IRC) and ``irc``, a shared command
+for the owner of a portal on another side (a Matrix room) to manage who may join its IRC
+channel."""
 
 from __future__ import annotations
 
@@ -12,14 +13,14 @@ from ..db.portal import Portal
 if TYPE_CHECKING:
     from .side import IRCSide
 
-# name, usage, help: handled by IRCSide in private messages (and as !name in a channel).
+# name, usage, help: answered by .incoming_irc in private messages (and as !name in a channel).
 IRC_ONLY_COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("allow", "<nick> [#channel]", "Let an IRC user into one of your conversation channels"),
     ("disallow", "<nick> [#channel]", "Take that back (they are kicked out)"),
     ("channels", "", "Invite you again to your channels and those you are allowed in"),
     ("nudge", "", "In a conversation channel, !nudge nudges your MSN contacts"),
 )
-LOCAL_COMMANDS = ("allow", "disallow", "channels")  # answered by the side, not the processor
+LOCAL_COMMANDS = ("allow", "disallow", "channels")  # answered by .incoming_irc, not the processor
 
 IRC_USAGE = "irc allow <nick> | irc disallow <nick> | irc channel"
 
