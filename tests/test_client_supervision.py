@@ -206,14 +206,10 @@ async def test_message_sent_while_reconnecting_is_delivered_once_back():
         server.add_contact(a, b, lists=("FL", "AL"))
         server.add_contact(b, a, lists=("FL", "AL"))
         # Bob comes back well before Alice (who sends while down), so the message finds him.
-        alice, alice_ev = await online_client(
-            server, a, "pw", backoff_initial=3.0, backoff_max=5.0
-        )
+        alice, alice_ev = await online_client(server, a, "pw", backoff_initial=3.0, backoff_max=5.0)
         bob, bob_ev = await online_client(server, b, "pw", backoff_initial=0.2, backoff_max=0.3)
         await server.stop()
-        await alice_ev.wait_for(
-            SessionStateChanged, lambda e: e.state is not SessionState.ONLINE
-        )
+        await alice_ev.wait_for(SessionStateChanged, lambda e: e.state is not SessionState.ONLINE)
         sending = asyncio.create_task(alice.conversation([b]).send_text("sent while down"))
         await asyncio.sleep(0.5)
         assert not sending.done()
@@ -238,9 +234,7 @@ async def test_message_fails_when_the_session_stays_down():
     alice, alice_ev = await online_client(server, a, "pw", offline_send_timeout=1.0)
     await server.stop()
     try:
-        await alice_ev.wait_for(
-            SessionStateChanged, lambda e: e.state is not SessionState.ONLINE
-        )
+        await alice_ev.wait_for(SessionStateChanged, lambda e: e.state is not SessionState.ONLINE)
         result = await asyncio.wait_for(alice.conversation([b]).send_text("lost?"), 10)
         assert result.status is DeliveryStatus.FAILED
         assert "not back within" in result.reason
