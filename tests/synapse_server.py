@@ -33,6 +33,7 @@ import pytest
 
 from msnbridge.bridge import Bridge
 from msnbridge.config import load_config
+from msnbridge.sandbox.synapse import local_overlay
 
 REPO = Path(__file__).resolve().parent.parent
 SYNAPSE_PYTHON = REPO / ".venv-synapse" / "bin" / "python"
@@ -177,38 +178,12 @@ class SynapseServer:
         slot.registration_path.write_text(json.dumps(registration, indent=2))  # JSON is YAML
 
     def _overlay(self) -> dict[str, Any]:
-        fast = {"per_second": 1000, "burst_count": 1000}
-        return {
-            "listeners": [
-                {
-                    "port": self.port,
-                    "bind_addresses": ["127.0.0.1"],
-                    "type": "http",
-                    "tls": False,
-                    "x_forwarded": False,
-                    "resources": [{"names": ["client"], "compress": False}],
-                }
-            ],
-            "database": {
-                "name": "sqlite3",
-                "args": {"database": str(self.workdir / "homeserver.db")},
-            },
-            "app_service_config_files": [str(self.appservice.registration_path)],
-            "registration_shared_secret": self.shared_secret,
-            "enable_registration": False,
-            "presence": {"enabled": True},
-            "trusted_key_servers": [],
-            "suppress_key_server_warning": True,
-            "report_stats": False,
-            "rc_message": fast,
-            "rc_registration": fast,
-            "rc_login": {"address": fast, "account": fast, "failed_attempts": fast},
-            "rc_joins": {"local": fast, "remote": fast},
-            "rc_joins_per_room": fast,
-            "rc_invites": {"per_room": fast, "per_user": fast, "per_issuer": fast},
-            "rc_presence": {"per_user": fast},
-            "rc_admin_redaction": fast,
-        }
+        return local_overlay(
+            self.port,
+            self.workdir / "homeserver.db",
+            self.appservice.registration_path,
+            self.shared_secret,
+        )
 
     def _wait_ready(self) -> None:
         import urllib.error

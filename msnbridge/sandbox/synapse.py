@@ -37,6 +37,43 @@ def synapse_available() -> str | None:
     return None
 
 
+def local_overlay(
+    port: int, database: Path, registration: Path, shared_secret: str
+) -> dict[str, Any]:
+    """Synapse settings for a loopback-only homeserver with one appservice: SQLite, presence
+    on, registration by shared secret only, no federation keys, rate limits raised (the
+    sandbox, the test fixture and the benchmarks all drive it harder than a person)."""
+    fast = {"per_second": 1000, "burst_count": 1000}
+    return {
+        "listeners": [
+            {
+                "port": port,
+                "bind_addresses": [HOST],
+                "type": "http",
+                "tls": False,
+                "x_forwarded": False,
+                "resources": [{"names": ["client"], "compress": False}],
+            }
+        ],
+        "database": {"name": "sqlite3", "args": {"database": str(database)}},
+        "app_service_config_files": [str(registration)],
+        "registration_shared_secret": shared_secret,
+        "enable_registration": False,
+        "presence": {"enabled": True},
+        "trusted_key_servers": [],
+        "suppress_key_server_warning": True,
+        "report_stats": False,
+        "rc_message": fast,
+        "rc_registration": fast,
+        "rc_login": {"address": fast, "account": fast, "failed_attempts": fast},
+        "rc_joins": {"local": fast, "remote": fast},
+        "rc_joins_per_room": fast,
+        "rc_invites": {"per_room": fast, "per_user": fast, "per_issuer": fast},
+        "rc_presence": {"per_user": fast},
+        "rc_admin_redaction": fast,
+    }
+
+
 class Synapse:
     def __init__(self, workdir: Path, port: int, registration: Path) -> None:
         self.workdir = workdir
@@ -86,39 +123,12 @@ class Synapse:
         return generated
 
     def overlay(self) -> dict[str, Any]:
-        fast = {"per_second": 1000, "burst_count": 1000}
         return {
             "public_baseurl": f"{self.url}/",
-            "listeners": [
-                {
-                    "port": self.port,
-                    "bind_addresses": [HOST],
-                    "type": "http",
-                    "tls": False,
-                    "x_forwarded": False,
-                    "resources": [{"names": ["client"], "compress": False}],
-                }
-            ],
-            "database": {
-                "name": "sqlite3",
-                "args": {"database": str(self.workdir / "homeserver.db")},
-            },
-            "app_service_config_files": [str(self.registration)],
-            "registration_shared_secret": self.shared_secret,
-            "enable_registration": False,
-            "presence": {"enabled": True},
-            "trusted_key_servers": [],
-            "suppress_key_server_warning": True,
-            "report_stats": False,
+            **local_overlay(
+                self.port, self.workdir / "homeserver.db", self.registration, self.shared_secret
+            ),
             "federation_domain_whitelist": [],
-            "rc_message": fast,
-            "rc_registration": fast,
-            "rc_login": {"address": fast, "account": fast, "failed_attempts": fast},
-            "rc_joins": {"local": fast, "remote": fast},
-            "rc_joins_per_room": fast,
-            "rc_invites": {"per_room": fast, "per_user": fast, "per_issuer": fast},
-            "rc_presence": {"per_user": fast},
-            "rc_admin_redaction": fast,
         }
 
     def start(self, timeout: float = 90.0) -> None:
