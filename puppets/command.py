@@ -150,21 +150,6 @@ class Command:
         return " ".join(parts)
 
 
-def parse_line(line: str, no_trid: frozenset[str] = SERVER_NO_TRID) -> tuple[Command, int | None]:
-    """Parse one line (without CRLF). Returns the command and its payload length, if any,
-    when the caller has decided the command carries a payload (see CommandReader)."""
-    parts = line.split(" ")
-    name = parts[0]
-    if not name or len(name) > 4 or not (name.isascii() and name.isalnum()):
-        raise ProtocolError(f"not an MSNP command: {line[:60]!r}")
-    rest = parts[1:]
-    trid: int | None = None
-    if rest and name not in no_trid and _is_digits(rest[0]) and len(rest[0]) < 10:
-        trid = int(rest[0])
-        rest = rest[1:]
-    return Command(name, trid, rest), None
-
-
 class CommandReader:
     """Incremental parser: feed it whatever the socket returned, get whole commands back.
 
@@ -245,7 +230,7 @@ class CommandReader:
 
     def _drain(self, buf: bytearray, out: list[Command]) -> None:
         # The hot path of every session: parsing is inlined here on purpose (see
-        # benchmarks/codec.py); parse_line() is the readable reference version.
+        # benchmarks/codec.py).
         data = bytes(buf)
         pos = 0
         size = len(data)
