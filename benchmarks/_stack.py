@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import secrets
+import shutil
 import statistics
 import sys
 import tempfile
@@ -103,6 +104,24 @@ async def start_msn_server(*args: str) -> tuple[asyncio.subprocess.Process, dict
     if not line:
         raise SystemExit("the MSNP test server did not start")
     return proc, json.loads(line)
+
+
+async def stop_stack(
+    bridge: Any,
+    matrix: Any,
+    msn_proc: asyncio.subprocess.Process,
+    synapse: BenchSynapse,
+    work: Path,
+) -> None:
+    """Stop what a bridge benchmark started, in reverse order, and remove its files."""
+    if bridge is not None:
+        await bridge.stop()
+    await matrix.close()
+    msn_proc.terminate()
+    await msn_proc.wait()
+    await asyncio.to_thread(synapse.stop)
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(synapse.workdir, ignore_errors=True)
 
 
 def pair_accounts(path: Path, pairs: int, prefix: str = "p") -> list[tuple[str, str]]:

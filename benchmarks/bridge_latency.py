@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from _stack import (
     proc_cpu_s,
     start_msn_server,
     start_synapse,
+    stop_stack,
 )
 from _traffic import Send, Tracker, burst, sequential
 
@@ -204,14 +204,7 @@ async def main() -> None:
         for user in users:
             await user.stop_sync()
         await asyncio.gather(*(c.stop() for c in clients), return_exceptions=True)
-        if bridge is not None:
-            await bridge.stop()
-        await matrix.close()
-        msn_proc.terminate()
-        await msn_proc.wait()
-        await asyncio.to_thread(synapse.stop)
-        shutil.rmtree(work, ignore_errors=True)
-        shutil.rmtree(synapse.workdir, ignore_errors=True)
+        await stop_stack(bridge, matrix, msn_proc, synapse, work)
 
 
 if __name__ == "__main__":

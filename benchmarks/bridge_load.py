@@ -24,7 +24,6 @@ import asyncio
 import itertools
 import os
 import random
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -45,6 +44,7 @@ from _stack import (
     proc_cpu_s,
     start_msn_server,
     start_synapse,
+    stop_stack,
 )
 from _traffic import Tracker
 
@@ -310,14 +310,7 @@ async def main() -> None:
                 print(f"\n(the {args.users} sessions of (a) stay logged in during (b))")
             await storm(args, bridge, matrix, info, couples, baseline, synapse.pid, msn_proc.pid)
     finally:
-        if bridge is not None:
-            await bridge.stop()
-        await matrix.close()
-        msn_proc.terminate()
-        await msn_proc.wait()
-        await asyncio.to_thread(synapse.stop)
-        shutil.rmtree(work, ignore_errors=True)
-        shutil.rmtree(synapse.workdir, ignore_errors=True)
+        await stop_stack(bridge, matrix, msn_proc, synapse, work)
 
 
 if __name__ == "__main__":
