@@ -23,7 +23,7 @@ COPY --chmod=0755 docker/entrypoint.sh docker/entrypoint.sh
 # bridge reads migrations/ beside the package directory (msnbridge/db/upgrade.py), which a
 # regular install into site-packages would leave behind.
 RUN python -m venv /opt/venv \
- && pip install -q -e '.[bridge]'
+ && pip install -q -e .
 
 USER msnbridge
 VOLUME /data

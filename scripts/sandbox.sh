@@ -8,12 +8,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-# The same install lines as scripts/test.sh (the sandbox runs the test MSNP server).
+# The same install lines as scripts/test.sh (the sandbox runs the test MSNP server), run only
+# when pyproject.toml or the checkout changed since the last install: the stamp in the venv
+# holds pyproject.toml's hash and the path the editable install points at.
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
-.venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
-.venv/bin/pip install -q -e '.[bridge,test]'
+stamp=.venv/.msnbridge-sandbox-install
+want="$(sha256sum pyproject.toml | cut -d' ' -f1) $PWD [test]"
+if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
+    .venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
+    .venv/bin/pip install -q -e '.[test]'
+    printf '%s\n' "$want" >"$stamp"
+fi
 if ! command -v ngircd >/dev/null 2>&1 && [ ! -x /usr/sbin/ngircd ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         (apt-get install -y -q ngircd >/dev/null 2>&1 || \

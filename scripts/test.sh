@@ -8,7 +8,7 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 .venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
-.venv/bin/pip install -q -e '.[bridge,test]'
+.venv/bin/pip install -q -e '.[test]'
 # Real IRC servers for the IRC integration tests: ngIRCd (no CAP beyond multi-prefix) and
 # InspIRCd (IRCv3 message-tags, echo-message...). Tests skip with a reason when absent.
 missing=""

@@ -1,13 +1,16 @@
 """The one-command sandbox (`python -m msnbridge.sandbox`) run as a real subprocess: a
 `--check` start, a second start on the same data directory, a normal run stopped with
-SIGINT (no process of the stack may remain; every listening socket on 127.0.0.1), and the
+SIGINT (no process of the stack may remain; every listening socket on 127.0.0.1), the
+printed IRC hint followed by an IRC client, a service dying under the sandbox, and the
 clear error for a port already in use."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -15,13 +18,15 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, TextIO
 
 import pytest
 
 from msnbridge.sandbox.ircd import ircd_available
 from msnbridge.sandbox.ports import Ports, port_free
 from msnbridge.sandbox.synapse import synapse_available
+from tests.ircd import RawClient, command_of, message_text
 
 REPO = Path(__file__).resolve().parent.parent
 RUN_TIMEOUT = 150
@@ -217,6 +222,41 @@ def alive(pid: int) -> bool:
     return True
 
 
+def wait_running(proc: subprocess.Popen[str], data_dir: Path, output: Path) -> dict[str, Any]:
+    """The summary once the sandbox started as `proc` says it is running."""
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while True:
+        assert proc.poll() is None, output.read_text()
+        try:
+            data = summary(data_dir)
+            if data["state"] == "running" and data["pid"] == proc.pid:
+                return data
+        except (OSError, ValueError):
+            pass
+        assert time.monotonic() < deadline, "the sandbox did not come up"
+        time.sleep(0.2)
+
+
+def start_sandbox(data_dir: Path, ports: Ports, out: TextIO, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        sandbox_argv(data_dir, ports, *extra),
+        cwd=REPO,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def stop_sandbox(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def test_sigint_stops_every_process_and_everything_listens_on_loopback(
     data_dir: Path, first_run: tuple[subprocess.CompletedProcess[str], dict[str, Any]]
 ) -> None:
@@ -275,3 +315,90 @@ def test_a_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     assert f"127.0.0.1:{ports.irc} is already in use" in done.stderr
     assert "--irc-port" in done.stderr
     assert not (tmp_path / "data" / "synapse").exists()  # nothing was started
+
+
+# --- the printed IRC hint ---------------------------------------------------------------
+
+
+async def follow_irc_hint(host: str, port: int, printed: str) -> list[str]:
+    """Types the printed `/msg <bot> <text>` the way an IRC client sends it; returns what the
+    bot answered, up to the invitation to the contact list channel."""
+    match = re.search(r"^\s*log in\s+/msg (\S+) (.+)$", printed, re.MULTILINE)
+    assert match, f"no IRC login hint printed:\n{printed}"
+    bot, text = match.group(1), match.group(2).strip()
+    channel = re.search(r"then join (#\S+)", printed)
+    assert channel, printed
+    client = await RawClient.connect(SimpleNamespace(host=host, port=port), "sandboxuser")
+    try:
+        client.send(f"PRIVMSG {bot} :{text}")
+        answer = await client.expect(  # the bot's answer after "Logging in to MSN as …"
+            lambda line: (
+                line.startswith(f":{bot}!")
+                and command_of(line) == "NOTICE"
+                and not message_text(line).startswith("Logging in")
+            ),
+            60,
+        )
+        invite = await client.expect(
+            lambda line: command_of(line) == "INVITE" and channel.group(1) in line, 30
+        )
+        await client.join(channel.group(1))
+        return [answer, invite]
+    finally:
+        await client.close()
+
+
+def test_the_printed_irc_hint_logs_in_as_printed(
+    data_dir: Path, first_run: tuple[subprocess.CompletedProcess[str], dict[str, Any]]
+) -> None:
+    ports = free_ports()
+    output = data_dir / "hint-run.out"
+    with open(output, "w") as out:
+        proc = start_sandbox(data_dir, ports, out)
+    try:
+        data = wait_running(proc, data_dir, output)
+        printed = output.read_text()
+        answer, invite = asyncio.run(follow_irc_hint("127.0.0.1", ports.irc, printed))
+    finally:
+        stop_sandbox(proc)
+    login = data["irc"]["login"]
+    passport = login.split()[3]
+    # Not the account the demo Matrix user logs in as (they would sign each other out).
+    assert passport != "alice@example.com"
+    assert f"Logged in to MSN as {passport}" in message_text(answer), answer
+    assert data["irc"]["contact_list_channel"] in invite
+
+
+# --- a service dying under the sandbox --------------------------------------------------
+
+
+def test_a_dying_service_stops_the_sandbox_and_is_named(
+    data_dir: Path, first_run: tuple[subprocess.CompletedProcess[str], dict[str, Any]]
+) -> None:
+    ports = free_ports()
+    output = data_dir / "kill-run.out"
+    with open(output, "w") as out:
+        proc = start_sandbox(data_dir, ports, out)
+    try:
+        data = wait_running(proc, data_dir, output)
+        services = {s["name"]: s for s in data["services"]}
+        others = [s["pid"] for name, s in services.items() if name != "bridge"]
+        os.kill(services["bridge"]["pid"], signal.SIGKILL)
+        proc.wait(60)
+    finally:
+        stop_sandbox(proc)
+    printed = output.read_text()
+    assert proc.returncode not in (0, None), printed
+    assert "bridge killed by SIGKILL" in printed
+    assert services["bridge"]["log"] in printed
+    after = summary(data_dir)
+    assert after["state"] == "failed"
+    assert after["failed"] == {
+        "service": "bridge",
+        "status": "killed by SIGKILL",
+        "log": services["bridge"]["log"],
+    }
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in others) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in others if alive(pid)], "services left running"

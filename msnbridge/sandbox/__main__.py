@@ -96,9 +96,17 @@ def main(argv: list[str] | None = None) -> int:
             status = 0 if _report(stack.run_checks()) else 1
             stack.write_summary("running")
         else:
-            signal.pause()  # until Ctrl-C / SIGTERM
-            while True:
-                signal.pause()
+            # Until Ctrl-C / SIGTERM, or until a service dies: then the rest is stopped and
+            # the sandbox exits non-zero, naming it (a half stack is no sandbox).
+            dead = stack.watch()
+            print(
+                f"sandbox: {dead.name} {dead.exit_description()}; its log is "
+                f"{dead.log_path}. End of it:\n{dead.log_tail()}\n"
+                "sandbox: stopping the other services.",
+                file=sys.stderr,
+                flush=True,
+            )
+            status = 3
     except KeyboardInterrupt:
         print("\nStopping…", flush=True)
     except (SandboxError, PortInUse) as e:

@@ -101,6 +101,17 @@ class Service:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
 
+    def exit_description(self) -> str:
+        code = self.proc.returncode if self.proc is not None else None
+        if code is None:
+            return "running"
+        if code < 0:
+            try:
+                return f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                return f"killed by signal {-code}"
+        return f"exited with status {code}"
+
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 

@@ -7,6 +7,7 @@ import contextlib
 import fcntl
 import json
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -23,7 +24,7 @@ from .checks import (
 )
 from .demo import DemoUser, auto_login, ensure_demo_user
 from .ircd import IRCd, ircd_available
-from .msn import MSNServer
+from .msn import DEMO_ACCOUNTS, MSNServer
 from .ports import HOST, Ports, check_ports
 from .process import Service
 from .synapse import Synapse, synapse_available
@@ -62,6 +63,7 @@ class Stack:
         self._started: list[Service] = []
         self._lock: TextIO | None = None
         self._summary_written = False
+        self.failed: dict[str, Any] | None = None  # the service that died under the sandbox
 
     @property
     def summary_path(self) -> Path:
@@ -133,6 +135,20 @@ class Stack:
         self._started.append(service)  # stopped even if its start fails half-way
         start()
 
+    def watch(self, interval: float = 0.5) -> Service:
+        """Blocks until one of the started services exits by itself; returns it, with the
+        reason recorded for the summary (written as "failed" when the rest is stopped)."""
+        while True:
+            for service in self._started:
+                if not service.running():
+                    self.failed = {
+                        "service": service.name,
+                        "status": service.exit_description(),
+                        "log": str(service.log_path),
+                    }
+                    return service
+            time.sleep(interval)
+
     def stop(self) -> bool:
         """Stops what was started, in reverse order; safe to call more than once. Returns
         whether anything had been started."""
@@ -140,7 +156,7 @@ class Stack:
         while self._started:
             self._started.pop().stop()
         if self._summary_written:  # never touch the summary of another sandbox's run
-            self.write_summary("stopped")
+            self.write_summary("failed" if self.failed else "stopped")
         if self._lock is not None:
             self._lock.close()
             self._lock = None
@@ -194,8 +210,7 @@ class Stack:
                 "channel": self.ircd.channel,
                 "bridged": True,
                 "bot": IRC_BOT_NICK,
-                "note": f"/msg {IRC_BOT_NICK} login alice@example.com <password>, then "
-                "join the contact-list channel the bot invites you to (#msn-alice)",
+                **self._irc_hint(),
             }
         return {
             "state": state,
@@ -228,6 +243,29 @@ class Stack:
             "services": services,
             "ports": ports.as_dict(),
             "checks": [asdict(c) for c in self.checks],
+            "failed": self.failed,
+        }
+
+    def _irc_hint(self) -> dict[str, Any]:
+        """What to type in an IRC client: a login with a demo account the Matrix demo user
+        is not logged in as (two sessions of one account would sign each other out)."""
+        if not self.bridge.irc_login_allowed():
+            return {
+                "login": None,
+                "note": "bridge.permissions in "
+                f"{self.bridge.config_path} gives IRC users relay rights only: "
+                "add  'irc:*': user  to log in to MSN from IRC",
+            }
+        taken = {DEMO_ACCOUNTS[0][0], self.options.auto_login}  # --auto-login's default too
+        account = next(
+            (a for a in self.msn.accounts if a.passport not in taken), self.msn.accounts[-1]
+        )
+        command = f"/msg {IRC_BOT_NICK} login {account.passport} {account.password}"
+        channel = self.bridge.contact_list_channel(account.passport)
+        return {
+            "login": command,
+            "contact_list_channel": channel,
+            "note": f"{command}   then join {channel}, the contact list the bot invites you to",
         }
 
     def write_summary(self, state: str) -> None:
@@ -269,7 +307,14 @@ def describe(summary: dict[str, Any]) -> str:
     lines += ["", "IRC"]
     if irc["enabled"]:
         lines.append(f"  server           {irc['address']}   channel {irc['channel']}")
-        lines.append(f"  try              {irc['note']}")
+        if irc["login"]:
+            lines.append(f"  log in           {irc['login']}")
+            lines.append(
+                f"                   then join {irc['contact_list_channel']}, the contact list "
+                "the bot invites you to"
+            )
+        else:
+            lines.append(f"  note             {irc['note']}")
     else:
         lines.append("  (not started: --no-irc)")
     lines += [
