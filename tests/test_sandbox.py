@@ -7,6 +7,7 @@ clear error for a port already in use."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -326,24 +327,32 @@ async def follow_irc_hint(host: str, port: int, printed: str) -> list[str]:
     match = re.search(r"^\s*log in\s+/msg (\S+) (.+)$", printed, re.MULTILINE)
     assert match, f"no IRC login hint printed:\n{printed}"
     bot, text = match.group(1), match.group(2).strip()
-    channel = re.search(r"then join (#\S+)", printed)
+    channel = re.search(r"then join (#[^\s,]+)", printed)
     assert channel, printed
     client = await RawClient.connect(SimpleNamespace(host=host, port=port), "sandboxuser")
+
+    def answer(line: str) -> bool:  # the bot's answer after "Logging in to MSN as …"
+        return (
+            line.startswith(f":{bot}!")
+            and command_of(line) == "NOTICE"
+            and not message_text(line).startswith("Logging in")
+        )
+
+    def invite(line: str) -> bool:
+        return command_of(line) == "INVITE" and line.endswith(channel.group(1))
+
     try:
         client.send(f"PRIVMSG {bot} :{text}")
-        answer = await client.expect(  # the bot's answer after "Logging in to MSN as …"
-            lambda line: (
-                line.startswith(f":{bot}!")
-                and command_of(line) == "NOTICE"
-                and not message_text(line).startswith("Logging in")
-            ),
-            60,
-        )
-        invite = await client.expect(
-            lambda line: command_of(line) == "INVITE" and channel.group(1) in line, 30
-        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        # The invitation may come before or after the answer.
+        while not (any(map(answer, client.lines)) and any(map(invite, client.lines))):
+            if loop.time() > deadline:
+                raise AssertionError(f"no answer and invitation; got {client.lines}")
+            with contextlib.suppress(TimeoutError):
+                await client.readline(1)
         await client.join(channel.group(1))
-        return [answer, invite]
+        return [next(filter(answer, client.lines)), next(filter(invite, client.lines))]
     finally:
         await client.close()
 
