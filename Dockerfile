@@ -19,9 +19,9 @@ COPY msnbridge/ msnbridge/
 COPY migrations/ migrations/
 COPY --chmod=0755 docker/entrypoint.sh docker/entrypoint.sh
 
-# The install command of scripts/test.sh without the test extra. Editable on purpose: the
-# bridge reads migrations/ beside the package directory (msnbridge/db/upgrade.py), which a
-# regular install into site-packages would leave behind.
+# The install command of scripts/test.sh without the test extra (the plain install has
+# every dependency of the bridge). Editable: the bridge reads migrations/ beside the
+# package directory (msnbridge/db/upgrade.py; a wheel install uses share/msnbridge/).
 RUN python -m venv /opt/venv \
  && pip install -q -e .
 
