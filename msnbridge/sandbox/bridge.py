@@ -53,7 +53,8 @@ Written by the msnbridge sandbox on its first start. Edit freely: later starts k
 edits, add keys that are missing and set only the addresses and ports of the sandbox's
 services (homeserver.address/domain, appservice.address/hostname/port,
 msn.dispatch_host/dispatch_port/nexus_url, irc.enabled and irc.server host/port/tls,
-metrics.listen_address/port). Delete this file to get the sandbox's defaults back."""
+metrics.listen_address/port). Delete this file to get the sandbox's defaults back (with a
+new secret key: stored MSN logins must then be made again)."""
 
 
 def irc_section(irc_port: int | None) -> dict[str, Any]:
