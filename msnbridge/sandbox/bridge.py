@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
+from ruamel.yaml import YAML, YAMLError
 from ruamel.yaml.comments import CommentedMap
 
 from ..config import GENERATE
@@ -200,19 +200,31 @@ class BridgeProcess:
         if done.returncode != 0:
             raise ServiceError(f"msnbridge -g failed:\n{done.stderr[-1500:]}")
 
+    def _current(self, *path: str) -> Any:
+        """A value of bridge.yaml as it stands (None if absent or unreadable)."""
+        try:
+            data = YAML(typ="safe").load(self.config_path.read_text(encoding="utf-8"))
+        except (OSError, YAMLError):
+            return None
+        for key in path:
+            if not isinstance(data, dict):
+                return None
+            data = data.get(key)
+        return data
+
     def irc_login_allowed(self) -> bool:
         """Whether bridge.yaml as it stands lets an IRC user (any nick) log in to MSN."""
-        data = YAML(typ="safe").load(self.config_path.read_text(encoding="utf-8")) or {}
-        raw = (data.get("bridge") or {}).get("permissions") or {}
+        raw = self._current("bridge", "permissions")
         try:
-            level = Permissions(raw).level_for("irc:nick:someone")
+            # A nick no entry can name (entries have no spaces): what irc:* and * give.
+            anyone = "irc:nick:any nick"
+            level = Permissions(raw if isinstance(raw, dict) else {}).level_for(anyone)
         except ValueError:
             return False  # the bridge will refuse to start and say why
         return level is not None and level >= PermissionLevel.USER
 
     def contact_list_channel(self, passport: str) -> str:
-        data = YAML(typ="safe").load(self.config_path.read_text(encoding="utf-8")) or {}
-        template = ((data.get("irc") or {}).get("channels") or {}).get("contact_list")
+        template = self._current("irc", "channels", "contact_list")
         template = template if isinstance(template, str) else "#msn-{user}"
         try:
             return template.format(user=passport.partition("@")[0])
