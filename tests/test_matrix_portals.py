@@ -316,12 +316,11 @@ async def test_dm_both_ways_with_ghosts_typing_nudges_failures_and_metrics(
                 and "offline" in notice["content"]["body"]
             )
             assert notice["content"]["m.relates_to"]["m.in_reply_to"]["event_id"] == failed_id
-            statuses = [
-                e
-                for e in await room_events(synapse, owner, room)
-                if e["type"] == "com.beeper.message_send_status"
-            ]
-            assert statuses and statuses[-1]["content"]["status"] == "FAIL_PERMANENT"
+            # Sent after the notice: wait for it rather than race it.
+            status = await wait_for_event(
+                synapse, owner, room, lambda e: e["type"] == "com.beeper.message_send_status"
+            )
+            assert status["content"]["status"] == "FAIL_PERMANENT"
 
             after = await scrape(port)
             moved = {k: after.get(k, 0) - before.get(k, 0) for k in after}
