@@ -5,6 +5,7 @@ Synapse, the MSNP test server, the bridge in-process, bob as a real puppet clien
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
@@ -52,7 +53,9 @@ async def test_owner_who_left_a_dm_is_invited_back(
     synapse: SynapseServer,
     bridge_config: Callable[..., Path],
     msn: MSNPTestServer,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="msnbridge")
     port = free_port()
     metrics = {"enabled": True, "listen_address": "127.0.0.1", "port": port}
     owner = await synapse.register_user()
@@ -101,6 +104,9 @@ async def test_owner_who_left_a_dm_is_invited_back(
             await wait_for_event(synapse, owner, room, is_message_from(bob_ghost, "are you there?"))
             moved = {k: v - before.get(k, 0) for k, v in (await scrape(port)).items()}
             assert moved.get(("msn_to_matrix", "delivered")) == 1
+            logged = caplog.text
+            assert f"{owner.user_id} left their portal room {room}" in logged
+            assert f"{owner.user_id} is not in their portal room {room} (leave)" in logged
 
             # `chat` invites a owner who left again, instead of only naming the room.
             await owner_is(Membership.JOIN)

@@ -105,11 +105,23 @@ class MatrixPortalSide:
         member = await self.side.state_store.get_member(room, owner)
         if member is not None:
             return member.membership
-        try:  # the store never saw the owner's membership: ask the homeserver
-            state = await self.side.bot.get_state_event(room, EventType.ROOM_MEMBER, owner)
+        # The store never saw the owner's membership: ask the homeserver, as someone
+        # surely in the room (the contact's ghost created a DM, the bot a group).
+        asker = self._room_keeper(portal)
+        try:
+            state = await asker.get_state_event(room, EventType.ROOM_MEMBER, owner)
         except MNotFound:
             return Membership.LEAVE
+        except MatrixError as e:  # unknown: inviting is harmless (mautrix takes "already in")
+            log.debug("Cannot read %s's membership in %s: %s", owner, room, e)
+            return Membership.LEAVE
         return getattr(state, "membership", None) or Membership.LEAVE  # (stored by mautrix)
+
+    def _room_keeper(self, portal: Portal):  # type: ignore[no-untyped-def]
+        """Who made the portal room and stays in it: the contact's ghost in a DM, else the bot."""
+        if portal.is_direct:
+            return self.side.ghost_users.intent(portal.participants[0])
+        return self.side.bot
 
     async def _bring_owner_back(self, portal: Portal) -> None:
         """Invite the owner again when they left (or rejected) the portal room."""
@@ -117,11 +129,9 @@ class MatrixPortalSide:
         if membership in (Membership.JOIN, Membership.INVITE):
             return
         room, owner = RoomID(portal.room_id or ""), UserID(portal.owner)
-        if portal.is_direct:  # the contact invites, so clients show it as their DM again
-            inviter = self.side.ghost_users.intent(portal.participants[0])
-            extra: dict[str, bool] | None = {"is_direct": True}
-        else:
-            inviter, extra = self.side.bot, None
+        # In a DM the contact invites, so clients show it as their DM again.
+        inviter = self._room_keeper(portal)
+        extra = {"is_direct": True} if portal.is_direct else None
         log.info("%s is not in their portal room %s (%s); inviting them again", owner, room,
                  membership.value)  # fmt: skip
         try:
