@@ -136,6 +136,9 @@ async def test_owner_who_left_a_dm_is_invited_back(
                 )
 
             await until(counted)
+            await wait_for_event(
+                synapse, owner, management, is_notice_from(bot_id(synapse), "could not invite you")
+            )
             after = await scrape(port)
             assert after.get(("msn_to_matrix", "delivered")) == before.get(
                 ("msn_to_matrix", "delivered")

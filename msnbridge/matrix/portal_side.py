@@ -44,7 +44,7 @@ from puppets.contacts import Contact
 from puppets.event.conversation import DeliveryResult
 
 from ..core.router import describe_result
-from ..core.sides import ContactChange, OwnerNotice, PortalMessage
+from ..core.sides import ContactChange, NoticeKind, OwnerNotice, PortalMessage
 from ..db import user as user_db
 from ..db.portal import Portal
 from ..formatting import MessageKind, rich_to_html
@@ -139,6 +139,15 @@ class MatrixPortalSide:
         except MatrixError as e:
             self._hs_error(e)
             log.warning("Could not invite %s back into their portal room %s: %s", owner, room, e)
+            who = ", ".join(portal.participants)
+            text = (
+                f"Your conversation with {who} continues in {room}, but the bridge could not "
+                f"invite you back into it ({e}); what they write there does not reach you."
+            )
+            try:
+                await self.owner_notice(portal.owner, OwnerNotice(NoticeKind.INFO, text))
+            except MatrixError as notice_error:
+                log.warning("Could not tell %s either: %s", owner, notice_error)
             raise
 
     async def _create_room(self, portal: Portal) -> RoomID:
