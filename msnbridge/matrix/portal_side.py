@@ -112,9 +112,12 @@ class MatrixPortalSide:
             state = await asker.get_state_event(room, EventType.ROOM_MEMBER, owner)
         except MNotFound:
             return Membership.LEAVE
-        except MatrixError as e:  # unknown: inviting is harmless (mautrix takes "already in")
+        except MatrixError as e:
             log.debug("Cannot read %s's membership in %s: %s", owner, room, e)
-            return Membership.LEAVE
+            status = e.http_status if isinstance(e, MatrixRequestError) else None
+            if isinstance(e, MatrixConnectionError) or status in (502, 503, 504):
+                return Membership.JOIN  # the homeserver is away: deliver as before (it waits)
+            return Membership.LEAVE  # inviting is harmless (mautrix takes "already in")
         return getattr(state, "membership", None) or Membership.LEAVE  # (stored by mautrix)
 
     def _room_keeper(self, portal: Portal):  # type: ignore[no-untyped-def]
