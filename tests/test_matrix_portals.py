@@ -5,6 +5,7 @@ bob and carol on MSN."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import re
@@ -168,8 +169,12 @@ async def scrape(port: int) -> dict[tuple[str, str], float]:
 
 
 async def until(condition: Callable[[], Any], timeout: float = 15) -> None:
+    """Wait until ``condition()`` (a value or an awaitable, e.g. from a lambda) is true."""
     for _ in range(int(timeout / 0.05)):
-        if await condition() if asyncio.iscoroutinefunction(condition) else condition():
+        result = condition()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("condition not met in time")
