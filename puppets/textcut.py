@@ -20,7 +20,8 @@ ZWJ = "\u200d"
 # Whitespace that must not become a line break: no-break spaces, and the C0 characters
 # Python counts as whitespace that IRC uses as formatting codes (\x1d italics, \x1f underline).
 _NO_BREAK = frozenset("\u00a0\u2007\u202f\x1c\x1d\x1e\x1f")
-_EXTEND_EXTRA = frozenset("\u200c\uff9e\uff9f")
+# ZWNJ, halfwidth kana sound marks, Thai and Lao AM (spacing marks Python calls letters)
+_EXTEND_EXTRA = frozenset("\u200c\uff9e\uff9f\u0e33\u0eb3")
 
 
 def breakable_space(ch: str) -> bool:
