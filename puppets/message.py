@@ -10,12 +10,12 @@ bytes each, headers included).
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from email.header import decode_header
 
 from .chunks import ChunkAssembler
 from .mime import Message, build_message, parse_fields, parse_message, redacted
+from .textcut import cluster_end, space_before
 from .textformat import TextFormat
 
 __all__ = [
@@ -351,8 +351,9 @@ def _wire_size(ch: str) -> int:
 def _cut(text: str, start: int, budget: int) -> int:
     """End index of the next part of ``text`` from ``start``: at most ``budget`` wire bytes.
 
-    Ends after a newline in the window's last three quarters, else after whitespace in
-    its second half, else at a code point (so a part is never much shorter than needed).
+    Ends after a newline in the window's last three quarters, else after a space in its
+    second half, else at the last grapheme-cluster boundary (textcut), so a part never
+    ends inside a character as readers see it, nor mid-word when a space is near.
     """
     used = 0
     end = start
@@ -369,14 +370,10 @@ def _cut(text: str, start: int, budget: int) -> int:
     newline = text.rfind("\n", start, end)
     if newline >= start + span // 4:
         return newline + 1
-    for i in range(end - 1, start + span // 2 - 1, -1):
-        if text[i].isspace():
-            return i + 1
-    # A hard cut: keep combining marks with the character they modify when possible.
-    hard = end
-    while hard > start + 1 and unicodedata.combining(text[hard]):
-        hard -= 1
-    return hard
+    space = space_before(text, start + span // 2, end)
+    if space >= 0:
+        return space + 1
+    return cluster_end(text, start, end)
 
 
 def split_text(
@@ -387,8 +384,9 @@ def split_text(
 ) -> list[bytes]:
     """``text`` as text/plain payloads of at most ``limit`` bytes each (headers included).
 
-    Cuts only between code points (so never inside a UTF-8 sequence or a CRLF), preferring
-    a newline, then whitespace. The cut character stays at the end of the earlier part,
+    Cuts only between grapheme clusters (so never inside a UTF-8 sequence, a CRLF, a
+    letter with its combining marks or an emoji sequence), preferring a newline, then
+    whitespace. The cut character stays at the end of the earlier part,
     so the parts' texts concatenated give back ``text`` (with "\\n" line breaks).
     Empty text gives no payload. Raises ValueError when ``limit`` leaves no room for text.
     """

@@ -55,6 +55,12 @@ async def test_edits_and_replies_reach_msn_readably(
             })  # fmt: skip
             edit = await bob_events.wait_for(MessageReceived, lambda e: "at 6" in e.message.text)
             assert edit.message.text.startswith("*") and "* at 6" not in edit.message.text[2:]
+            await put_event(synapse, owner, room, "m.room.message", {
+                "msgtype": "m.text", "body": "* at 7",
+                "m.new_content": {"msgtype": "m.text", "body": "at 7"},
+                "m.relates_to": {"rel_type": "m.replace", "event_id": first},
+            })  # fmt: skip
+            await bob_events.wait_for(MessageReceived, lambda e: "at 7" in e.message.text)
             # A reply keeps what it answers, quoted, without Matrix's fallback markup.
             await put_event(synapse, owner, room, "m.room.message", {
                 "msgtype": "m.text",
@@ -65,7 +71,8 @@ async def test_edits_and_replies_reach_msn_readably(
                 MessageReceived, lambda e: "see above" in e.message.text
             )
             assert "@someone:localhost" not in reply.message.text
-            assert reply.message.text.startswith(">")
+            # It quotes what the message says now: its latest edit.
+            assert reply.message.text.startswith("> at 7\n")
     finally:
         await bob.stop()
 

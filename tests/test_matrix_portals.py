@@ -5,6 +5,7 @@ bob and carol on MSN."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import re
@@ -168,8 +169,12 @@ async def scrape(port: int) -> dict[tuple[str, str], float]:
 
 
 async def until(condition: Callable[[], Any], timeout: float = 15) -> None:
+    """Wait until ``condition()`` (a value or an awaitable, e.g. from a lambda) is true."""
     for _ in range(int(timeout / 0.05)):
-        if await condition() if asyncio.iscoroutinefunction(condition) else condition():
+        result = condition()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("condition not met in time")
@@ -316,12 +321,11 @@ async def test_dm_both_ways_with_ghosts_typing_nudges_failures_and_metrics(
                 and "offline" in notice["content"]["body"]
             )
             assert notice["content"]["m.relates_to"]["m.in_reply_to"]["event_id"] == failed_id
-            statuses = [
-                e
-                for e in await room_events(synapse, owner, room)
-                if e["type"] == "com.beeper.message_send_status"
-            ]
-            assert statuses and statuses[-1]["content"]["status"] == "FAIL_PERMANENT"
+            # Sent after the notice: wait for it rather than race it.
+            status = await wait_for_event(
+                synapse, owner, room, lambda e: e["type"] == "com.beeper.message_send_status"
+            )
+            assert status["content"]["status"] == "FAIL_PERMANENT"
 
             after = await scrape(port)
             moved = {k: after.get(k, 0) - before.get(k, 0) for k in after}

@@ -298,13 +298,18 @@ class MsnEventRouter:
             client = router.sessions.get(owner)
             if client is not None and portal is not None:
                 router.detach(owner, client, conv)
-            portal = await store.get_or_create(owner, people)
+            direct, portal = portal, await store.get_or_create(owner, people)
             store.bind(portal, conv)
             log.info("A conversation of %s became a group chat of %d", owner, len(people))
             for side in router.serving(portal):
                 await _quietly(side.name, router.ensure_on(side, portal))
                 for passport in sorted(people):
                     await _quietly(side.name, side.participant_joined(portal, passport, ""))
+            for side in router.serving(direct) if direct is not None else []:
+                # Optional side hook: point the 1:1 room/channel at the group's.
+                grew = getattr(side, "conversation_grew", None)
+                if grew is not None:
+                    await _quietly(side.name, grew(direct, portal))
             return
         for side in router.serving(portal):
             await _quietly(

@@ -3,6 +3,8 @@
 The core decides *which* conversation and *which* people; each side renders for itself.
 A side implements :class:`Side` and registers with ``Router.add_side``; in the other
 direction it calls the Router (``send``, ``send_typing``, ``send_nudge``, ``open_portal``).
+Optional hook (called when present): ``conversation_grew(direct, group)`` when a 1:1
+conversation became a group chat with a portal of its own.
 """
 
 from __future__ import annotations

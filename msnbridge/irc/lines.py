@@ -11,6 +11,8 @@ import re
 import unicodedata
 from collections.abc import Iterator, Mapping
 
+from puppets.textcut import cluster_end, space_before
+
 MAX_LINE_BYTES = 512  # RFC 1459/2812, including the trailing CRLF
 CRLF_BYTES = 2
 # Assumed when the server has not told us our own user@host yet: ~ plus USERLEN (10) and
@@ -93,10 +95,12 @@ def _colour_safe_cut(text: str, cut: int) -> int:
 def split_utf8(line: str, max_bytes: int) -> list[str]:
     """Split one line into chunks of at most ``max_bytes`` UTF-8 bytes each.
 
-    Where the line has whitespace in the latter half of a chunk's room, it splits there
-    and the one whitespace character at the split is dropped (servers such as ngIRCd trim
-    trailing spaces, so it would not survive anyway); otherwise it cuts at the byte limit
-    on a code-point boundary, outside colour codes. Nothing else is lost.
+    Where the line has a space in the latter half of a chunk's room, it splits there and
+    the one whitespace character at the split is dropped (servers such as ngIRCd trim
+    trailing spaces, so it would not survive anyway); otherwise it cuts at the last
+    grapheme-cluster boundary that fits (never inside a character, a letter with its
+    combining marks or an emoji sequence; see puppets.textcut), outside colour codes.
+    Nothing else is lost.
     """
     if max_bytes < 4:
         raise ValueError("max_bytes must leave room for one UTF-8 code point")
@@ -105,12 +109,13 @@ def split_utf8(line: str, max_bytes: int) -> list[str]:
     while utf8_len(rest) > max_bytes:
         # Largest code-point prefix that fits.
         cut = len(rest.encode("utf-8")[:max_bytes].decode("utf-8", "ignore"))
-        # Whitespace at index ``cut`` is fine too: the chunk before it fits.
-        space = next((i for i in range(cut, 0, -1) if rest[i].isspace()), -1)
-        if space > cut // 2:
+        # Whitespace at index ``cut`` is fine too: it is dropped, the chunk before it fits.
+        space = space_before(rest, cut // 2 + 1, cut + 1)
+        if space > 0:
             chunks.append(rest[:space])
             rest = rest[space + 1 :]
             continue
+        cut = cluster_end(rest, 0, cut)
         cut = _colour_safe_cut(rest, cut) or cut
         chunks.append(rest[:cut])
         rest = rest[cut:]

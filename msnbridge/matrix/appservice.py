@@ -22,6 +22,7 @@ from ..db import txn
 from ..errors import StartupError
 from ..metrics import Metrics, homeserver_error_kind
 from ..permissions import PermissionLevel, Permissions
+from . import bridge_info
 from .bot import MatrixBot
 from .ghosts import Ghosts
 from .ids import GhostIds
@@ -119,6 +120,7 @@ class MatrixSide:
         self._inflight: set[asyncio.Task[Any]] = set()
         self._room_locks: dict[str, asyncio.Lock] = {}
         self._ephemeral_check: asyncio.Task[None] | None = None
+        self._bridge_info: asyncio.Task[int] | None = None
         self._started = False
         self.az.matrix_event_handler(self._handle_event)
 
@@ -196,6 +198,9 @@ class MatrixSide:
         self._started = True
         self.az.ready = True
         self.ghost_users.start()
+        self._bridge_info = asyncio.get_running_loop().create_task(
+            bridge_info.send_to_existing_rooms(self), name="matrix-bridge-info"
+        )
         if not self.config["appservice.ephemeral_events"]:
             log.warning("appservice.ephemeral_events is off: typing from Matrix will not reach MSN")
         else:
@@ -243,8 +248,9 @@ class MatrixSide:
             return
         self._started = False
         self.az.ready = False
-        if self._ephemeral_check is not None:
-            self._ephemeral_check.cancel()
+        for task in (self._ephemeral_check, self._bridge_info):
+            if task is not None:
+                task.cancel()
         await self.ghost_users.stop()
         await self.inbound.stop()
         if self._inflight:

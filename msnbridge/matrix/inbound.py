@@ -15,15 +15,19 @@ import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from mautrix.api import Method, Path
 from mautrix.errors import MatrixError
 from mautrix.types import (
     Event,
     EventID,
     EventType,
+    Membership,
     MessageEvent,
     MessageType,
     ReactionEvent,
     RoomID,
+    StateEvent,
+    TextMessageEventContent,
     TypingEvent,
 )
 
@@ -111,6 +115,8 @@ class MatrixInbound:
         self.side = side
         self._typing: dict[str, asyncio.Task[None]] = {}  # room → repeater
         self.ephemeral_seen = False
+        # (room, sender) of people told their messages are not relayed: once each per run.
+        self._told_not_relayed: set[tuple[str, str]] = set()
 
     @property
     def router(self):  # type: ignore[no-untyped-def]
@@ -130,6 +136,10 @@ class MatrixInbound:
         if event.type.is_ephemeral:
             self.ephemeral_seen = True
             return False
+        if event.type == EventType.ROOM_MEMBER:
+            assert isinstance(event, StateEvent)
+            await self._membership(event)
+            return False  # the bot handles invites to itself
         if event.type not in (EventType.ROOM_MESSAGE, EventType.REACTION, EventType.STICKER):
             return False
         room_id = getattr(event, "room_id", None)
@@ -150,6 +160,19 @@ class MatrixInbound:
             await self._message(portal, event, started)  # type: ignore[arg-type]
         return True
 
+    async def _membership(self, event: StateEvent) -> None:
+        """The owner leaving a portal room is logged; the next message from MSN (or
+        `chat`) invites them again (MatrixPortalSide.ensure_portal)."""
+        membership = event.content.membership
+        if membership not in (Membership.LEAVE, Membership.BAN):
+            return
+        portal = await self.router.portals.by_room(event.room_id)
+        if portal is not None and event.state_key == portal.owner:
+            log.info(
+                "%s left their portal room %s (%s); they are invited again when it is next "
+                "used", portal.owner, event.room_id, portal.key,
+            )  # fmt: skip
+
     async def _message(self, portal: Portal, event: MessageEvent, started: float) -> None:
         content = event.content
         body = (getattr(content, "body", "") or "").strip()
@@ -157,6 +180,7 @@ class MatrixInbound:
             await self._command(portal, event, body[len(COMMAND_PREFIX) :].strip())
             return
         if not await self._may_send(portal, event.sender):
+            await self._tell_not_relayed(portal, event)
             return
         if body.lower() in NUDGE_COMMANDS and event.sender == portal.owner:
             self._stop_typing(portal)
@@ -189,6 +213,7 @@ class MatrixInbound:
 
     async def _reaction(self, portal: Portal, event: ReactionEvent, started: float) -> None:
         if not await self._may_send(portal, event.sender):
+            await self._tell_not_relayed(portal, event)
             return
         relates = event.content.relates_to
         target = await self._text_of(portal, str(relates.event_id)) if relates.event_id else None
@@ -213,6 +238,34 @@ class MatrixInbound:
         # Relayed: someone else in the owner's room, allowed by permissions, relay on.
         return level is not None and level >= PermissionLevel.RELAY and portal.relay_enabled
 
+    async def _tell_not_relayed(self, portal: Portal, event: Event) -> None:
+        """Someone whose messages do not go to MSN hears why, once per room (per run)."""
+        room, sender = portal.room_id or "", str(event.sender)
+        if (room, sender) in self._told_not_relayed:
+            return
+        self._told_not_relayed.add((room, sender))
+        level = self.side.level_for(sender)
+        if level is None:
+            why = "you have no rights on this bridge"
+        elif level < PermissionLevel.RELAY:
+            why = "your rights on this bridge do not include relaying"
+        else:
+            why = (
+                "relaying is off in this room (its owner can turn it on with "
+                f"'{COMMAND_PREFIX} relay on')"
+            )
+        notice = TextMessageEventContent(
+            msgtype=MessageType.NOTICE,
+            body=f"{sender}: your messages here are not sent to MSN: {why}. Only the owner's "
+            "messages reach the MSN conversation. (Said once.)",
+        )
+        notice.set_reply(EventID(str(event.event_id)))
+        log.info("Not relaying %s in %s: %s", sender, room, why)
+        try:
+            await self.side.bot.send_message(RoomID(room), notice)
+        except MatrixError as e:
+            log.warning("Could not tell %s that they are not relayed: %s", sender, e)
+
     async def _display(self, portal: Portal, sender: str) -> str | None:
         """None for the owner (they are the MSN session); a display name for the relayed."""
         if sender == portal.owner:
@@ -233,7 +286,25 @@ class MatrixInbound:
             return None
         if getattr(target.content, "get_reply_to", lambda: None)():
             body = strip_reply_fallback(body)
-        return body
+        return await self._latest_edit(portal, event_id, str(target.sender)) or body
+
+    async def _latest_edit(self, portal: Portal, event_id: str, sender: str) -> str | None:
+        """The text of the newest edit (m.replace) of an event by its own sender, if any."""
+        room = RoomID(portal.room_id or "")
+        path = Path.v1.rooms[room].relations[EventID(event_id)]["m.replace"]
+        try:
+            reply = await self.side.bot.api.request(
+                Method.GET, path, query_params={"dir": "b", "limit": "20"}
+            )
+        except MatrixError as e:
+            log.debug("Cannot read the edits of %s: %s", event_id, e)
+            return None
+        for edit in reply.get("chunk", []):  # newest first
+            new = edit.get("content", {}).get("m.new_content") or {}
+            body = new.get("body") if isinstance(new, dict) else None
+            if edit.get("sender") == sender and isinstance(body, str):
+                return body
+        return None
 
     # --- typing: Matrix → MSN, repeated while the owner types ---
 

@@ -3,6 +3,12 @@
 A 1:1 portal is a DM room the contact's ghost creates (is_direct, the owner invited, the
 bot joined for commands and notices); a group portal is a room the bot creates with every
 participant's ghost. Rooms are created on first use and kept for ever (portals.room_id).
+
+An owner who left a portal room is invited back into the same room (by the contact's
+ghost in a DM, the bot in a group) before anything more is shown there: by the next
+message from MSN, a nudge, or `chat`. Their membership is what the appservice's state
+store learnt from the room's m.room.member events (the homeserver is asked when it knows
+nothing). A room the owner cannot be brought back to raises, so the message counts as failed.
 """
 
 from __future__ import annotations
@@ -12,12 +18,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
-from mautrix.errors import MatrixConnectionError, MatrixError, MatrixRequestError
+from mautrix.errors import MatrixConnectionError, MatrixError, MatrixRequestError, MNotFound
 from mautrix.types import (
     EventID,
     EventType,
     Format,
+    Membership,
     MessageType,
     RelatesTo,
     RelationType,
@@ -36,11 +44,12 @@ from puppets.contacts import Contact
 from puppets.event.conversation import DeliveryResult
 
 from ..core.router import describe_result
-from ..core.sides import ContactChange, OwnerNotice, PortalMessage
+from ..core.sides import ContactChange, NoticeKind, OwnerNotice, PortalMessage
 from ..db import user as user_db
 from ..db.portal import Portal
 from ..formatting import MessageKind, rich_to_html
 from ..metrics import homeserver_error_kind
+from . import bridge_info
 
 if TYPE_CHECKING:
     from .appservice import MatrixSide
@@ -76,6 +85,7 @@ class MatrixPortalSide:
 
     async def ensure_portal(self, portal: Portal) -> None:
         if portal.room_id:
+            await self._bring_owner_back(portal)
             return
         created = asyncio.get_running_loop().create_future()
         self.creating.add(created)
@@ -88,6 +98,60 @@ class MatrixPortalSide:
             self.creating.discard(created)
             created.set_result(None)
         log.info("Created %s room %s", "a DM" if portal.is_direct else "a group", portal.room_id)
+        await bridge_info.mark_sent(self.side.db, portal.room_id)
+
+    async def owner_membership(self, portal: Portal) -> Membership:
+        room, owner = RoomID(portal.room_id or ""), UserID(portal.owner)
+        member = await self.side.state_store.get_member(room, owner)
+        if member is not None:
+            return member.membership
+        # The store never saw the owner's membership: ask the homeserver, as someone
+        # surely in the room (the contact's ghost created a DM, the bot a group).
+        asker = self._room_keeper(portal)
+        try:
+            state = await asker.get_state_event(room, EventType.ROOM_MEMBER, owner)
+        except MNotFound:
+            return Membership.LEAVE
+        except MatrixError as e:
+            log.debug("Cannot read %s's membership in %s: %s", owner, room, e)
+            status = e.http_status if isinstance(e, MatrixRequestError) else None
+            if isinstance(e, MatrixConnectionError) or status in (502, 503, 504):
+                return Membership.JOIN  # the homeserver is away: deliver as before (it waits)
+            return Membership.LEAVE  # inviting is harmless (mautrix takes "already in")
+        return getattr(state, "membership", None) or Membership.LEAVE  # (stored by mautrix)
+
+    def _room_keeper(self, portal: Portal):  # type: ignore[no-untyped-def]
+        """Who made the portal room and stays in it: the contact's ghost in a DM, else the bot."""
+        if portal.is_direct:
+            return self.side.ghost_users.intent(portal.participants[0])
+        return self.side.bot
+
+    async def _bring_owner_back(self, portal: Portal) -> None:
+        """Invite the owner again when they left (or rejected) the portal room."""
+        membership = await self.owner_membership(portal)
+        if membership in (Membership.JOIN, Membership.INVITE):
+            return
+        room, owner = RoomID(portal.room_id or ""), UserID(portal.owner)
+        # In a DM the contact invites, so clients show it as their DM again.
+        inviter = self._room_keeper(portal)
+        extra = {"is_direct": True} if portal.is_direct else None
+        log.info("%s is not in their portal room %s (%s); inviting them again", owner, room,
+                 membership.value)  # fmt: skip
+        try:
+            await inviter.invite_user(room, owner, extra_content=extra)
+        except MatrixError as e:
+            self._hs_error(e)
+            log.warning("Could not invite %s back into their portal room %s: %s", owner, room, e)
+            who = ", ".join(portal.participants)
+            text = (
+                f"Your conversation with {who} continues in {room}, but the bridge could not "
+                f"invite you back into it ({e}); what they write there does not reach you."
+            )
+            try:
+                await self.owner_notice(portal.owner, OwnerNotice(NoticeKind.INFO, text))
+            except MatrixError as notice_error:
+                log.warning("Could not tell %s either: %s", owner, notice_error)
+            raise
 
     async def _create_room(self, portal: Portal) -> RoomID:
         side = self.side
@@ -109,11 +173,13 @@ class MatrixPortalSide:
             invitees = [owner] + [UserID(side.ghosts.mxid(p)) for p in portal.participants]
             people = ", ".join(nicks[p] or p for p in sorted(portal.participants))
             name = f"MSN group chat: {people}"[:200]
+        channel = name or nicks[portal.participants[0]] or None
         room_id = await creator.create_room(
             preset=RoomCreatePreset.PRIVATE,
             name=name,
             is_direct=portal.is_direct,
             invitees=invitees,
+            initial_state=bridge_info.initial_state(side, portal, channel),
         )
         # Raised afterwards, not by power_level_content_override: room v12 refuses the
         # creator in "users", older versions lose the creator's 100 if "users" is replaced.
@@ -222,6 +288,29 @@ class MatrixPortalSide:
                 await intent.leave_room(RoomID(portal.room_id), reason="left the MSN conversation")
             except MatrixError as e:
                 log.debug("A ghost could not leave %s: %s", portal.room_id, e)
+
+    async def conversation_grew(self, direct: Portal, group: Portal) -> None:
+        """A 1:1 conversation became a group chat in a new room: say so in the 1:1 room,
+        with a link to the group's."""
+        if not direct.room_id or not group.room_id:
+            return
+        client = self.side.router.sessions.get(direct.owner)
+        names = []
+        for passport in group.participants:
+            contact = client.contacts.get(passport) if client is not None else None
+            names.append(contact.nick if contact is not None and contact.nick else passport)
+        link = f"https://matrix.to/#/{quote(group.room_id)}?via={quote(self.side.domain)}"
+        people = ", ".join(names)
+        notice = TextMessageEventContent(
+            msgtype=MessageType.NOTICE,
+            body=f"This conversation continues as a group chat with {people}: {link}",
+            format=Format.HTML,
+            formatted_body=f"This conversation continues as a group chat with "
+            f'{_escape(people)}: <a href="{_escape(link)}">{_escape(group.room_id)}</a>',
+        )
+        room = RoomID(direct.room_id)
+        await self.side.bot.ensure_joined(room)
+        await self.side.bot.send_message(room, notice)
 
     # --- failures and notices ---
 
