@@ -4,6 +4,7 @@ outsider gets refusals. Real ngIRCd, the MSNP test server and the IRC side in-pr
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,7 +25,7 @@ from msnbridge.permissions import PermissionLevel, Permissions
 from msnbridge.secrets import SecretBox
 from tests.ircd import IRCd, command_of, message_text, running_ircd
 from tests.msnp_server import MSNPTestServer
-from tests.test_irc_bridge import is_cmd, raw, write_config
+from tests.test_irc_bridge import is_cmd, raw, seen_or_expect, write_config
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -148,3 +149,109 @@ async def test_two_bridged_irc_users_and_an_outsider_are_kept_apart(
             intruder.send("JOIN #msn-alice")
             refused = await intruder.expect(lambda line: command_of(line) in ("473", "JOIN"), 10)
             assert command_of(refused) == "473", refused
+
+
+# --- issue 9 item 5: a bare nick is not an identity -------------------------------------
+
+DAVE = ALICE_ONLY
+
+
+@pytest.fixture
+async def talkative_msn() -> AsyncIterator[MSNPTestServer]:
+    """Alice's MSN contact Dave can write to her (both on each other's allow lists)."""
+    async with MSNPTestServer() as server:
+        server.add_account(ALICE, "pw", nick="Alice")
+        server.add_account(DAVE, "pd", nick="Dave")
+        server.add_contact(ALICE, DAVE, lists=("FL", "AL"))
+        server.add_contact(DAVE, ALICE, lists=("FL", "AL"))
+        yield server
+
+
+def _every_irc_user_is_a_user(config: Path) -> Path:
+    old, new = '"permissions": {"*": "user"}', '"permissions": {"irc:*": "user"}'
+    text = config.read_text().replace(old, new)
+    config.write_text(text)
+    return config
+
+
+async def _no_invite(client, seconds: float) -> None:  # type: ignore[no-untyped-def]
+    with contextlib.suppress(TimeoutError):
+        line = await client.expect(lambda line: command_of(line) == "INVITE", seconds)
+        raise AssertionError(f"the newcomer was invited: {line}")
+
+
+@pytest.mark.parametrize("was_in_a_channel", [True, False], ids=["seen-quit", "unseen-quit"])
+async def test_taking_a_bare_nick_does_not_take_its_msn_login(
+    tmp_path: Path,
+    talkative_msn: MSNPTestServer,
+    ircd: IRCd,
+    stack: contextlib.AsyncExitStack,
+    was_in_a_channel: bool,
+) -> None:
+    """ngIRCd has no services: the identity is the nick. Alice logs in from IRC and
+    disconnects; Mallory takes her nick. Mallory gets no contact list, no invitation to
+    a conversation, and cannot change the profile until she sends the MSN password."""
+    from tests.puppet_helpers import online_client
+
+    msn = talkative_msn
+    nick = f"victim{int(was_in_a_channel)}"
+    config = _every_irc_user_is_a_user(write_config(tmp_path, msn, ircd))
+    async with running_side(config) as side:
+        assert side.bot is not None
+        bot = side.bot.nick
+        alice = await raw(stack, ircd, nick)
+        assert "Logged in to MSN" in await _reply(alice, bot, f"login {ALICE} pw")
+        if was_in_a_channel:  # the usual case: the bot sees her QUIT
+            invite = await seen_or_expect(alice, is_cmd("INVITE"))
+            await alice.join(invite.split()[-1].lstrip(":"))
+        await alice.close()
+        if not was_in_a_channel:
+            # The bot cannot see her go; only WHOIS (signon time) tells the connections apart.
+            await asyncio.sleep(1.2)
+
+        mallory = await raw(stack, ircd, nick)
+        answer = await _reply(mallory, bot, "contacts")
+        assert DAVE not in answer and "Dave" not in answer, answer
+        assert "password" in answer, answer
+        answer = await _reply(mallory, bot, "cancel")
+        answer = await _reply(mallory, bot, "psm owned by mallory")
+        assert "Personal message set" not in answer, answer
+        await _reply(mallory, bot, "cancel")
+        await asyncio.sleep(0.5)
+        assert b"mallory" not in msn.account(ALICE).psm
+
+        # Dave writes to Alice: the conversation channel is made, nobody is invited.
+        dave, _ = await online_client(msn, DAVE, "pd")
+        stack.push_async_callback(dave.stop)
+        assert (await dave.conversation([ALICE]).send_text("secret for alice")).ok
+        await _no_invite(mallory, 4)
+        assert not any("secret" in line for line in mallory.lines)
+
+        # A wrong password proves nothing.
+        assert "password" in await _reply(mallory, bot, "channels")
+        assert "not the password" in await _reply(mallory, bot, "guess")
+        await _no_invite(mallory, 1)
+
+        # The right one does (this is how Alice herself comes back): the pending command
+        # runs and the channels are offered.
+        await _reply(mallory, bot, "channels")
+        answer = await _reply(mallory, bot, "pw")
+        assert "recognised" in answer, answer
+        await seen_or_expect(mallory, is_cmd("INVITE"), 10)
+        assert DAVE in await _reply(mallory, bot, "contacts")
+
+
+async def test_trust_bare_nicks_is_the_old_insecure_behaviour(
+    tmp_path: Path, talkative_msn: MSNPTestServer, ircd: IRCd, stack: contextlib.AsyncExitStack
+) -> None:
+    config = _every_irc_user_is_a_user(
+        write_config(tmp_path, talkative_msn, ircd, trust_bare_nicks=True)
+    )
+    async with running_side(config) as side:
+        assert side.bot is not None
+        bot = side.bot.nick
+        alice = await raw(stack, ircd, "trusting")
+        assert "Logged in to MSN" in await _reply(alice, bot, f"login {ALICE} pw")
+        await alice.close()
+        mallory = await raw(stack, ircd, "trusting")
+        assert DAVE in await _reply(mallory, bot, "contacts")

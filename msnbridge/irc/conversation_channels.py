@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from mautrix.util.async_db import Database
 
@@ -27,8 +28,12 @@ from .bot import BotConnection
 from .options import IRCOptions
 from .puppets import PuppetManager
 
+if TYPE_CHECKING:
+    from .proof import NickProofs
+
 BACKLOG = 200  # MSN messages held per channel while no allowed IRC user is present
 INVITE_SPACING = 5.0  # seconds between automatic invitations of an owner to one channel
+HINT_SPACING = 300.0  # seconds between hints to an unproven owner's nick (see .proof)
 
 
 @dataclass
@@ -55,8 +60,11 @@ class ConversationChannels:
         self.contact_list_of: dict[str, str] = {}  # owner → channel name
         self.owner_nicks: dict[str, str] = {}  # owner id → the nick they use now
         self._invited: dict[tuple[str, str], float] = {}  # (nick, channel) → when
+        self._hinted: dict[str, float] = {}  # lower nick → when told to prove itself
         self.bot: BotConnection | None = None
         self.puppets: PuppetManager | None = None
+        self.proofs: NickProofs | None = None  # set by the side (needs the bot)
+        self.spawn: Callable[[Coroutine[Any, Any, Any]], None] | None = None
 
     # --- owners ---
 
@@ -66,6 +74,15 @@ class ConversationChannels:
         if owner.startswith("irc:nick:"):
             return owner.removeprefix("irc:nick:")
         return None
+
+    def shares(self, nick: str) -> bool:
+        """Whether the bot sees ``nick`` in one of its channels (and so sees it quit)."""
+        key = nick.lower()
+        return any(key in channel.members for channel in self.channels.values())
+
+    async def reaches(self, owner: str, nick: str) -> bool:
+        """Whether ``nick`` is ``owner`` now (see .proof): before inviting or telling."""
+        return self.proofs is None or await self.proofs.reaches(owner, nick)
 
     def is_ours(self, nick: str) -> bool:
         assert self.puppets is not None
@@ -189,7 +206,28 @@ class ConversationChannels:
         key = (nick.lower(), channel.name.lower())
         if now - self._invited.get(key, -INVITE_SPACING) >= INVITE_SPACING:
             self._invited[key] = now
+            if self.spawn is None:
+                self.request_invite(nick, channel.name)
+            else:
+                self.spawn(self._invite_if_owner(channel, nick))
+
+    async def _invite_if_owner(self, channel: Channel, nick: str) -> None:
+        if await self.reaches(channel.owner, nick):
             self.request_invite(nick, channel.name)
+            return
+        # Not proven on this connection (e.g. after a restart of the bridge): say only
+        # that there is something, and how to get it.
+        now = time.monotonic()
+        if (
+            self.bot is not None
+            and now - self._hinted.get(nick.lower(), -HINT_SPACING) >= HINT_SPACING
+        ):
+            self._hinted[nick.lower()] = now
+            self.bot.notice(
+                nick,
+                "There is news on the MSN login of this nick. Send me 'channels' to be "
+                "invited (I will ask for its MSN password first).",
+            )
 
     def request_invite(self, nick: str, channel_name: str) -> None:
         assert self.bot is not None

@@ -40,6 +40,7 @@ from .conversation_channels import Channel, ConversationChannels
 from .identity import IdentityResolver, identity_for
 from .incoming_irc import IncomingIRC
 from .options import IRCOptions
+from .proof import NickProofs
 from .puppets import Line, Puppet, PuppetManager
 from .relay_merge import Held, LineMerger, merged_text
 
@@ -76,6 +77,7 @@ class IRCSide:
         self.puppets: PuppetManager | None = None
         self.contacts: ContactListChannels | None = None
         self.identities: IdentityResolver | None = None
+        self.proofs: NickProofs | None = None
         self._maintenance: asyncio.Task[None] | None = None
 
     # --- lifecycle ---
@@ -89,7 +91,15 @@ class IRCSide:
             self.incoming.on_bot_event,
             scheduler=self.scheduler,
         )
-        self.identities = IdentityResolver(self.bot)
+        self.identities = IdentityResolver(self.bot, rooms.shares)
+        self.proofs = rooms.proofs = NickProofs(
+            self.identities,
+            self.db,
+            self.router.sessions.secrets,
+            trust_bare_nicks=o.trust_bare_nicks,
+            shares=rooms.shares,
+        )
+        rooms.spawn = self.spawn
         self.puppets = rooms.puppets = PuppetManager(
             o,
             self.bot,
@@ -304,7 +314,7 @@ class IRCSide:
 
     async def owner_notice(self, owner: str, notice: OwnerNotice) -> None:
         nick = self.owner_nick(owner) if owner.startswith("irc:") else None
-        if nick and self.bot is not None:
+        if nick and self.bot is not None and await self.conversations.reaches(owner, nick):
             self.bot.notice(nick, notice.text)
 
     async def contact_changed(self, owner: str, contact: Contact, change: ContactChange) -> None:
