@@ -2,9 +2,9 @@
 
 Every channel the bot keeps (an IRC owner's contact-list channel, or a portal's
 conversation channel) is a :class:`Channel` here, with its members as the bot sees them,
-its allow list (kept in the database, mirrored as invite exceptions ``+I``), the
-invitations waiting for the bot to be in, and the MSN lines held back while no allowed
-IRC user is present (``BACKLOG`` lines, shown when one joins).
+its allow list (kept in the database, mirrored as invite exceptions ``+I``) and the
+invitations waiting for the bot to be in. What MSN says while no allowed IRC user is
+present is held in :mod:`.catchup` and replayed in order when one joins.
 
 Conversation channels are ``+nts`` and invite-only unless ``irc.public_conversations``.
 """
@@ -21,17 +21,18 @@ from mautrix.util.async_db import Database
 
 from ..core.router import Router
 from ..db import irc_allowed as allowed_db
+from ..db.irc_backlog import HeldLine
 from ..db.portal import Portal
 from . import channels as names
 from . import lines
 from .bot import BotConnection
+from .catchup import CatchUp
 from .options import IRCOptions
 from .puppets import PuppetManager
 
 if TYPE_CHECKING:
     from .proof import NickProofs
 
-BACKLOG = 200  # MSN messages held per channel while no allowed IRC user is present
 INVITE_SPACING = 5.0  # seconds between automatic invitations of an owner to one channel
 HINT_SPACING = 300.0  # seconds between hints to an unproven owner's nick (see .proof)
 
@@ -43,7 +44,6 @@ class Channel:
     portal: Portal | None  # None: the owner's contact-list channel
     allowed: set[str] = field(default_factory=set)  # lower nicks the owner allowed
     members: set[str] = field(default_factory=set)  # lower nicks present (bot's view)
-    backlog: list[Callable[[], None]] = field(default_factory=list)
     invites: list[str] = field(default_factory=list)  # nicks to invite once the bot is in
     send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -52,10 +52,13 @@ class ConversationChannels:
     """The channels of the IRC side, by lower-case name. ``bot`` and ``puppets`` are set
     by the side when it starts (they need callbacks from here)."""
 
-    def __init__(self, options: IRCOptions, db: Database, router: Router) -> None:
+    def __init__(self, options: IRCOptions, db: Database, router: Router, catchup: CatchUp) -> None:
         self.options = options
         self.db = db
         self.router = router
+        self.catchup = catchup
+        # Renders a channel's catch-up (set by the side, which knows how lines are said).
+        self.replay: Callable[[Channel, list[HeldLine]], None] | None = None
         self.channels: dict[str, Channel] = {}  # lower name → channel
         self.contact_list_of: dict[str, str] = {}  # owner → channel name
         self.owner_nicks: dict[str, str] = {}  # owner id → the nick they use now
@@ -172,29 +175,35 @@ class ConversationChannels:
         if self.options.public_conversations and channel.portal is not None:
             return any(not self.is_ours(n) for n in channel.members)
         owner = self.owner_nick(channel.owner)
+        if owner and self.proofs is not None and not self.proofs.proven(channel.owner):
+            owner = None  # the owner's nick, on a connection that has not proven itself
         allowed = channel.allowed | ({owner.lower()} if owner else set())
         return bool(allowed & channel.members)
 
-    def show(self, channel: Channel, action: Callable[[], None]) -> None:
+    def show(
+        self, channel: Channel, kind: str, sender: str, text: str, live: Callable[[], None]
+    ) -> bool:
+        """Says it now (``live``) when a reader is in, else holds it for the catch-up;
+        returns whether it was said."""
+        if self.present(channel) and not self.catchup.count(channel.name):
+            live()
+            return True
+        self.catchup.hold(channel.name, kind, sender, text)
         if self.present(channel):
-            action()
-        else:
-            if len(channel.backlog) >= BACKLOG:
-                channel.backlog.pop(0)
-            channel.backlog.append(action)
-            self.invite_owner(channel)
+            self.flush_backlog(channel)  # older lines first
+            return True
+        self.invite_owner(channel)
+        return False
 
     def announce(self, channel_name: str, text: str) -> None:
         channel = self.channels.get(channel_name.lower())
         bot = self.bot
         if channel is not None and bot is not None:
-            self.show(channel, lambda: bot.notice(channel.name, text))
+            self.show(channel, "announce", "", text, lambda: bot.notice(channel.name, text))
 
     def flush_backlog(self, channel: Channel) -> None:
-        if channel.backlog and self.present(channel):
-            held, channel.backlog = channel.backlog, []
-            for action in held:
-                action()
+        if self.replay is not None and self.catchup.count(channel.name) and self.present(channel):
+            self.replay(channel, self.catchup.take(channel.name))
 
     # --- invitations ---
 

@@ -94,6 +94,13 @@ class NickProofs:
             self._confirmed.add(key)
         return True
 
+    def proven(self, owner: str) -> bool:
+        """Without asking the server: whether the owner's nick may read what is theirs
+        (a vouched or trusted identity, or a proof the bot has not seen end)."""
+        if not owner.startswith("irc:nick:") or self.trust_bare_nicks:
+            return True
+        return owner in self._proven
+
     def locked(self, identity: Identity) -> bool:
         count, last = self._failures.get(identity.id, (0, 0.0))
         if count >= MAX_FAILURES and time.monotonic() - last < LOCKOUT:
