@@ -220,6 +220,10 @@ class ConversationChannels:
             else:
                 self.spawn(self._invite_if_owner(channel, nick))
 
+    def left(self, channel: Channel, nick: str) -> None:
+        """``nick`` left the channel: the next reason to invite them does so at once."""
+        self._invited.pop((nick.lower(), channel.name.lower()), None)
+
     async def _invite_if_owner(self, channel: Channel, nick: str) -> None:
         if await self.reaches(channel.owner, nick):
             self.request_invite(nick, channel.name)

@@ -89,6 +89,7 @@ class IncomingIRC:
                 side.proofs.left(gone)
             if channel is not None:
                 channel.members.discard(gone.lower())
+                self.rooms.left(channel, gone)
                 if gone.lower() == bot.nick.lower() and kind is Kind.KICK:
                     bot.join(channel.name)  # our channel: come back
             return
@@ -180,6 +181,16 @@ class IncomingIRC:
             await self._sync_contacts(identity.id)
         elif client is not None:
             await self._refresh_owner_nick(identity.id, nick)
+            if ctx.command == "chat" and ctx.args:
+                await self._invite_to_chat(identity.id, nick, ctx.args[0])
+
+    async def _invite_to_chat(self, owner: str, nick: str, passport: str) -> None:
+        """``chat <passport>`` asks for the conversation: its channel is offered even when
+        the owner was invited a moment ago (and left it since)."""
+        portal = await self.side.router.portals.get(owner, [passport.lower()])
+        channel = self.rooms.channel_of(portal) if portal is not None else None
+        if channel is not None and nick.lower() not in channel.members:
+            self.rooms.request_invite(nick, channel.name)
 
     async def _ask_proof(self, ctx: CommandContext, identity: Identity, text: str) -> None:
         """A bare nick with a stored MSN login, on an IRC connection that has not shown it
