@@ -127,3 +127,36 @@ async def test_catch_up_is_in_order_across_speakers_and_survives_a_restart(
         owner.send(f"JOIN {group}")
         assert await _catch_up(owner, group, 2) == ["Bob: b3", "Carol: c3"]
         await owner.close()
+
+
+async def test_the_catch_up_is_bounded_per_channel_and_reloaded_in_order(tmp_path: Path) -> None:
+    """CatchUp against a real SQLite database: the oldest lines of a full channel are
+    trimmed (and reported dropped), other channels are untouched, and what a new CatchUp
+    loads is exactly what was kept, in order."""
+    from msnbridge.db import open_database
+    from msnbridge.irc.catchup import CatchUp
+
+    url = f"sqlite:{tmp_path / 'bridge.db'}"
+    db = await open_database(url)
+    dropped: list[str] = []
+    catchup = CatchUp(db, limit=5, on_dropped=lambda line: dropped.append(line.text))
+    await catchup.load()
+    for i in range(8):
+        catchup.hold("#Full", "privmsg", "Bob" if i % 2 else "Carol", f"line {i}")
+        if i == 3:
+            catchup.hold("#other", "nudge", "Bob", "*** Bob sent a nudge!")
+    assert dropped == ["line 0", "line 1", "line 2"]
+    await catchup.close()
+    await db.stop()
+
+    db = await open_database(url)
+    again = CatchUp(db, limit=5)
+    await again.load()
+    assert [line.text for line in again.take("#full")] == [f"line {i}" for i in range(3, 8)]
+    assert [line.kind for line in again.take("#OTHER")] == ["nudge"]
+    again.hold("#full", "privmsg", "Bob", "after the restart")  # numbering goes on
+    await again.close()
+    rows = await db.fetch("SELECT channel, seq, text FROM irc_backlog ORDER BY seq")
+    assert [r["text"] for r in rows] == ["after the restart"]
+    assert rows[0]["seq"] > 9
+    await db.stop()

@@ -6,11 +6,9 @@ numeric 330 — and stays with that account whatever nick its holder uses:
 ``irc:account:<account>``.
 
 On a network without services (such as a bare ngIRCd) nothing vouches for anyone, and the
-identity is the nick: ``irc:nick:<nick>``. That means **whoever holds the nick holds the
-MSN login**: someone who takes the nick while its owner is away can send the bot
-commands and talk in the owner's conversations as them. Operators of such networks should
-reserve nicks some other way, or not offer IRC logins (leave ``bridge.permissions``
-without IRC entries).
+identity is the nick: ``irc:nick:<nick>``. Anyone can take a nick once its holder
+disconnects, so a bare nick owns its stored MSN login only on an IRC connection that has
+proven itself (:mod:`.proof`), unless ``irc.trust_bare_nicks`` says otherwise.
 """
 
 from __future__ import annotations
@@ -60,6 +58,10 @@ class IdentityResolver:
             future = self._pending.pop(event.nick.lower(), None)
             if future is not None and not future.done():
                 future.set_result(event)
+
+    def learn(self, nick: str, account: str | None) -> None:
+        """extended-join told the account (``*`` there: none) of a nick joining."""
+        self._known[nick.lower()] = None if account in (None, "", "*") else account
 
     def forget(self, nick: str) -> None:
         self._known.pop(nick.lower(), None)

@@ -77,6 +77,8 @@ class IncomingIRC:
             if channel is None:
                 return
             channel.members.add(event.nick.lower())
+            if "extended-join" in bot.caps and event.params:
+                side.identities.learn(event.nick, event.params[0])
             if event.nick.lower() == bot.nick.lower():
                 self.rooms.bot_joined(channel, event.source)
             else:
