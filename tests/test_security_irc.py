@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from msnbridge.irc.options import IRCOptions
 from msnbridge.irc.side import IRCSide
 from msnbridge.permissions import PermissionLevel, Permissions
 from msnbridge.secrets import SecretBox
-from tests.ircd import IRCd, command_of, message_text, running_ircd
+from tests.ircd import IRCd, command_of, free_port, message_text, running_ircd
 from tests.msnp_server import MSNPTestServer
 from tests.test_irc_bridge import is_cmd, raw, seen_or_expect, write_config
 
@@ -180,21 +181,25 @@ async def _no_invite(client, seconds: float) -> None:  # type: ignore[no-untyped
         raise AssertionError(f"the newcomer was invited: {line}")
 
 
+@pytest.mark.parametrize("server", ["ircd", "services_inspircd"])
 @pytest.mark.parametrize("was_in_a_channel", [True, False], ids=["seen-quit", "unseen-quit"])
 async def test_taking_a_bare_nick_does_not_take_its_msn_login(
     tmp_path: Path,
     talkative_msn: MSNPTestServer,
-    ircd: IRCd,
+    request: pytest.FixtureRequest,
     stack: contextlib.AsyncExitStack,
     was_in_a_channel: bool,
+    server: str,
 ) -> None:
-    """ngIRCd has no services: the identity is the nick. Alice logs in from IRC and
-    disconnects; Mallory takes her nick. Mallory gets no contact list, no invitation to
-    a conversation, and cannot change the profile until she sends the MSN password."""
+    """ngIRCd has no services, and on InspIRCd (account-tag, services linked) Alice has
+    no account: her identity is her nick. She logs in from IRC and disconnects; Mallory
+    takes the nick. Mallory gets no contact list, no invitation to a conversation, and
+    cannot change the profile until she sends the MSN password."""
     from tests.puppet_helpers import online_client
 
     msn = talkative_msn
-    nick = f"victim{int(was_in_a_channel)}"
+    ircd: IRCd = request.getfixturevalue(server)
+    nick = f"victim{int(was_in_a_channel)}{server[0]}"
     config = _every_irc_user_is_a_user(write_config(tmp_path, msn, ircd))
     async with running_side(config) as side:
         assert side.bot is not None
@@ -255,3 +260,135 @@ async def test_trust_bare_nicks_is_the_old_insecure_behaviour(
         await alice.close()
         mallory = await raw(stack, ircd, "trusting")
         assert DAVE in await _reply(mallory, bot, "contacts")
+
+
+# --- services accounts on InspIRCd ------------------------------------------------------
+
+SERVICES_PASSWORD = "svcpw"
+
+
+@pytest.fixture(scope="module")
+def services_inspircd(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """InspIRCd 3 with account-tag, account-notify and extended-join, and a link block
+    for the test services below (``FakeServices``): the only way to give users accounts
+    without running Anope or Atheme."""
+    services_port = free_port()
+    extra = f"""
+<module name="spanningtree">
+<module name="services_account">
+<module name="ircv3_accounttag">
+<bind address="127.0.0.1" port="{services_port}" type="servers">
+<link name="services.test" ipaddr="127.0.0.1" port="{services_port}" allowmask="127.0.0.0/8"
+      sendpass="{SERVICES_PASSWORD}" recvpass="{SERVICES_PASSWORD}">
+<uline server="services.test" silent="yes">
+"""
+    for server in running_ircd(
+        tmp_path_factory.mktemp("inspircd-services"), "inspircd", extra_conf=extra
+    ):
+        server.services_port = services_port  # type: ignore[attr-defined]
+        yield server
+
+
+class FakeServices:
+    """A services server linked to InspIRCd over its server protocol (1205), just enough
+    to log users in to accounts: ``METADATA <uid> accountname :<account>``, what Anope and
+    Atheme send after SASL or NickServ IDENTIFY."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.uids: dict[str, str] = {}  # lower nick → UID
+        self.ready = asyncio.Event()
+        self._task = asyncio.create_task(self._read())
+
+    @classmethod
+    async def link(cls, server: IRCd) -> FakeServices:
+        reader, writer = await asyncio.open_connection(server.host, server.services_port)  # type: ignore[attr-defined]
+        services = cls(reader, writer)
+        for line in (
+            "CAPAB START 1205",
+            "CAPAB CAPABILITIES :CASEMAPPING=rfc1459",
+            "CAPAB END",
+            f"SERVER services.test {SERVICES_PASSWORD} 0 0SV :Test services",
+        ):
+            services.send(line)
+        await asyncio.wait_for(services.ready.wait(), 10)
+        return services
+
+    def send(self, line: str) -> None:
+        self.writer.write(line.encode() + b"\r\n")
+
+    async def _read(self) -> None:
+        while line := (await self.reader.readline()).decode("utf-8", "replace").rstrip("\r\n"):
+            words = line.split()
+            if words[0] == "SERVER":  # accepted: our (empty) burst
+                self.send(f"BURST {int(time.time())}")
+                self.send(":0SV ENDBURST")
+            elif len(words) > 1 and words[1] == "ENDBURST":
+                self.ready.set()
+            elif len(words) > 4 and words[1] == "UID":
+                self.uids[words[4].lower()] = words[2]
+            elif len(words) > 3 and words[1] == "NICK":
+                uid = words[0].lstrip(":")
+                for nick, known in list(self.uids.items()):
+                    if known == uid:
+                        del self.uids[nick]
+                self.uids[words[2].lower()] = uid
+            elif len(words) > 2 and words[1] == "PING":
+                self.send(f":0SV PONG {words[2]}")
+
+    async def log_in(self, nick: str, account: str) -> None:
+        async with asyncio.timeout(10):
+            while nick.lower() not in self.uids:  # noqa: ASYNC110 - the UID line comes
+                await asyncio.sleep(0.05)
+        self.send(f":0SV METADATA {self.uids[nick.lower()]} accountname :{account}")
+
+    async def close(self) -> None:
+        self._task.cancel()
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await self.writer.wait_closed()
+
+
+async def test_a_services_account_owns_its_login_and_its_nick_does_not(
+    tmp_path: Path,
+    talkative_msn: MSNPTestServer,
+    services_inspircd: IRCd,
+    stack: contextlib.AsyncExitStack,
+) -> None:
+    """InspIRCd with services: Alice logs in to her services account and to MSN, then
+    disconnects. Mallory takes the nick without the account: nothing of Alice's login
+    (contacts, invitations, her conversations). Alice comes back under another nick,
+    logged in to the account: everything is hers at once, no password asked."""
+    from tests.puppet_helpers import online_client
+
+    msn, ircd = talkative_msn, services_inspircd
+    services = await FakeServices.link(ircd)
+    stack.push_async_callback(services.close)
+    config = _every_irc_user_is_a_user(write_config(tmp_path, msn, ircd))
+    async with running_side(config) as side:
+        assert side.bot is not None
+        assert {"account-tag", "account-notify", "extended-join"} <= side.bot.caps
+        bot = side.bot.nick
+        alice = await raw(stack, ircd, "alice")
+        await services.log_in("alice", "alice_account")
+        await alice.expect(lambda line: command_of(line) == "900")  # "You are now logged in"
+        assert "Logged in to MSN" in await _reply(alice, bot, f"login {ALICE} pw")
+        assert side.router.sessions.get("irc:account:alice_account") is not None
+        await alice.close()
+
+        mallory = await raw(stack, ircd, "alice")
+        answer = await _reply(mallory, bot, "contacts")
+        assert DAVE not in answer and "not logged in" in answer.lower(), answer
+        dave, _ = await online_client(msn, DAVE, "pd")
+        stack.push_async_callback(dave.stop)
+        assert (await dave.conversation([ALICE]).send_text("for the account")).ok
+        await _no_invite(mallory, 4)
+
+        back = await raw(stack, ircd, "alice_back")
+        await services.log_in("alice_back", "alice_account")
+        await back.expect(lambda line: command_of(line) == "900")
+        answer = await _reply(back, bot, "channels")
+        assert "password" not in answer and "#msn-alice" in answer, answer
+        await seen_or_expect(back, is_cmd("INVITE", "#msn-alice-dave"), 10)
+        assert DAVE in await _reply(back, bot, "contacts")
+        assert not any(command_of(line) == "INVITE" for line in mallory.lines)
