@@ -286,6 +286,12 @@ class IncomingIRC:
         is_owner = identity.id == portal.owner
         if is_owner and side.proofs is not None and not await side.proofs.holds(identity):
             is_owner = False  # the owner's nick, on a connection that has not proven itself
+            if nick.lower() not in channel.allowed and not side.options.public_conversations:
+                side.bot.notice(
+                    nick,
+                    "Not sent to MSN: this IRC connection has not shown that it holds this "
+                    "nick's MSN login. Send me 'channels' (in a private message) first.",
+                )
         if is_owner:
             self.rooms.owner_nicks[portal.owner] = nick
         reply = self._reply_to(nick)
