@@ -392,3 +392,56 @@ async def test_a_services_account_owns_its_login_and_its_nick_does_not(
         await seen_or_expect(back, is_cmd("INVITE", "#msn-alice-dave"), 10)
         assert DAVE in await _reply(back, bot, "contacts")
         assert not any(command_of(line) == "INVITE" for line in mallory.lines)
+        # Read and left: Dave's next message invites the account's nick again (the bot
+        # shares no channel with it, so WHOIS 330 says who it is), and still not Mallory.
+        await back.join("#msn-alice-dave")
+        back.send("PART #msn-alice-dave")
+        await back.expect(is_cmd("PART", "#msn-alice-dave"), 5)
+        back.lines.clear()
+        assert (await dave.conversation([ALICE]).send_text("once more")).ok
+        await back.expect(is_cmd("INVITE", "#msn-alice-dave"), 10)
+        await _no_invite(mallory, 1)
+
+
+class _Whois:
+    """What the server answers to WHOIS, for the unit test of NickProofs alone."""
+
+    def __init__(self) -> None:
+        self.connection = "alice@host 1000"
+
+    async def whois(self, nick: str):  # type: ignore[no-untyped-def]
+        from msnbridge.irc.bot import WhoisAccount
+
+        return WhoisAccount(nick, None, self.connection)
+
+
+async def test_nick_proofs_check_the_stored_password_and_lock_out_guessing(
+    tmp_path: Path,
+) -> None:
+    from msnbridge.db import user as user_db
+    from msnbridge.irc.identity import identity_for
+    from msnbridge.irc.proof import MAX_FAILURES, NickProofs
+
+    db = await open_database(f"sqlite:{tmp_path / 'bridge.db'}")
+    box = SecretBox("k" * 44)
+    alice = identity_for("alice", None)
+    stored = user_db.User(alice.id, "irc", ALICE, box.encrypt("right pw", context=alice.id))
+    await user_db.save(db, stored)
+    whois = _Whois()
+    proofs = NickProofs(whois, db, box)  # type: ignore[arg-type]
+    try:
+        assert not await proofs.holds(alice)
+        assert await proofs.holds(identity_for("bob", None))  # no login: nothing to prove
+        assert await proofs.holds(identity_for("alice", "some_account"))  # vouched for
+        assert not await proofs.prove(alice, "wrong")
+        assert await proofs.prove(alice, "right pw")
+        assert await proofs.holds(alice) and proofs.proven(alice.id)
+        whois.connection = "alice@host 2000"  # another connection now holds the nick
+        assert not await proofs.holds(alice) and not proofs.proven(alice.id)
+        for _ in range(MAX_FAILURES):
+            assert not await proofs.prove(alice, "guess")
+        assert proofs.locked(alice)
+        assert not await proofs.prove(alice, "right pw")  # even the right one, for now
+        assert await NickProofs(whois, db, box, trust_bare_nicks=True).holds(alice)  # type: ignore[arg-type]
+    finally:
+        await db.stop()
