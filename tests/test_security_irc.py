@@ -215,6 +215,10 @@ async def test_taking_a_bare_nick_does_not_take_its_msn_login(
             await asyncio.sleep(1.2)
 
         mallory = await raw(stack, ircd, nick)
+        # Invitations Alice did not use are no way in: out of the contact list at once.
+        mallory.send("JOIN #msn-alice")
+        refused = await mallory.expect(lambda line: command_of(line) in ("473", "KICK"), 10)
+        assert command_of(refused) in ("473", "KICK"), refused
         answer = await _reply(mallory, bot, "contacts")
         assert DAVE not in answer and "Dave" not in answer, answer
         assert "password" in answer, answer

@@ -44,6 +44,7 @@ class Channel:
     portal: Portal | None  # None: the owner's contact-list channel
     allowed: set[str] = field(default_factory=set)  # lower nicks the owner allowed
     members: set[str] = field(default_factory=set)  # lower nicks present (bot's view)
+    unchecked: set[str] = field(default_factory=set)  # joined, not yet known to be welcome
     invites: list[str] = field(default_factory=list)  # nicks to invite once the bot is in
     send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -178,7 +179,33 @@ class ConversationChannels:
         if owner and self.proofs is not None and not self.proofs.proven(channel.owner):
             owner = None  # the owner's nick, on a connection that has not proven itself
         allowed = channel.allowed | ({owner.lower()} if owner else set())
-        return bool(allowed & channel.members)
+        return bool(allowed & (channel.members - channel.unchecked))
+
+    def joined(self, channel: Channel, nick: str) -> None:
+        """Someone joined: they read along only once known to be welcome (an invitation
+        the owner's earlier connection left unused is no way in for a newcomer)."""
+        key = nick.lower()
+        if self.is_ours(nick) or self.is_public(channel) or key in channel.allowed:
+            self.flush_backlog(channel)
+            return
+        channel.unchecked.add(key)
+        if self.spawn is not None:
+            self.spawn(self._check_joiner(channel, nick))
+
+    async def _check_joiner(self, channel: Channel, nick: str) -> None:
+        welcome = channel.owner.startswith("irc:") and await self.reaches(channel.owner, nick)
+        if nick.lower() not in channel.members:
+            channel.unchecked.discard(nick.lower())
+            return
+        if welcome:
+            channel.unchecked.discard(nick.lower())
+            self.flush_backlog(channel)
+        elif self.bot is not None:
+            self.bot.kick(
+                channel.name,
+                nick,
+                "Not yours: send me 'channels' in a private message to be invited to yours",
+            )
 
     def show(
         self, channel: Channel, kind: str, sender: str, text: str, live: Callable[[], None]

@@ -82,7 +82,7 @@ class IncomingIRC:
             if event.nick.lower() == bot.nick.lower():
                 self.rooms.bot_joined(channel, event.source)
             else:
-                self.rooms.flush_backlog(channel)
+                self.rooms.joined(channel, event.nick)
             return
         if kind in (Kind.PART, Kind.KICK):
             channel = self.rooms.get(event.target)
@@ -91,6 +91,7 @@ class IncomingIRC:
                 side.proofs.left(gone)
             if channel is not None:
                 channel.members.discard(gone.lower())
+                channel.unchecked.discard(gone.lower())
                 self.rooms.left(channel, gone)
                 if gone.lower() == bot.nick.lower() and kind is Kind.KICK:
                     bot.join(channel.name)  # our channel: come back
@@ -123,6 +124,10 @@ class IncomingIRC:
                 channel.members.discard(event.nick.lower())
                 if kind is Kind.NICK and event.target:
                     channel.members.add(event.target.lower())
+            if event.nick.lower() in channel.unchecked:
+                channel.unchecked.discard(event.nick.lower())
+                if kind is Kind.NICK and event.target:  # still to be checked, as who now
+                    self.rooms.joined(channel, event.target)
             if kind is Kind.NICK and event.target and event.nick.lower() in channel.allowed:
                 channel.allowed.discard(event.nick.lower())
                 channel.allowed.add(event.target.lower())
