@@ -449,3 +449,22 @@ async def test_nick_proofs_check_the_stored_password_and_lock_out_guessing(
         assert await NickProofs(whois, db, box, trust_bare_nicks=True).holds(alice)  # type: ignore[arg-type]
     finally:
         await db.stop()
+
+
+async def test_a_bare_nick_admin_is_an_admin_only_once_proven(
+    tmp_path: Path, talkative_msn: MSNPTestServer, ircd: IRCd, stack: contextlib.AsyncExitStack
+) -> None:
+    config = write_config(tmp_path, talkative_msn, ircd)
+    old, new = '"permissions": {"*": "user"}', '"permissions": {"irc:nick:boss": "admin"}'
+    config.write_text(config.read_text().replace(old, new))
+    async with running_side(config) as side:
+        assert side.bot is not None
+        bot = side.bot.nick
+        boss = await raw(stack, ircd, "boss")
+        assert "needs admin rights" in await _reply(boss, bot, "sessions")
+        assert "Logged in to MSN" in await _reply(boss, bot, f"login {ALICE} pw")
+        assert ALICE in await _reply(boss, bot, "sessions")
+        await boss.close()
+        impostor = await raw(stack, ircd, "boss")
+        answer = await _reply(impostor, bot, "sessions")
+        assert ALICE not in answer and "password" in answer, answer

@@ -155,6 +155,8 @@ class IncomingIRC:
         assert side.identities is not None and side.bot is not None and side.proofs is not None
         identity = await side.identities.resolve(nick, tags)
         level = side.permissions.level_for(identity.id)
+        if level is PermissionLevel.ADMIN and not side.proofs.proven(identity.id):
+            level = PermissionLevel.USER  # a bare nick is an admin only once it proved itself
         reply = self._reply_to(nick)
         words = text.strip().split()
         ctx = CommandContext(
