@@ -1,7 +1,9 @@
 """Who may use the bridge: `bridge.permissions` maps "*", a server name or a Matrix user ID
 to a level; the most specific entry that matches a user wins. IRC users are matched by
 their identity (msnbridge/irc/identity.py): "irc:account:<services account>" or
-"irc:nick:<nick>", then "irc:*" (every IRC user), then "*"."""
+"irc:nick:<nick>", then "irc:*" (every IRC user), then "*". A level is what an identity
+may do; whether the nick speaking now *is* a bare-nick identity that owns a login is the
+IRC side's question (msnbridge/irc/proof.py)."""
 
 from __future__ import annotations
 

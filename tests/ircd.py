@@ -144,6 +144,7 @@ class IRCd:
         penalty: int = 0,
         max_connections_ip: int = 0,
         tls: bool = False,
+        extra_conf: str = "",
     ):
         self.kind = kind
         self.workdir = workdir
@@ -187,6 +188,7 @@ class IRCd:
                     pid=workdir / "inspircd.pid",
                     log=workdir / "ircd.log",
                 )
+                + extra_conf  # e.g. modules and a link block for test services
             )
             self.argv = [
                 _binary("inspircd"),

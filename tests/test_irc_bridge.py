@@ -224,9 +224,12 @@ async def test_login_contact_list_presence_and_one_to_one(
         invite = await owner.expect(is_cmd("INVITE", "#msn-alice-bob"), 10)
         assert invite
         await owner.join("#msn-alice-bob")
+        # What came before the owner joined is the catch-up, said by the bot in order.
         got = await owner.privmsgs(2)
-        assert all(line.startswith(":Bob[m]!") for line in got)
-        assert [message_text(x) for x in got] == ["hello", "from MSN"]
+        assert all(line.startswith(f":{h.bot_nick}!") for line in got)
+        assert [message_text(x) for x in got] == [
+            f"<{dehighlight('Bob')}> {t}" for t in ("hello", "from MSN")
+        ]
 
         # Back from IRC to MSN.
         owner.send("PRIVMSG #msn-alice-bob :\x02hi Bob\x02")
@@ -385,11 +388,14 @@ async def test_irc_server_restart_loses_no_message(
             await h.side.bot.wait_ready(10)
 
             owner = await raw(stack, own_ircd, "alice")
+            # A new IRC connection of a bare nick proves itself (the MSN password) first.
             owner.send(f"PRIVMSG {h.bot_nick} :channels")
+            await owner.expect(is_cmd("NOTICE", "password"), 10)
+            owner.send(f"PRIVMSG {h.bot_nick} :pa")
             await owner.expect(is_cmd("INVITE", "#msn-alice-bob"), 10)
             await owner.join("#msn-alice-bob")
             line = await seen_or_expect(owner, is_cmd("PRIVMSG", "while IRC was down"), 15)
-            assert line.startswith(":Bob[m]!")
+            assert message_text(line) == f"<{dehighlight('Bob')}> while IRC was down"
             # And the other way after the restart.
             owner.send("PRIVMSG #msn-alice-bob :back again")
             got = await bob_events.wait_for(
@@ -508,7 +514,10 @@ async def test_nick_changes_quit_style_actions_nudges_and_cut_messages(
             await seen_or_expect(owner, is_cmd("INVITE", "#msn-alice-bob"))
             await owner.join("#msn-alice-bob")
             got = await owner.privmsgs(3)
-            assert [message_text(x) for x in got] == ["one", "two", "three"]
+            robert = dehighlight("Robert")
+            assert [message_text(x) for x in got] == [
+                f"<{robert}> {t}" for t in ("one", "two", "three")
+            ]
             await owner.expect(is_cmd("NOTICE", "#msn-alice-bob", "longer than 3 lines"))
             assert (await conv.send_nudge()).ok
             await owner.expect(is_cmd("NOTICE", "Robert sent a nudge"), 10)
@@ -544,5 +553,6 @@ async def test_connections_mode_evicts_the_least_recently_active_puppet(
         await seen_or_expect(owner, is_cmd("INVITE", channel))
         await owner.join(channel)
         line = await seen_or_expect(owner, is_cmd("PRIVMSG", "I am back"), 15)
-        assert line.startswith(f":{name}!")
-        assert manager.connections == 1 and manager.puppets[idle.passport].conn is not None
+        assert message_text(line) == f"<{dehighlight(name.removesuffix('[m]'))}> I am back"
+        await poll_until(lambda: manager.puppets[idle.passport].conn is not None)
+        assert manager.connections == 1

@@ -31,7 +31,7 @@ from ..db import message as message_db
 from ..db.portal import Portal
 from ..formatting import MessageKind, from_msn
 from ..metrics import Metrics
-from .sides import ContactChange, NoticeKind, OwnerNotice, PortalMessage
+from .sides import HELD, ContactChange, NoticeKind, OwnerNotice, PortalMessage
 from .text_safety import without_controls
 
 if TYPE_CHECKING:
@@ -265,9 +265,9 @@ class MsnEventRouter:
                     if router.metrics is not None:
                         router.metrics.message(direction, "failed")
                     continue
-                if router.metrics is not None:
+                if router.metrics is not None and delivered != HELD:
                     router.metrics.message(direction, "delivered", Metrics.clock() - started)
-                if delivered is not None and side.name == "matrix":
+                if delivered is not None and delivered != HELD and side.name == "matrix":
                     link = message_db.MessageLink(delivered, portal.room_id or "", msn_id=msn_id)
                     await message_db.claim(router.db, link)
         elif isinstance(event, TypingReceived):

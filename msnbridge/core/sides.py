@@ -20,12 +20,19 @@ from ..db.portal import Portal
 from ..formatting import MessageKind, RichText
 
 __all__ = [
+    "HELD",
     "ContactChange",
     "NoticeKind",
     "OwnerNotice",
     "PortalMessage",
     "Side",
 ]
+
+
+# What deliver_message returns when nobody can read the message yet (an IRC channel with
+# none of its readers in it): the side counts it itself once shown or dropped, so the
+# router does not count it delivered.
+HELD = "\x00held"
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,10 +26,13 @@ class Names:
 @dataclass(frozen=True, slots=True)
 class WhoisAccount:
     """End of a WHOIS: ``account`` is the services account, None when not logged in or
-    when the network has no services."""
+    when the network has no services. ``connection`` tells one IRC connection of the nick
+    from the next: ``user@host`` (311) and the signon time (317) where the server gives
+    it; None when the nick is not on IRC."""
 
     nick: str
     account: str | None
+    connection: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,8 @@ class BotConnection(IRCConnection):
         super().__init__(*args, **kwargs)
         self._names: dict[str, tuple[set[str], set[str]]] = {}
         self._whois: dict[str, str | None] = {}
+        self._whois_user: dict[str, str] = {}  # lower nick → "user@host"
+        self._whois_signon: dict[str, str] = {}
 
     def whois(self, nick: str) -> None:
         self.send_raw(f"WHOIS {nick}")
@@ -68,8 +73,18 @@ class BotConnection(IRCConnection):
             if etype == "whoisaccount" and len(args) >= 2:
                 self._whois[args[0].lower()] = args[1]
                 return
+            if etype == "whoisuser" and len(args) >= 3:
+                self._whois_user[args[0].lower()] = f"{args[1]}@{args[2]}"
+                return
+            if etype == "whoisidle" and len(args) >= 3 and args[2].isdigit():
+                self._whois_signon[args[0].lower()] = args[2]
+                return
             if etype == "endofwhois" and args:
-                self._emit(WhoisAccount(args[0], self._whois.pop(args[0].lower(), None)))
+                key = args[0].lower()
+                user = self._whois_user.pop(key, None)
+                signon = self._whois_signon.pop(key, None)
+                connection = f"{user} {signon or '?'}" if user else None
+                self._emit(WhoisAccount(args[0], self._whois.pop(key, None), connection))
                 return
             if etype == "account":
                 account = str(event.target or "")

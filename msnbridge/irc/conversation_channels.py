@@ -2,9 +2,9 @@
 
 Every channel the bot keeps (an IRC owner's contact-list channel, or a portal's
 conversation channel) is a :class:`Channel` here, with its members as the bot sees them,
-its allow list (kept in the database, mirrored as invite exceptions ``+I``), the
-invitations waiting for the bot to be in, and the MSN lines held back while no allowed
-IRC user is present (``BACKLOG`` lines, shown when one joins).
+its allow list (kept in the database, mirrored as invite exceptions ``+I``) and the
+invitations waiting for the bot to be in. What MSN says while no allowed IRC user is
+present is held in :mod:`.catchup` and replayed in order when one joins.
 
 Conversation channels are ``+nts`` and invite-only unless ``irc.public_conversations``.
 """
@@ -13,22 +13,28 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from mautrix.util.async_db import Database
 
 from ..core.router import Router
 from ..db import irc_allowed as allowed_db
+from ..db.irc_backlog import HeldLine
 from ..db.portal import Portal
 from . import channels as names
 from . import lines
 from .bot import BotConnection
+from .catchup import CatchUp
 from .options import IRCOptions
 from .puppets import PuppetManager
 
-BACKLOG = 200  # MSN messages held per channel while no allowed IRC user is present
+if TYPE_CHECKING:
+    from .proof import NickProofs
+
 INVITE_SPACING = 5.0  # seconds between automatic invitations of an owner to one channel
+HINT_SPACING = 300.0  # seconds between hints to an unproven owner's nick (see .proof)
 
 
 @dataclass
@@ -38,7 +44,7 @@ class Channel:
     portal: Portal | None  # None: the owner's contact-list channel
     allowed: set[str] = field(default_factory=set)  # lower nicks the owner allowed
     members: set[str] = field(default_factory=set)  # lower nicks present (bot's view)
-    backlog: list[Callable[[], None]] = field(default_factory=list)
+    unchecked: set[str] = field(default_factory=set)  # joined, not yet known to be welcome
     invites: list[str] = field(default_factory=list)  # nicks to invite once the bot is in
     send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -47,16 +53,22 @@ class ConversationChannels:
     """The channels of the IRC side, by lower-case name. ``bot`` and ``puppets`` are set
     by the side when it starts (they need callbacks from here)."""
 
-    def __init__(self, options: IRCOptions, db: Database, router: Router) -> None:
+    def __init__(self, options: IRCOptions, db: Database, router: Router, catchup: CatchUp) -> None:
         self.options = options
         self.db = db
         self.router = router
+        self.catchup = catchup
+        # Renders a channel's catch-up (set by the side, which knows how lines are said).
+        self.replay: Callable[[Channel, list[HeldLine]], None] | None = None
         self.channels: dict[str, Channel] = {}  # lower name → channel
         self.contact_list_of: dict[str, str] = {}  # owner → channel name
         self.owner_nicks: dict[str, str] = {}  # owner id → the nick they use now
         self._invited: dict[tuple[str, str], float] = {}  # (nick, channel) → when
+        self._hinted: dict[str, float] = {}  # lower nick → when told to prove itself
         self.bot: BotConnection | None = None
         self.puppets: PuppetManager | None = None
+        self.proofs: NickProofs | None = None  # set by the side (needs the bot)
+        self.spawn: Callable[[Coroutine[Any, Any, Any]], None] | None = None
 
     # --- owners ---
 
@@ -66,6 +78,15 @@ class ConversationChannels:
         if owner.startswith("irc:nick:"):
             return owner.removeprefix("irc:nick:")
         return None
+
+    def shares(self, nick: str) -> bool:
+        """Whether the bot sees ``nick`` in one of its channels (and so sees it quit)."""
+        key = nick.lower()
+        return any(key in channel.members for channel in self.channels.values())
+
+    async def reaches(self, owner: str, nick: str) -> bool:
+        """Whether ``nick`` is ``owner`` now (see .proof): before inviting or telling."""
+        return self.proofs is None or await self.proofs.reaches(owner, nick)
 
     def is_ours(self, nick: str) -> bool:
         assert self.puppets is not None
@@ -155,29 +176,61 @@ class ConversationChannels:
         if self.options.public_conversations and channel.portal is not None:
             return any(not self.is_ours(n) for n in channel.members)
         owner = self.owner_nick(channel.owner)
+        if owner and self.proofs is not None and not self.proofs.proven(channel.owner):
+            owner = None  # the owner's nick, on a connection that has not proven itself
         allowed = channel.allowed | ({owner.lower()} if owner else set())
-        return bool(allowed & channel.members)
+        return bool(allowed & (channel.members - channel.unchecked))
 
-    def show(self, channel: Channel, action: Callable[[], None]) -> None:
+    def joined(self, channel: Channel, nick: str) -> None:
+        """Someone joined: they read along only once known to be welcome (an invitation
+        the owner's earlier connection left unused is no way in for a newcomer)."""
+        key = nick.lower()
+        if self.is_ours(nick) or self.is_public(channel) or key in channel.allowed:
+            self.flush_backlog(channel)
+            return
+        channel.unchecked.add(key)
+        if self.spawn is not None:
+            self.spawn(self._check_joiner(channel, nick))
+
+    async def _check_joiner(self, channel: Channel, nick: str) -> None:
+        welcome = channel.owner.startswith("irc:") and await self.reaches(channel.owner, nick)
+        if nick.lower() not in channel.members:
+            channel.unchecked.discard(nick.lower())
+            return
+        if welcome:
+            channel.unchecked.discard(nick.lower())
+            self.flush_backlog(channel)
+        elif self.bot is not None:
+            self.bot.kick(
+                channel.name,
+                nick,
+                "Not yours: send me 'channels' in a private message to be invited to yours",
+            )
+
+    def show(
+        self, channel: Channel, kind: str, sender: str, text: str, live: Callable[[], None]
+    ) -> bool:
+        """Says it now (``live``) when a reader is in, else holds it for the catch-up;
+        returns whether it was said."""
+        if self.present(channel) and not self.catchup.count(channel.name):
+            live()
+            return True
+        self.catchup.hold(channel.name, kind, sender, text)
         if self.present(channel):
-            action()
-        else:
-            if len(channel.backlog) >= BACKLOG:
-                channel.backlog.pop(0)
-            channel.backlog.append(action)
-            self.invite_owner(channel)
+            self.flush_backlog(channel)  # older lines first
+            return True
+        self.invite_owner(channel)
+        return False
 
     def announce(self, channel_name: str, text: str) -> None:
         channel = self.channels.get(channel_name.lower())
         bot = self.bot
         if channel is not None and bot is not None:
-            self.show(channel, lambda: bot.notice(channel.name, text))
+            self.show(channel, "announce", "", text, lambda: bot.notice(channel.name, text))
 
     def flush_backlog(self, channel: Channel) -> None:
-        if channel.backlog and self.present(channel):
-            held, channel.backlog = channel.backlog, []
-            for action in held:
-                action()
+        if self.replay is not None and self.catchup.count(channel.name) and self.present(channel):
+            self.replay(channel, self.catchup.take(channel.name))
 
     # --- invitations ---
 
@@ -189,7 +242,32 @@ class ConversationChannels:
         key = (nick.lower(), channel.name.lower())
         if now - self._invited.get(key, -INVITE_SPACING) >= INVITE_SPACING:
             self._invited[key] = now
+            if self.spawn is None:
+                self.request_invite(nick, channel.name)
+            else:
+                self.spawn(self._invite_if_owner(channel, nick))
+
+    def left(self, channel: Channel, nick: str) -> None:
+        """``nick`` left the channel: the next reason to invite them does so at once."""
+        self._invited.pop((nick.lower(), channel.name.lower()), None)
+
+    async def _invite_if_owner(self, channel: Channel, nick: str) -> None:
+        if await self.reaches(channel.owner, nick):
             self.request_invite(nick, channel.name)
+            return
+        # Not proven on this connection (e.g. after a restart of the bridge): say only
+        # that there is something, and how to get it.
+        now = time.monotonic()
+        if (
+            self.bot is not None
+            and now - self._hinted.get(nick.lower(), -HINT_SPACING) >= HINT_SPACING
+        ):
+            self._hinted[nick.lower()] = now
+            self.bot.notice(
+                nick,
+                "There is news on the MSN login of this nick. Send me 'channels' to be "
+                "invited (I will ask for its MSN password first).",
+            )
 
     def request_invite(self, nick: str, channel_name: str) -> None:
         assert self.bot is not None

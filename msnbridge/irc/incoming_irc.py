@@ -29,6 +29,7 @@ from .bot import Names
 from .commands import LOCAL_COMMANDS, irc_help
 from .conversation_channels import Channel
 from .events import ConnectionEvent, Disconnected, IRCEvent, Kind, Registered
+from .identity import Identity
 
 if TYPE_CHECKING:
     from .side import IRCSide
@@ -76,21 +77,29 @@ class IncomingIRC:
             if channel is None:
                 return
             channel.members.add(event.nick.lower())
+            if "extended-join" in bot.caps and event.params:
+                side.identities.learn(event.nick, event.params[0])
             if event.nick.lower() == bot.nick.lower():
                 self.rooms.bot_joined(channel, event.source)
             else:
-                self.rooms.flush_backlog(channel)
+                self.rooms.joined(channel, event.nick)
             return
         if kind in (Kind.PART, Kind.KICK):
             channel = self.rooms.get(event.target)
             gone = event.params[0] if kind is Kind.KICK and event.params else event.nick
+            if side.proofs is not None:
+                side.proofs.left(gone)
             if channel is not None:
                 channel.members.discard(gone.lower())
+                channel.unchecked.discard(gone.lower())
+                self.rooms.left(channel, gone)
                 if gone.lower() == bot.nick.lower() and kind is Kind.KICK:
                     bot.join(channel.name)  # our channel: come back
             return
         if kind in (Kind.QUIT, Kind.NICK):
             side.identities.forget(event.nick)
+            if side.proofs is not None:
+                side.proofs.gone(event.nick)
             self._gone_or_renamed(event)
             return
         if event.nick and self.rooms.is_ours(event.nick):
@@ -115,6 +124,10 @@ class IncomingIRC:
                 channel.members.discard(event.nick.lower())
                 if kind is Kind.NICK and event.target:
                     channel.members.add(event.target.lower())
+            if event.nick.lower() in channel.unchecked:
+                channel.unchecked.discard(event.nick.lower())
+                if kind is Kind.NICK and event.target:  # still to be checked, as who now
+                    self.rooms.joined(channel, event.target)
             if kind is Kind.NICK and event.target and event.nick.lower() in channel.allowed:
                 channel.allowed.discard(event.nick.lower())
                 channel.allowed.add(event.target.lower())
@@ -139,15 +152,13 @@ class IncomingIRC:
 
     async def _private_message(self, nick: str, text: str, tags: Mapping[str, str | None]) -> None:
         side = self.side
-        assert side.identities is not None and side.bot is not None
+        assert side.identities is not None and side.bot is not None and side.proofs is not None
         identity = await side.identities.resolve(nick, tags)
-        self.rooms.owner_nicks[identity.id] = nick
         level = side.permissions.level_for(identity.id)
+        if level is PermissionLevel.ADMIN and not side.proofs.proven(identity.id):
+            level = PermissionLevel.USER  # a bare nick is an admin only once it proved itself
         reply = self._reply_to(nick)
         words = text.strip().split()
-        if words and words[0].lower() in LOCAL_COMMANDS:
-            await self._local_command(identity.id, nick, words, None, reply)
-            return
         ctx = CommandContext(
             sender_id=identity.id,
             is_admin=level is PermissionLevel.ADMIN,
@@ -157,16 +168,66 @@ class IncomingIRC:
             room_id=nick,
             extra={"irc_nick": nick, "irc_account": identity.account},
         )
+        if (
+            level is not None
+            and not side.commands.awaiting_secret(identity.id, nick)
+            and not await side.proofs.holds(identity)
+        ):
+            await self._ask_proof(ctx, identity, text)
+            return
+        self.rooms.owner_nicks[identity.id] = nick
+        if words and words[0].lower() in LOCAL_COMMANDS:
+            await self._local_command(identity.id, nick, words, None, reply)
+            return
         await side.commands.handle(ctx, text)
         if ctx.command == "help" and level is not None:
             await reply(irc_help())
         client = side.router.sessions.get(identity.id)
         if client is not None and ctx.command == "login":
+            await side.proofs.mark(identity)
             name = self.rooms.open_contact_list(identity.id, client.config.passport)
             self.rooms.request_invite(nick, name)
             await self._sync_contacts(identity.id)
         elif client is not None:
             await self._refresh_owner_nick(identity.id, nick)
+            if ctx.command == "chat" and ctx.args:
+                await self._invite_to_chat(identity.id, nick, ctx.args[0])
+
+    async def _invite_to_chat(self, owner: str, nick: str, passport: str) -> None:
+        """``chat <passport>`` asks for the conversation: its channel is offered even when
+        the owner was invited a moment ago (and left it since)."""
+        portal = await self.side.router.portals.get(owner, [passport.lower()])
+        channel = self.rooms.channel_of(portal) if portal is not None else None
+        if channel is not None and nick.lower() not in channel.members:
+            self.rooms.request_invite(nick, channel.name)
+
+    async def _ask_proof(self, ctx: CommandContext, identity: Identity, text: str) -> None:
+        """A bare nick with a stored MSN login, on an IRC connection that has not shown it
+        is the one that made the login: it gets nothing until it sends the password."""
+        side = self.side
+        assert side.proofs is not None
+        if text.strip().lower() == "help":
+            ctx.level = PermissionLevel.RELAY  # nothing of the login's
+            await side.commands.handle(ctx, text)
+            return
+        if side.proofs.locked(identity):
+            await ctx.reply("Too many wrong passwords from this nick; try again later.")
+            return
+
+        async def answer(ctx: CommandContext, password: str) -> None:
+            if not await side.proofs.prove(identity, password):  # type: ignore[union-attr]
+                await ctx.reply("That is not the password of this nick's MSN login.")
+                return
+            await ctx.reply("Thank you: this IRC connection is recognised until you disconnect.")
+            if text.strip():
+                await self._private_message(identity.nick, text, {})
+
+        side.commands.ask(ctx, answer, secret=True)
+        await ctx.reply(
+            "This nick has an MSN login on this bridge. To use it from this IRC connection, "
+            "send its MSN password in your next message (it is checked, never shown or "
+            "logged; 'cancel' to stop)."
+        )
 
     async def _sync_contacts(self, owner: str) -> None:
         """Show the presence the session learnt while logging in (its initial burst came
@@ -230,6 +291,14 @@ class IncomingIRC:
         nick, text = event.nick, event.text or ""
         identity = await side.identities.resolve(nick, event.tags)
         is_owner = identity.id == portal.owner
+        if is_owner and side.proofs is not None and not await side.proofs.holds(identity):
+            is_owner = False  # the owner's nick, on a connection that has not proven itself
+            if nick.lower() not in channel.allowed and not side.options.public_conversations:
+                side.bot.notice(
+                    nick,
+                    "Not sent to MSN: this IRC connection has not shown that it holds this "
+                    "nick's MSN login. Send me 'channels' (in a private message) first.",
+                )
         if is_owner:
             self.rooms.owner_nicks[portal.owner] = nick
         reply = self._reply_to(nick)
@@ -271,6 +340,7 @@ class IncomingIRC:
         if channel is None or channel.portal is None:
             return
         identity = await side.identities.resolve(event.nick, event.tags)
-        if identity.id == channel.portal.owner:
+        owner = identity.id == channel.portal.owner
+        if owner and side.proofs is not None and await side.proofs.holds(identity):
             with contextlib.suppress(Exception):
                 await side.router.send_typing(channel.portal)

@@ -90,6 +90,7 @@ IRC_OPTIONS: tuple[Option, ...] = (
     ),
     Option("irc.channels.group", str, "#msn-{user}-g{hash}", _template("user", "hash")),
     Option("irc.public_conversations", bool, False),
+    Option("irc.trust_bare_nicks", bool, False),
     Option("irc.matrix_portals", bool, True),
     Option("irc.puppets.mode", str, "auto", _one_of(*PuppetMode), "auto (or connections, relay)"),
     Option("irc.puppets.max_connections", int, 50, _not_negative, "50"),
@@ -122,6 +123,8 @@ class IRCOptions:
     direct_channel: str = "#msn-{user}-{contact}"
     group_channel: str = "#msn-{user}-g{hash}"
     public_conversations: bool = False
+    # Insecure: a bare nick (no services account) owns its MSN login without proving it.
+    trust_bare_nicks: bool = False
     matrix_portals: bool = True  # Matrix users' conversations get a channel too
     puppet_mode: PuppetMode = PuppetMode.AUTO
     max_connections: int = 50
@@ -156,6 +159,7 @@ class IRCOptions:
             direct_channel=c["irc.channels.direct"],
             group_channel=c["irc.channels.group"],
             public_conversations=c["irc.public_conversations"],
+            trust_bare_nicks=c["irc.trust_bare_nicks"],
             matrix_portals=c["irc.matrix_portals"],
             puppet_mode=PuppetMode(c["irc.puppets.mode"]),
             max_connections=c["irc.puppets.max_connections"],

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Coroutine
 from typing import Any
 
@@ -23,9 +24,10 @@ from puppets.event.conversation import DeliveryResult
 
 from ..core.commands import CommandProcessor
 from ..core.router import Router, describe_result
-from ..core.sides import ContactChange, OwnerNotice, PortalMessage
+from ..core.sides import HELD, ContactChange, OwnerNotice, PortalMessage
 from ..db import irc_allowed as allowed_db
 from ..db import user as user_db
+from ..db.irc_backlog import HeldLine
 from ..db.portal import Portal
 from ..formatting import MessageKind, to_mirc
 from ..permissions import Permissions
@@ -33,6 +35,7 @@ from . import channels as names
 from . import lines
 from .backoff import ReconnectScheduler
 from .bot import BotConnection
+from .catchup import CatchUp
 from .commands import register_irc_command
 from .connection import IRCRefusedError
 from .contactlist import ContactListChannels
@@ -40,6 +43,7 @@ from .conversation_channels import Channel, ConversationChannels
 from .identity import IdentityResolver, identity_for
 from .incoming_irc import IncomingIRC
 from .options import IRCOptions
+from .proof import NickProofs
 from .puppets import Line, Puppet, PuppetManager
 from .relay_merge import Held, LineMerger, merged_text
 
@@ -64,7 +68,9 @@ class IRCSide:
         self.commands = commands
         self.permissions = permissions
         self.router = router
-        self.conversations = ConversationChannels(options, db, router)
+        self.catchup = CatchUp(db, on_dropped=self._dropped)
+        self.conversations = ConversationChannels(options, db, router, self.catchup)
+        self.conversations.replay = self._replay
         self.channels: dict[str, Channel] = self.conversations.channels  # lower name → channel
         self.contact_list_of: dict[str, str] = self.conversations.contact_list_of  # owner → name
         self.merger = LineMerger(options.merge_seconds, self.spawn, self._send_merged)
@@ -76,6 +82,7 @@ class IRCSide:
         self.puppets: PuppetManager | None = None
         self.contacts: ContactListChannels | None = None
         self.identities: IdentityResolver | None = None
+        self.proofs: NickProofs | None = None
         self._maintenance: asyncio.Task[None] | None = None
 
     # --- lifecycle ---
@@ -89,7 +96,15 @@ class IRCSide:
             self.incoming.on_bot_event,
             scheduler=self.scheduler,
         )
-        self.identities = IdentityResolver(self.bot)
+        self.identities = IdentityResolver(self.bot, rooms.shares)
+        self.proofs = rooms.proofs = NickProofs(
+            self.identities,
+            self.db,
+            self.router.sessions.secrets,
+            trust_bare_nicks=o.trust_bare_nicks,
+            shares=rooms.shares,
+        )
+        rooms.spawn = self.spawn
         self.puppets = rooms.puppets = PuppetManager(
             o,
             self.bot,
@@ -104,6 +119,7 @@ class IRCSide:
         )
         self.router.add_side(self)
         register_irc_command(self.commands, self)
+        await self.catchup.load()
         await self._restore_channels()
         self.bot.start()
         self._maintenance = asyncio.create_task(self._maintain(), name="irc-maintenance")
@@ -127,6 +143,7 @@ class IRCSide:
             await self.bot.close("Bridge shutting down")
         for task in list(self._tasks):
             task.cancel()
+        await self.catchup.close()
 
     async def _restore_channels(self) -> None:
         rooms = self.conversations
@@ -226,27 +243,61 @@ class IRCSide:
             puppet = await self.puppets.ensure(message.sender, message.nick)
             if not puppet.relayed:
                 self.puppets.want_channel(puppet, channel.name)
+            who = message.nick or message.sender
             puppets, name = self.puppets, channel.name
-            self.conversations.show(channel, lambda: puppets.say(puppet, name, Line(kind, text)))
+
+            def live() -> None:
+                puppets.say(puppet, name, Line(kind, text))
         else:
             who = message.display or message.nick or "owner"
-            bot = self.bot
 
-            def relay() -> None:
-                action = kind == "action"
-                if kind != "notice" and bot.relaymsg(channel.name, who, text, action=action):
-                    return
-                budget = lines.payload_budget(
-                    lines.message_prefix_length(bot.nick, "PRIVMSG", channel.name)
-                )
-                bodies, _ = lines.relay_message(
-                    who, text, budget, self.options.max_lines, action=kind == "action"
-                )
-                for body in bodies:
-                    bot.privmsg(channel.name, body)
+            def live() -> None:
+                self._say_as(channel.name, who, kind, text)
 
-            self.conversations.show(channel, relay)
-        return None
+        shown = self.conversations.show(channel, kind, who, text, live)
+        return None if shown else HELD
+
+    def _say_as(self, channel: str, who: str, kind: str, text: str) -> None:
+        """The bot says ``text`` for ``who``: RELAYMSG where the server has it, else
+        ``<who> text`` lines (irc.relay.prefix style)."""
+        bot = self.bot
+        assert bot is not None
+        action = kind == "action"
+        if kind != "notice" and bot.relaymsg(channel, who, text, action=action):
+            return
+        budget = lines.payload_budget(lines.message_prefix_length(bot.nick, "PRIVMSG", channel))
+        limit = self.options.max_lines
+        bodies, cut = lines.relay_message(who, text, budget, limit, action=action)
+        for body in bodies:
+            bot.privmsg(channel, body)
+        if cut:
+            bot.notice(channel, f"(the message was longer than {limit} lines and was cut)")
+
+    def _replay(self, channel: Channel, held: list[HeldLine]) -> None:
+        """The catch-up, in the order it was received: all said by the bot, on its one
+        connection, so no speaker's line overtakes another's."""
+        bot = self.bot
+        assert bot is not None
+        since = time.strftime("%Y-%m-%d %H:%M", time.gmtime(held[0].received_at))
+        count = f"{len(held)} line{'s' if len(held) != 1 else ''}"
+        bot.notice(
+            channel.name, f"Catch-up: {count} from while nobody was here (since {since} UTC)"
+        )
+        metrics = self.router.metrics
+        for line in held:
+            if line.kind in ("nudge", "announce"):
+                bot.notice(channel.name, line.text)
+                continue
+            self._say_as(channel.name, line.sender, line.kind, line.text)
+            if metrics is not None and channel.portal is not None:
+                metrics.message("msn_to_irc", "delivered")
+        bot.notice(channel.name, "End of the catch-up.")
+
+    def _dropped(self, line: HeldLine) -> None:
+        """A held line pushed out of a full catch-up: nobody will read it."""
+        metrics = self.router.metrics
+        if metrics is not None and line.kind not in ("nudge", "announce"):
+            metrics.message("msn_to_irc", "dropped")
 
     async def deliver_typing(self, portal: Portal, passport: str) -> None:
         channel = self.conversations.channel_of(portal)
@@ -264,7 +315,7 @@ class IRCSide:
         bot = self.bot
         who = nick or passport or "You"
         text = f"*** {who} sent a nudge!"
-        self.conversations.show(channel, lambda: bot.notice(channel.name, text))
+        self.conversations.show(channel, "nudge", who, text, lambda: bot.notice(channel.name, text))
 
     async def participant_joined(self, portal: Portal, passport: str, nick: str) -> None:
         channel = self.conversations.channel_of(portal)
@@ -304,7 +355,7 @@ class IRCSide:
 
     async def owner_notice(self, owner: str, notice: OwnerNotice) -> None:
         nick = self.owner_nick(owner) if owner.startswith("irc:") else None
-        if nick and self.bot is not None:
+        if nick and self.bot is not None and await self.conversations.reaches(owner, nick):
             self.bot.notice(nick, notice.text)
 
     async def contact_changed(self, owner: str, contact: Contact, change: ContactChange) -> None:
