@@ -133,8 +133,8 @@ class ListsMixin:
     def _on_bpr(self, cmd: Command) -> None:
         args = cmd.args
         if self.protocol < 8:  # BPR ver email TYPE value
-            if len(args) >= 4:
-                self.contacts.ensure(args[1]).set_phone(args[2], decode_arg(args[3]))
+            if len(args) >= 4 and (c := self.contacts.get(args[1])) is not None:
+                c.set_phone(args[2], decode_arg(args[3]))  # strangers' phones: dropped
             return
         if len(args) >= 2 and self._last_listed is not None:
             c = self.contacts.get(self._last_listed)
@@ -148,9 +148,8 @@ class ListsMixin:
             if passport.lower() == self.config.passport.lower():
                 self.contacts.own_nick = nick
                 self._emit(ev.OwnNickChanged(nick))
-            else:
-                c = self.contacts.ensure(passport)
-                c.nick = nick
+            elif (c := self.contacts.get(passport)) is not None:
+                c.nick = nick  # never a contact made from a stranger's nick
 
     def _on_group(self, cmd: Command) -> None:
         gid, name = parse_group_change(self.protocol, cmd.name, cmd.args)
