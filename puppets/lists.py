@@ -32,6 +32,7 @@ class ListsMixin:
     _sync_seen: list[int]
     _last_listed: str | None
     _status_set: bool
+    _adding: set[str]  # passports with an ADD/ADC of ours in flight
 
     def _check_sync_done(self) -> None: ...
     def _link(self) -> Connection: ...
@@ -171,6 +172,16 @@ class ListsMixin:
 
     async def add_to_list(
         self, passport: str, lst: Lists, nick: str | None = None, group: str | None = None
+    ) -> None:
+        key = passport.lower()
+        self._adding.add(key)
+        try:
+            await self._add_to_list(passport, lst, nick, group)
+        finally:
+            self._adding.discard(key)
+
+    async def _add_to_list(
+        self, passport: str, lst: Lists, nick: str | None, group: str | None
     ) -> None:
         conn = self._link()
         name = lst.name or "FL"

@@ -104,6 +104,7 @@ class NotificationSession(ListsMixin):
         self.config = config
         self.contacts = contacts
         self.stats = stats if stats is not None else ClientStats()
+        self._adding: set[str] = set()
         self._stranger_log = ThrottledLog(log)  # one line per burst of strangers' presence
         self._emit = emit
         self._http = http
@@ -358,6 +359,10 @@ class NotificationSession(ListsMixin):
         c = self.contacts.get(passport)
         if c is not None and c.lists:
             return c
+        if passport.lower() in self._adding:
+            # Our ADD/ADC's reply and the new contact's presence can come in one read,
+            # before the reply has been applied to the model.
+            return self.contacts.ensure(passport)
         self.stats.stranger_presence += 1
         self._stranger_log.log(
             "stranger",
