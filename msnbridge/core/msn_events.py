@@ -109,10 +109,7 @@ class MsnEventRouter:
         elif isinstance(event, SessionStateChanged):
             if event.state is SessionState.BACKING_OFF:
                 metrics.reconnect()
-            counts: dict[str, int] = {}
-            for client in self.router.sessions.all().values():
-                counts[client.state.value] = counts.get(client.state.value, 0) + 1
-            metrics.set_sessions(counts)
+            self.router.sessions.report_states()
 
     # --- routing ---
 
@@ -166,8 +163,8 @@ class MsnEventRouter:
             return
         await self.router.close_detached(owner)
         client = self.router.sessions.get(owner)
-        if client is None:
-            return  # a login that failed (answered by the login command) or a logout
+        if client is None or owner in self.router.sessions.logging_in:
+            return  # a login that failed (answered and counted by `login`) or a logout
         error = client.error if client is not None else None
         if error is not None and type(error).__name__ == "SignedOutElsewhere":
             kind, text = (
