@@ -221,7 +221,12 @@ class PuppetManager:
     def spawn(self, coro) -> None:  # type: ignore[no-untyped-def]
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)  # and its outcome read: none ends "never retrieved"
+        if not task.cancelled() and task.exception() is not None:
+            log.error("IRC puppet task failed", exc_info=task.exception())
 
     # --- channels ---
 
