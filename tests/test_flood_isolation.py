@@ -33,6 +33,7 @@ from tests.synapse_server import (
     MatrixUser,
     SynapseServer,
     create_dm,
+    free_port,
     is_membership,
     is_notice_from,
     running_bridge,
@@ -155,8 +156,10 @@ async def test_flooded_owner_stalls_no_one_and_strangers_become_nothing(
     bridged to IRC, the other owner (carol) to Matrix."""
     caplog.set_level(logging.INFO)
     b = await synapse.register_user()
+    port = free_port()
     config = bridge_config(
         **msn_settings(msn),
+        metrics={"enabled": True, "listen_address": "127.0.0.1", "port": port},
         **{
             "bridge.permissions": {"*": "user", b.user_id: "user"},
             "irc": {
@@ -195,6 +198,12 @@ async def test_flooded_owner_stalls_no_one_and_strangers_become_nothing(
         assert times[1] < PUT_BOUND and times[3] < PUT_BOUND, times
 
         await check_strangers_became_nothing(bridge, ALICE, caplog)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{port}/metrics") as resp,
+        ):
+            exported = await resp.text()
+        assert f"msnbridge_msn_stranger_presence_dropped_total {float(FLOOD)}" in exported
 
 
 async def check_strangers_became_nothing(
