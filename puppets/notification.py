@@ -105,6 +105,7 @@ class NotificationSession(ListsMixin):
         self.contacts = contacts
         self.stats = stats if stats is not None else ClientStats()
         self._adding: set[str] = set()
+        self.strangers_dropped = 0  # on this link; self.stats may total many clients
         self._stranger_log = ThrottledLog(log)  # one line per burst of strangers' presence
         self._emit = emit
         self._http = http
@@ -364,12 +365,13 @@ class NotificationSession(ListsMixin):
             # before the reply has been applied to the model.
             return self.contacts.ensure(passport)
         self.stats.stranger_presence += 1
+        self.strangers_dropped += 1
         self._stranger_log.log(
             "stranger",
-            "%s: dropping %s for passports on none of the lists (%d so far)",
+            "%s: dropping %s for passports on none of the lists (%d so far on this link)",
             self.config.passport,
             what,
-            self.stats.stranger_presence,
+            self.strangers_dropped,
         )
         return None
 

@@ -88,7 +88,7 @@ class BridgeAppService(AppService):
         txn_id, data = await super()._read_transaction_header(request)
         if (problem := transaction_body_error(data)) is not None:
             # One line, no traceback: a broken or hostile sender, not a bridge fault.
-            self.log.warning("Refused transaction %s: %s", txn_id[:64], problem)
+            self.log.warning("Refused transaction %r: %s", txn_id[:64], problem)
             raise web.HTTPBadRequest(
                 content_type="application/json",
                 text=json.dumps({"errcode": "M_BAD_JSON", "error": problem}),
