@@ -4,6 +4,7 @@
     {"command": "login", "users": [[owner, passport, password], ...], "concurrency": 100}
         -> {"online_s": seconds until every Sessions.login returned, "failed": [reasons]}
     {"command": "drain"}  -> {"drain_s": seconds until the MSN event queues were empty}
+    {"command": "stats"}  -> {"stranger_presence": n, "invitations_failed": n} (ClientStats)
     {"command": "stop"}   -> {} and the bridge stops
 
 Logins go straight to the core's `Sessions.login`, as the bot's `login` command calls it,
@@ -67,6 +68,12 @@ async def main(config_path: str) -> None:
                 t0 = time.perf_counter()
                 await bridge.router.events.drain()
                 answer = {"drain_s": time.perf_counter() - t0}
+            elif command == "stats":
+                stats = bridge.puppet_stats
+                answer = {
+                    "stranger_presence": stats.stranger_presence,
+                    "invitations_failed": stats.invitations_failed,
+                }
             elif command == "stop":
                 answer = {}
             else:

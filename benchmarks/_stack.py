@@ -97,13 +97,25 @@ def start_synapse() -> BenchSynapse:
 async def start_msn_server(*args: str) -> tuple[asyncio.subprocess.Process, dict[str, Any]]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.msnp_server", "--no-chl", *args,
-        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        cwd=ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     assert proc.stdout is not None
     line = await proc.stdout.readline()
     if not line:
         raise SystemExit("the MSNP test server did not start")
     return proc, json.loads(line)
+
+
+async def msn_call(proc: asyncio.subprocess.Process, command: str, **args: Any) -> dict[str, Any]:
+    """One fault-injection command to a test server started with `--control`."""
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(json.dumps({"command": command, **args}).encode() + b"\n")
+    await proc.stdin.drain()
+    line = await proc.stdout.readline()
+    if not line:
+        raise SystemExit(f"the MSNP test server exited during {command!r}")
+    return json.loads(line)
 
 
 async def stop_stack(

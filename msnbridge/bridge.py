@@ -12,7 +12,8 @@ import asyncpg
 from mautrix.util.async_db import Database
 from yarl import URL
 
-from puppets import SessionState
+from puppets import Client, ClientConfig, SessionState
+from puppets.stats import ClientStats
 
 from .config import Config
 from .core.account_commands import register_account_commands
@@ -50,6 +51,9 @@ class Bridge:
         self.irc: IRCSide | None = None  # when irc.enabled; its keys are checked here
         self.irc_options = IRCOptions.from_config(config) if config["irc.enabled"] else None
         self.metrics: Metrics | None = Metrics() if config["metrics.enabled"] else None
+        self.puppet_stats = ClientStats()  # totals of every session's own counters
+        if self.metrics is not None:
+            self.metrics.watch_puppet_stats(self.puppet_stats)
         self._stopping = asyncio.Event()
 
     async def start(self) -> None:
@@ -60,7 +64,9 @@ class Bridge:
                 await self.metrics.start_http(
                     self.config["metrics.listen_address"], self.config["metrics.port"]
                 )
-            self.sessions = Sessions(self.config, self.db, self.secrets)
+            self.sessions = Sessions(
+                self.config, self.db, self.secrets, client_factory=self._new_client
+            )
             self.sessions.metrics = self.metrics
             self.router = Router(
                 self.sessions,
@@ -101,6 +107,9 @@ class Bridge:
                 f"Your MSN login could not be restored: {reason}. Send 'login <passport> "
                 f"<password>' to log in again.",
             )
+
+    def _new_client(self, config: ClientConfig) -> Client:
+        return Client(config, stats=self.puppet_stats)
 
     def health(self) -> Health:
         """Serving when the appservice is up; degraded while some MSN session is not online."""

@@ -36,8 +36,10 @@ from puppets.errors import (
     ReplyTimeout,
     SignedOutElsewhere,
 )
+from puppets.stats import ClientStats
 
 from .metrics_http import Health, HealthProvider, HealthStatus, start_server
+from .puppet_stats import PuppetStatsCollector
 
 __all__ = [
     "DIRECTIONS",
@@ -313,6 +315,11 @@ class Metrics:
         # Never below zero: a double close is a caller bug, not a negative count.
         self._open_switchboards = max(0, self._open_switchboards - 1)
         self._switchboards.set(self._open_switchboards)
+
+    def watch_puppet_stats(self, stats: ClientStats) -> None:
+        """Serve the counters the puppet clients keep themselves (stranger presence
+        dropped, invitations that failed), read from `stats` at each scrape."""
+        self.registry.register(PuppetStatsCollector(stats))
 
     # --- portals and sides --------------------------------------------------------------
 

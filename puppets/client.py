@@ -28,7 +28,9 @@ from .errors import (
 )
 from .event.conversation import ConversationEvent
 from .event.session import SessionState, SessionStateChanged
+from .logthrottle import ThrottledLog
 from .notification import NotificationSession, SwitchboardInvite
+from .stats import ClientStats
 from .switchboard import Switchboard, SwitchboardTicket
 
 log = logging.getLogger("puppets.client")
@@ -37,10 +39,18 @@ Listener = Callable[[object], None]
 
 
 class Client:
-    def __init__(self, config: ClientConfig, http: aiohttp.ClientSession | None = None) -> None:
+    def __init__(
+        self,
+        config: ClientConfig,
+        http: aiohttp.ClientSession | None = None,
+        stats: ClientStats | None = None,
+    ) -> None:
         """``http``: an aiohttp session to share for Passport logins (many clients in one
-        process should share one); without it each login opens and closes its own."""
+        process should share one); without it each login opens and closes its own.
+        ``stats``: the counters to add to (share one to total many clients)."""
         self.config = config
+        self.stats = stats if stats is not None else ClientStats()
+        self._invite_log = ThrottledLog(log)  # a server can send any number of bad RNGs
         self.contacts = ContactList()
         self.state = SessionState.STOPPED
         self.stop_reason: str | None = None
@@ -133,7 +143,7 @@ class Client:
         while not self._stopping:
             if self.state is not SessionState.CONNECTING:
                 self._set_state(SessionState.CONNECTING)
-            ns = NotificationSession(self.config, self.contacts, self._emit, self._http)
+            ns = NotificationSession(self.config, self.contacts, self._emit, self._http, self.stats)
             ns.on_invite = self._on_invite
             self.ns = ns
             try:
@@ -211,7 +221,13 @@ class Client:
     def _spawn(self, coro: object) -> None:
         task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[object]) -> None:
+        # Every background task's outcome is read here: none ends "never retrieved".
+        self._tasks.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("%s: background task failed", self.config.passport, exc_info=error)
 
     def _session(self) -> NotificationSession:
         if self.ns is None or self.state is not SessionState.ONLINE:
@@ -362,8 +378,19 @@ class Client:
                 on_event=route,
                 timeout=self.config.timeout,
             )
-        except PuppetError as e:
-            log.info("%s: could not answer an invitation: %s", self.config.passport, e)
+        except (PuppetError, OSError, TimeoutError) as e:
+            # A closed port, a dead host, a refused cookie: the inviter's client will try
+            # again with a new switchboard; nothing of ours is lost.
+            self.stats.invitations_failed += 1
+            self._invite_log.log(
+                "invite",
+                "%s: could not answer an invitation from %s at %s:%d: %s",
+                self.config.passport,
+                invite.inviter,
+                invite.host,
+                invite.port,
+                e or type(e).__name__,
+            )
             return
         people = set(sb.participants) or {invite.inviter.lower()}
         conv = self.conversation(people)

@@ -32,6 +32,7 @@ class ListsMixin:
     _sync_seen: list[int]
     _last_listed: str | None
     _status_set: bool
+    _adding: set[str]  # passports with an ADD/ADC of ours in flight
 
     def _check_sync_done(self) -> None: ...
     def _link(self) -> Connection: ...
@@ -133,8 +134,8 @@ class ListsMixin:
     def _on_bpr(self, cmd: Command) -> None:
         args = cmd.args
         if self.protocol < 8:  # BPR ver email TYPE value
-            if len(args) >= 4:
-                self.contacts.ensure(args[1]).set_phone(args[2], decode_arg(args[3]))
+            if len(args) >= 4 and (c := self.contacts.get(args[1])) is not None:
+                c.set_phone(args[2], decode_arg(args[3]))  # strangers' phones: dropped
             return
         if len(args) >= 2 and self._last_listed is not None:
             c = self.contacts.get(self._last_listed)
@@ -148,9 +149,8 @@ class ListsMixin:
             if passport.lower() == self.config.passport.lower():
                 self.contacts.own_nick = nick
                 self._emit(ev.OwnNickChanged(nick))
-            else:
-                c = self.contacts.ensure(passport)
-                c.nick = nick
+            elif (c := self.contacts.get(passport)) is not None:
+                c.nick = nick  # never a contact made from a stranger's nick
 
     def _on_group(self, cmd: Command) -> None:
         gid, name = parse_group_change(self.protocol, cmd.name, cmd.args)
@@ -172,6 +172,16 @@ class ListsMixin:
 
     async def add_to_list(
         self, passport: str, lst: Lists, nick: str | None = None, group: str | None = None
+    ) -> None:
+        key = passport.lower()
+        self._adding.add(key)
+        try:
+            await self._add_to_list(passport, lst, nick, group)
+        finally:
+            self._adding.discard(key)
+
+    async def _add_to_list(
+        self, passport: str, lst: Lists, nick: str | None, group: str | None
     ) -> None:
         conn = self._link()
         name = lst.name or "FL"

@@ -22,7 +22,7 @@ from .auth import md5_response, twn_ticket
 from .command import SERVER_NO_TRID, Command, decode_arg, encode_arg
 from .config import ClientConfig
 from .connection import Connection
-from .contacts import SETTABLE_STATUSES, ContactList
+from .contacts import SETTABLE_STATUSES, Contact, ContactList
 from .errors import (
     AuthenticationError,
     ConnectionLost,
@@ -37,7 +37,9 @@ from .event import contact as ev
 from .event import mailbox, session
 from .listformat import parse_presence
 from .lists import ListsMixin
+from .logthrottle import ThrottledLog
 from .message import InitialMail, NewMail, Profile, SystemMessage, parse_payload
+from .stats import ClientStats
 
 log = logging.getLogger("puppets.notification")
 
@@ -97,9 +99,14 @@ class NotificationSession(ListsMixin):
         contacts: ContactList,
         emit: Callable[[object], None],
         http: aiohttp.ClientSession | None = None,
+        stats: ClientStats | None = None,
     ) -> None:
         self.config = config
         self.contacts = contacts
+        self.stats = stats if stats is not None else ClientStats()
+        self._adding: set[str] = set()
+        self.strangers_dropped = 0  # on this link; self.stats may total many clients
+        self._stranger_log = ThrottledLog(log)  # one line per burst of strangers' presence
         self._emit = emit
         self._http = http
         self.protocol: int = 0
@@ -346,9 +353,33 @@ class NotificationSession(ListsMixin):
         else:
             log.debug("%s: ignoring %s", self.config.passport, cmd.name)
 
-    def _presence(self, args: list[str], initial: bool) -> None:
-        p = parse_presence(args)
-        c = self.contacts.ensure(p.passport)
+    def _listed(self, passport: str, what: str) -> Contact | None:
+        """The contact ``passport`` if it is on one of our lists. Presence of anyone else
+        is dropped (counted, logged once per burst): a server may push it for thousands of
+        strangers, and each would otherwise become a contact, a ghost, an IRC nick."""
+        c = self.contacts.get(passport)
+        if c is not None and c.lists:
+            return c
+        if passport.lower() in self._adding:
+            # Our ADD/ADC's reply and the new contact's presence can come in one read,
+            # before the reply has been applied to the model.
+            return self.contacts.ensure(passport)
+        self.stats.stranger_presence += 1
+        self.strangers_dropped += 1
+        self._stranger_log.log(
+            "stranger",
+            "%s: dropping %s for passports on none of the lists (%d so far on this link)",
+            self.config.passport,
+            what,
+            self.strangers_dropped,
+        )
+        return None
+
+    def _presence(self, cmd: Command, initial: bool) -> None:
+        p = parse_presence(cmd.args)
+        c = self._listed(p.passport, cmd.name)
+        if c is None:
+            return
         c.status = sys.intern(p.status)  # one string per status, not per contact
         if p.nick is not None:
             c.nick = p.nick
@@ -359,23 +390,27 @@ class NotificationSession(ListsMixin):
         self._emit(ev.PresenceChanged(c.passport, c.status, c.nick, c.caps, initial))
 
     def _on_iln(self, cmd: Command) -> None:
-        self._presence(cmd.args, True)
+        self._presence(cmd, True)
 
     def _on_nln(self, cmd: Command) -> None:
-        self._presence(cmd.args, False)
+        self._presence(cmd, False)
 
     def _on_fln(self, cmd: Command) -> None:
         if not cmd.args:
             return
-        c = self.contacts.ensure(cmd.args[0])
+        c = self._listed(cmd.args[0], "FLN")
+        if c is None:
+            return
         c.status = "FLN"
         self._emit(ev.PresenceChanged(c.passport, "FLN", c.nick, c.caps, False))
 
     def _on_ubx(self, cmd: Command) -> None:
         if not cmd.args:
             return
+        c = self._listed(cmd.args[0], "UBX")
+        if c is None:
+            return
         psm, media = _parse_ubx(cmd.payload or b"")
-        c = self.contacts.ensure(cmd.args[0])
         c.psm = psm
         self._emit(ev.PersonalMessageChanged(c.passport, psm, media))
 
@@ -436,7 +471,12 @@ class NotificationSession(ListsMixin):
     def _spawn(self, coro: object) -> None:
         task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[object]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("%s: background task failed", self.config.passport, exc_info=error)
 
     async def sign_out(self) -> None:
         """Send OUT and close."""

@@ -424,7 +424,12 @@ class Switchboard:
             self._leaving = True
             task = asyncio.get_running_loop().create_task(self.leave("everyone else left"))
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(self._left)
+
+    def _left(self, task: asyncio.Task[object]) -> None:
+        self._tasks.discard(task)  # and its outcome read: none ends "never retrieved"
+        if not task.cancelled() and task.exception() is not None:
+            log.info("sb: leaving failed: %s", task.exception())
 
     def _on_msg(self, cmd: Command) -> None:
         # MSG email nick len

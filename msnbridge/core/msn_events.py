@@ -3,6 +3,11 @@
 Events arrive synchronously from each owner's puppet Client (Sessions.listeners); they are
 queued per owner and handled in order by one task per owner, so an owner's messages reach
 the sides in the order MSN sent them, and a slow homeserver delays only that owner.
+
+Per-owner work is bounded: presence and personal messages are coalesced per contact (the
+sides read the contact's current state, so only the latest change matters), the queue has
+a limit (see OwnerQueue), and each worker yields between events so that one owner's
+backlog never holds up another owner's messages.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from ..db import message as message_db
 from ..db.portal import Portal
 from ..formatting import MessageKind, from_msn
 from ..metrics import Metrics
+from .owner_queue import OwnerQueue
 from .sides import HELD, ContactChange, NoticeKind, OwnerNotice, PortalMessage
 from .text_safety import without_controls
 
@@ -43,7 +49,7 @@ log = logging.getLogger("msnbridge.router.msn")
 class MsnEventRouter:
     def __init__(self, router: Router) -> None:
         self.router = router
-        self._queues: dict[str, asyncio.Queue[tuple[object, float]]] = {}
+        self._queues: dict[str, OwnerQueue] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._switchboards: set[int] = set()  # ids of switchboards counted as open
         self._mailbox_told: set[str] = set()  # owners told their unread count this run
@@ -55,21 +61,22 @@ class MsnEventRouter:
         self._count(event)
         queue = self._queues.get(owner)
         if queue is None:
-            queue = self._queues[owner] = asyncio.Queue()
-        queue.put_nowait((event, Metrics.clock()))
+            queue = self._queues[owner] = OwnerQueue(owner)
+        queue.put(event, Metrics.clock())
         worker = self._workers.get(owner)
         if worker is None or worker.done():
             self._workers[owner] = asyncio.get_running_loop().create_task(
                 self._work(owner, queue), name=f"msn-events:{owner}"
             )
 
-    async def _work(self, owner: str, queue: asyncio.Queue[tuple[object, float]]) -> None:
-        while not queue.empty():
-            event, started = queue.get_nowait()
+    async def _work(self, owner: str, queue: OwnerQueue) -> None:
+        while (item := queue.get()) is not None:
+            event, started = item
             try:
                 await self.handle(owner, event, started)
             except Exception:
                 log.exception("Routing %s for %s failed", type(event).__name__, owner)
+            await asyncio.sleep(0)  # let other owners' workers (and the appservice) run
 
     async def drain(self) -> None:
         """Wait until every queued event has been handled (tests, shutdown)."""
@@ -102,10 +109,7 @@ class MsnEventRouter:
         elif isinstance(event, SessionStateChanged):
             if event.state is SessionState.BACKING_OFF:
                 metrics.reconnect()
-            counts: dict[str, int] = {}
-            for client in self.router.sessions.all().values():
-                counts[client.state.value] = counts.get(client.state.value, 0) + 1
-            metrics.set_sessions(counts)
+            self.router.sessions.report_states()
 
     # --- routing ---
 
@@ -159,8 +163,8 @@ class MsnEventRouter:
             return
         await self.router.close_detached(owner)
         client = self.router.sessions.get(owner)
-        if client is None:
-            return  # a login that failed (answered by the login command) or a logout
+        if client is None or owner in self.router.sessions.logging_in:
+            return  # a login that failed (answered and counted by `login`) or a logout
         error = client.error if client is not None else None
         if error is not None and type(error).__name__ == "SignedOutElsewhere":
             kind, text = (

@@ -70,6 +70,9 @@ class Sessions:
         self._clients: dict[str, Client] = {}
         # Logins restore() could not start, with why (the owners are told at start-up).
         self.unrestorable: dict[str, str] = {}
+        # Owners whose `login` is waiting for its first outcome: that command reports and
+        # counts a failure, the session's STOPPED event must not do it a second time.
+        self.logging_in: set[str] = set()
 
     def get(self, owner: str) -> Client | None:
         return self._clients.get(owner)
@@ -77,6 +80,15 @@ class Sessions:
     def all(self) -> dict[str, Client]:
         """Every session, by owner (the admin `sessions` command, metrics)."""
         return dict(self._clients)
+
+    def report_states(self) -> None:
+        """The session gauge from the sessions there are: a failed login or a logout
+        leaves none behind (not even a "stopped" one)."""
+        if self.metrics is not None:
+            counts: dict[str, int] = {}
+            for client in self._clients.values():
+                counts[client.state.value] = counts.get(client.state.value, 0) + 1
+            self.metrics.set_sessions(counts)
 
     def client_config(self, passport: str, password: str) -> ClientConfig:
         c = self.config
@@ -131,12 +143,14 @@ class Sessions:
         # Adopted before it starts: the login's own events (contact list, presence burst)
         # must reach the listeners too. A failed login is dropped again below.
         forward = self._adopt(owner, client)
+        self.logging_in.add(owner)
         await client.start()
         try:
             await asyncio.wait_for(first, self.login_timeout)
         except BaseException as e:
             if self._clients.get(owner) is client:
                 del self._clients[owner]
+                self.report_states()
             client.remove_listener(forward)
             await client.stop()
             if self.metrics is not None and not isinstance(e, asyncio.CancelledError):
@@ -146,6 +160,7 @@ class Sessions:
             raise
         finally:
             client.remove_listener(first_outcome)
+            self.logging_in.discard(owner)
         stored = await user_db.get(self.db, owner) or User(owner, side)
         stored.passport = passport
         stored.password = self.secrets.encrypt(password, context=owner)
@@ -162,6 +177,7 @@ class Sessions:
         client = self._clients.pop(owner, None)
         if client is not None:
             await client.stop()
+            self.report_states()
         stored = await user_db.get(self.db, owner)
         if stored is not None:
             stored.passport, stored.password, stored.state = None, None, "logged_out"

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 from mautrix.util.async_db import Database
 
+from puppets.logthrottle import ThrottledLog
+
 from ..db import irc_nick
 from . import lines
 from .backoff import ReconnectScheduler
@@ -90,6 +92,7 @@ class PuppetManager:
         self.puppets: dict[str, Puppet] = {}
         self._refused_until = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._relay_log = ThrottledLog(log)
 
     # --- who is ours ---
 
@@ -192,7 +195,8 @@ class PuppetManager:
 
     def _relay(self, puppet: Puppet, why: str) -> None:
         if not puppet.relayed:
-            log.info("IRC puppet %s is relayed by the bot: %s", puppet.nick, why)
+            # Once per burst per reason: hundreds of contacts can hit the cap at once.
+            self._relay_log.log(why, "IRC puppet %s is relayed by the bot: %s", puppet.nick, why)
         puppet.relayed = True
         pending, puppet.pending = puppet.pending, {}
         for lower, held in pending.items():
@@ -217,7 +221,12 @@ class PuppetManager:
     def spawn(self, coro) -> None:  # type: ignore[no-untyped-def]
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)  # and its outcome read: none ends "never retrieved"
+        if not task.cancelled() and task.exception() is not None:
+            log.error("IRC puppet task failed", exc_info=task.exception())
 
     # --- channels ---
 

@@ -9,6 +9,7 @@ import json
 import logging
 from typing import Any
 
+from aiohttp import web
 from mautrix.appservice import AppService, IntentAPI
 from mautrix.appservice.state_store.asyncpg import PgASStateStore
 from mautrix.errors import MatrixConnectionError, MatrixError, MatrixRequestError
@@ -54,6 +55,27 @@ def transaction_key(txn_id: str, events: list[JSON], ephemeral: list[JSON] | Non
     return f"{txn_id}/{digest.hexdigest()[:16]}"
 
 
+_EVENT_LISTS = ("events", "ephemeral", "de.sorunome.msc2409.ephemeral")
+
+
+def transaction_body_error(data: object) -> str | None:
+    """What is wrong with a transaction body's shape, or None. mautrix reads the body
+    assuming an object with lists of objects; anything else would end in a traceback."""
+    if not isinstance(data, dict):
+        return f"the body is a JSON {type(data).__name__}, not an object"
+    if "events" not in data:
+        return "the body has no events"
+    for key in _EVENT_LISTS:
+        value = data.get(key)
+        if value is None and key != "events":
+            continue
+        if not isinstance(value, list):
+            return f"{key} is a {type(value).__name__}, not a list"
+        if not all(isinstance(event, dict) for event in value):
+            return f"{key} holds something that is not an event object"
+    return None
+
+
 class BridgeAppService(AppService):
     """An AppService whose record of handled transactions survives restarts: the homeserver
     resends a transaction until it gets a 200, also across a bridge restart."""
@@ -62,6 +84,17 @@ class BridgeAppService(AppService):
         super().__init__(*args, **kwargs)
         self.db = db
         self.transactions = _Forgetful()
+
+    async def _read_transaction_header(self, request: web.Request) -> tuple[str, dict[str, Any]]:
+        txn_id, data = await super()._read_transaction_header(request)
+        if (problem := transaction_body_error(data)) is not None:
+            # One line, no traceback: a broken or hostile sender, not a bridge fault.
+            self.log.warning("Refused transaction %r: %s", txn_id[:64], problem)
+            raise web.HTTPBadRequest(
+                content_type="application/json",
+                text=json.dumps({"errcode": "M_BAD_JSON", "error": problem}),
+            )
+        return txn_id, data
 
     async def handle_transaction(self, txn_id: str, **kwargs: Any) -> JSON:
         key = transaction_key(txn_id, kwargs.get("events") or [], kwargs.get("ephemeral"))

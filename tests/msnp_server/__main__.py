@@ -3,6 +3,11 @@ listening, then serves until SIGTERM/SIGINT.
 
     python -m tests.msnp_server --accounts accounts.json [--no-chl] [--demo N] ...
 
+With ``--control``, fault injection for benchmarks: one JSON command per stdin line, one
+JSON answer per stdout line, e.g.
+``{"command": "flood_presence", "passport": "a@x", "count": 30000, "seconds": 3}``
+→ ``{"sent": 30000}`` (NLN lines for strangers down that account's NS connection).
+
 accounts.json: a list of {"passport", "password", "nick", "contacts": [passport or
 {"passport", "lists", "groups"}], "groups": [name]}.
 """
@@ -40,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-nak", action="store_true")
     p.add_argument("--qng-interval", type=int, default=50)
     p.add_argument("--idle-timeout", type=float, default=None)
+    p.add_argument("--control", action="store_true", help="fault-injection commands on stdin")
     return p
 
 
@@ -95,20 +101,45 @@ def build(args: argparse.Namespace) -> MSNPTestServer:
     return server
 
 
-async def _serve(server: MSNPTestServer) -> None:
+async def _control(server: MSNPTestServer) -> None:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while line := await reader.readline():
+        request = json.loads(line)
+        try:
+            if request["command"] == "flood_presence":
+                sent = await server.flood_presence(
+                    request["passport"],
+                    int(request.get("count", 30_000)),
+                    seconds=float(request.get("seconds", 3.0)),
+                )
+                answer: dict[str, Any] = {"sent": sent}
+            else:
+                answer = {"error": f"unknown command {request['command']!r}"}
+        except KeyError as e:
+            answer = {"error": f"not signed in or missing key: {e}"}
+        print(json.dumps(answer), flush=True)
+
+
+async def _serve(server: MSNPTestServer, control: bool = False) -> None:
     await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     print(json.dumps(server.addresses()), flush=True)
+    controller = loop.create_task(_control(server)) if control else None
     await stop.wait()
+    if controller is not None:
+        controller.cancel()
     await server.stop(graceful=True)
     print(json.dumps({"stats": server.stats.as_dict()}), file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
-    asyncio.run(_serve(build(_parser().parse_args(argv))))
+    args = _parser().parse_args(argv)
+    asyncio.run(_serve(build(args), args.control))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from . import faults
 from .accounts import Account, Group
 from .framing import payload_line
 from .hub import Hub, ServerConfig
@@ -225,6 +226,42 @@ class MSNPTestServer:
         session.push(raw)
         with contextlib.suppress(ConnectionError):
             await session.writer.drain()
+
+    async def flood_presence(
+        self,
+        passport: str,
+        count: int = 30_000,
+        *,
+        seconds: float = 3.0,
+        batch: int = 1000,
+        prefix: str = "stranger",
+    ) -> int:
+        """Fault: push ``count`` NLN lines for passports on none of ``passport``'s lists
+        down its notification connection, in batches spread over about ``seconds``.
+        Returns how many were written (fewer if the connection closed)."""
+        session = self._session(passport)
+        pause = seconds / max(1, count // batch)
+        sent = 0
+        while sent < count and not session.closed:
+            n = min(batch, count - sent)
+            session.push(
+                b"".join(
+                    faults.stranger_presence(session.version, i, prefix)
+                    for i in range(sent, sent + n)
+                )
+            )
+            sent += n
+            with contextlib.suppress(ConnectionError):
+                await session.writer.drain()
+            await asyncio.sleep(pause)
+        return sent
+
+    def send_invitation(
+        self, passport: str, host: str, port: int, inviter: str, nick: str = "Inviter"
+    ) -> None:
+        """Fault: an RNG inviting ``passport`` into a switchboard at host:port, which need
+        not be ours (a closed port, a dead host)."""
+        self._session(passport).push(faults.invitation(host, port, inviter, nick))
 
     async def kick(self, passport: str) -> None:
         session = self._session(passport)

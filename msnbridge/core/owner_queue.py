@@ -1,0 +1,76 @@
+"""One owner's queue of puppet events, bounded.
+
+Presence and personal-message changes are coalesced per contact: the sides read the
+contact's current state when they handle one, so a contact that changes a thousand times
+while the owner's worker is busy costs one entry, not a thousand. Other events keep their
+order; past ``limit`` of them, typing notices (worthless once late) are dropped, counted
+and logged once per burst. Messages, session and list changes are never dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass
+
+from puppets.event import contact as contact_ev
+from puppets.event.conversation import TypingReceived
+from puppets.logthrottle import ThrottledLog
+
+log = logging.getLogger("msnbridge.router.msn")
+_dropped_log = ThrottledLog(log, level=logging.WARNING)
+
+MAX_EVENTS = 10_000  # queued events (coalesced ones not counted) before dropping begins
+_COALESCED = (contact_ev.PresenceChanged, contact_ev.PersonalMessageChanged)
+_DROPPABLE = (TypingReceived,)
+
+
+@dataclass(frozen=True, slots=True)
+class _Latest:
+    """A place in the queue whose event is the latest one stored under ``key``."""
+
+    key: tuple[type, str]
+
+
+class OwnerQueue:
+    def __init__(self, owner: str, limit: int = MAX_EVENTS) -> None:
+        self.owner = owner
+        self.limit = limit
+        self.dropped = 0
+        self.coalesced = 0
+        self._items: deque[tuple[object, float] | _Latest] = deque()
+        self._latest: dict[tuple[type, str], tuple[object, float]] = {}
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, event: object, started: float) -> None:
+        if isinstance(event, _COALESCED):
+            key = (type(event), event.passport.lower())
+            if key in self._latest:
+                self.coalesced += 1
+            else:
+                self._items.append(_Latest(key))
+            self._latest[key] = (event, started)
+            return
+        if len(self._items) >= self.limit and isinstance(event, _DROPPABLE):
+            self.dropped += 1
+            _dropped_log.log(
+                self.owner,
+                "The MSN event queue of %s is full (%d); dropping %s (%d dropped so far)",
+                self.owner,
+                len(self._items),
+                type(event).__name__,
+                self.dropped,
+            )
+            return
+        self._items.append((event, started))
+
+    def get(self) -> tuple[object, float] | None:
+        """The next event and when it was read; None when the queue is empty."""
+        if not self._items:
+            return None
+        item = self._items.popleft()
+        if isinstance(item, _Latest):
+            return self._latest.pop(item.key)
+        return item
