@@ -136,6 +136,8 @@ OPTIONS: tuple[Option, ...] = (
     # How long a message waits for a dropped MSN session to come back before it is
     # reported to its sender as not delivered.
     Option("msn.offline_send_timeout", int, 60, _positive_seconds, "60"),
+    # Tell an owner their MSN session is down once it has been reconnecting this long.
+    Option("msn.outage_notice_after", int, 120, _positive_seconds, "120"),
     Option("irc", dict, {"enabled": False}),
     Option("irc.enabled", bool, False),
     Option("metrics.enabled", bool, False),

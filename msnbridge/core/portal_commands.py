@@ -13,6 +13,7 @@ from ..permissions import PermissionLevel
 from .commands import CommandContext, CommandProcessor
 from .contact_commands import describe_error
 from .router import NotConnected, Router
+from .wording import plural
 
 
 def _portal(ctx: CommandContext) -> Portal | None:
@@ -92,7 +93,7 @@ def register_portal_commands(processor: CommandProcessor, router: Router) -> Non
         if not everyone:
             await ctx.reply("No MSN sessions.")
             return
-        lines = [f"{len(everyone)} MSN sessions:"]
+        lines = [f"{plural(len(everyone), 'MSN session')}:"]
         for owner, client in sorted(everyone.items()):
             state = client.state.value
             detail = f" ({client.stop_reason})" if state == "stopped" and client.stop_reason else ""
