@@ -72,6 +72,13 @@ def register_portal_commands(processor: CommandProcessor, router: Router) -> Non
             await ctx.reply("Only the owner of this conversation can change relaying.")
             return
         word = ctx.args[0].lower() if ctx.args else ""
+        if not router.portals.relay_allowed:
+            await ctx.reply(
+                "Relaying is turned off on this bridge (bridge.relay.enabled is false in its "
+                "configuration): only your own messages go to MSN. Ask the bridge's operator "
+                "to turn it on."
+            )
+            return
         if word not in ("on", "off"):
             state = "on" if portal.relay_enabled else "off"
             await ctx.reply(f"Relaying is {state} here. Usage: relay on|off")

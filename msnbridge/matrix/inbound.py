@@ -211,7 +211,8 @@ class MatrixInbound:
             return True
         level = self.side.level_for(sender)
         # Relayed: someone else in the owner's room, allowed by permissions, relay on.
-        return level is not None and level >= PermissionLevel.RELAY and portal.relay_enabled
+        relays = self.router.portals.relays(portal)
+        return level is not None and level >= PermissionLevel.RELAY and relays
 
     async def _display(self, portal: Portal, sender: str) -> str | None:
         """None for the owner (they are the MSN session); a display name for the relayed."""
