@@ -249,3 +249,21 @@ async def test_a_failed_login_is_logged_without_the_password(
     everything = text + "\n".join(f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
     for secret in (wrong, quote(wrong), quote(wrong, safe="")):
         assert secret not in everything
+
+
+@pytest.mark.parametrize("max_version", [9, 12])
+async def test_a_removed_and_added_again_contact_keeps_their_nickname(
+    bot: Bot, msn: MSNPTestServer, max_version: int
+) -> None:
+    """bob is offline: no NLN brings his nick after the ADD/ADC, so what the bridge sends
+    (and the server keeps for the next login) is all there is."""
+    await bot.say(f"login {ALICE} pw")
+    assert f"{BOB} (Bob): offline" in await bot.say("contacts")
+    assert await bot.say(f"remove {BOB}") == f"Removed {BOB} from your contacts."
+    assert await bot.say(f"add {BOB}") == f"Added {BOB} to your contacts."
+    assert f"{BOB} (Bob): offline" in await bot.say("contacts")
+    assert msn.account(ALICE).contacts[BOB].nick == "Bob"
+    # The next login lists him with his nickname too.
+    await bot.say("logout")
+    await bot.say(f"login {ALICE} pw")
+    assert f"{BOB} (Bob): offline" in await bot.say("contacts")
