@@ -73,7 +73,8 @@ class Bridge:
                 self.db,
                 metrics=self.metrics,
                 relay_format=self.config["bridge.relay.format"],
-                relay_default=self.config["bridge.relay.enabled"],
+                relay_default=self.config["bridge.relay.on_in_new_rooms"],
+                relay_allowed=self.config["bridge.relay.enabled"],
             )
             register_account_commands(self.commands, self.sessions)
             register_contact_commands(self.commands, self.router)

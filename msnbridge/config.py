@@ -122,7 +122,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("appservice.username_template", str, "msn_{passport}", _username_template),
     Option("appservice.displayname_template", str, "{nick} (MSN)"),
     Option("bridge.permissions", dict, check=_permissions, example="{'example.com': user}"),
+    # The switch: false refuses `relay on` and relays nobody. on_in_new_rooms: relaying
+    # starts on in new conversation rooms (the owner can still turn it off).
     Option("bridge.relay.enabled", bool, False),
+    Option("bridge.relay.on_in_new_rooms", bool, False),
     Option("bridge.relay.format", str, "<{displayname}> {message}"),
     Option("bridge.secret_key", str, example="generate (then run msnbridge -g)"),
     Option("database", str, "sqlite:msnbridge.db", _database, "sqlite:msnbridge.db"),
@@ -136,6 +139,8 @@ OPTIONS: tuple[Option, ...] = (
     # How long a message waits for a dropped MSN session to come back before it is
     # reported to its sender as not delivered.
     Option("msn.offline_send_timeout", int, 60, _positive_seconds, "60"),
+    # Tell an owner their MSN session is down once it has been reconnecting this long.
+    Option("msn.outage_notice_after", int, 120, _positive_seconds, "120"),
     Option("irc", dict, {"enabled": False}),
     Option("irc.enabled", bool, False),
     Option("metrics.enabled", bool, False),

@@ -255,6 +255,11 @@ class Client:
         ns = self._session()
         c = self.contacts.get(passport)
         if c is None or not c.on(Lists.FL):
+            # The nick sent is what the server echoes and keeps for later logins: someone
+            # known (removed before, or on another list) keeps their nick; only a stranger
+            # gets the passport until their presence (NLN) names them.
+            if nick is None and c is not None and c.nick and c.nick != c.passport:
+                nick = c.nick
             await ns.add_to_list(passport, Lists.FL, nick, group)
         elif group is not None:
             await ns.add_to_group(passport, group)

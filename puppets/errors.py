@@ -1,4 +1,9 @@
-"""Errors raised by puppets, and the meaning of every MSNP error code."""
+"""Errors raised by puppets, and the meaning of every MSNP error code.
+
+The codes are those of the MSNP reference list (the IETF draft's ERR_* names, as the seed
+deck lists them); tests/test_error_meanings.py holds that list and checks this table
+against it.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,8 @@ ERROR_MEANINGS: dict[int, str] = {
     208: "invalid user name",
     209: "invalid nickname",
     210: "user list full",
-    215: "user already there",
-    216: "user already on the list",
+    215: "user already on the list",
+    216: "user not on the list",
     217: "user not online",
     218: "already in that mode",
     219: "user is in the opposite list",
@@ -24,7 +29,7 @@ ERROR_MEANINGS: dict[int, str] = {
     231: "invalid group",
     240: "empty domain",
     280: "switchboard failed",
-    281: "transfer to switchboard failed",
+    281: "transfer to the notification server failed",
     300: "required field missing",
     302: "not logged in",
     500: "internal server error",
@@ -39,6 +44,7 @@ ERROR_MEANINGS: dict[int, str] = {
     603: "database connection failed",
     604: "server is going down",
     605: "server unavailable",
+    702: "invalid location",
     707: "could not create connection",
     710: "bad CVR parameters",
     711: "write is blocking",

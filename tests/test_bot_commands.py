@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -60,7 +62,13 @@ async def msn() -> AsyncIterator[MSNPTestServer]:
 
 
 @pytest.fixture
-async def bot(tmp_path: Path, msn: MSNPTestServer) -> AsyncIterator[Bot]:
+def max_version() -> int:
+    """The highest MSNP version the bridge offers (a test parametrizes it to override)."""
+    return 12
+
+
+@pytest.fixture
+async def bot(tmp_path: Path, msn: MSNPTestServer, max_version: int) -> AsyncIterator[Bot]:
     config_path = tmp_path / "bridge.yaml"
     config_path.write_text(
         json.dumps(
@@ -74,6 +82,7 @@ async def bot(tmp_path: Path, msn: MSNPTestServer) -> AsyncIterator[Bot]:
                     "dispatch_port": msn.dispatch_port,
                     "nexus_url": msn.nexus_url,
                     "verify_tls": False,
+                    "max_version": max_version,
                 },
                 "logging": {"version": 1},
             }
@@ -137,7 +146,8 @@ async def test_contact_list_profile_and_groups(bot: Bot, msn: MSNPTestServer) ->
         assert "error 205" in answer and "Could not add nobody@nowhere.invalid" in answer
 
         assert "Created group 'Work'" in await bot.say("group create Work")
-        assert "Work (0 contacts)" in await bot.say("groups")
+        listing = await bot.say("groups")
+        assert "Work (0 contacts)" in listing and "Friends (1 contact)" in listing
         assert "Renamed group 'Work' to 'Office'" in await bot.say("group rename Work to Office")
         assert "Deleted group 'Office'" in await bot.say("group delete Office")
         assert "There is no group 'Nope'" in await bot.say("group delete Nope")
@@ -157,6 +167,7 @@ async def test_contact_list_profile_and_groups(bot: Bot, msn: MSNPTestServer) ->
         assert "needs admin rights" in await bot.say("sessions")
         listing = await bot.say("sessions", admin=True)
         assert f"{OWNER}: {ALICE} online MSNP" in listing
+        assert listing.startswith("1 MSN session:"), listing
     finally:
         await bob.stop()
 
@@ -176,3 +187,83 @@ async def test_accept_someone_who_added_you(bot: Bot, msn: MSNPTestServer) -> No
         assert DAVE in msn.account(ALICE).lists["FL"] and DAVE in msn.account(ALICE).lists["AL"]
     finally:
         await dave.stop()
+
+
+@pytest.mark.parametrize("max_version", [9, 12])
+async def test_removing_someone_not_on_the_list_says_so(bot: Bot, max_version: int) -> None:
+    """MSNP9 asks the server (REM answers 216); MSNP12 knows no GUID for them (216 too)."""
+    await bot.say(f"login {ALICE} pw")
+    answer = await bot.say("remove bob@nosuch.example")
+    assert answer == (
+        "Could not remove bob@nosuch.example: the MSN server answered error 216: "
+        "user not on the list."
+    ), answer
+
+
+async def test_status_names_the_negotiated_msnp_version(bot: Bot) -> None:
+    await bot.say(f"login {ALICE} pw")
+    assert await bot.say("status") == f"Logged in as {ALICE}: online, MSNP12."
+
+
+@pytest.mark.parametrize("max_version", [9, 12])
+async def test_remove_from_a_group_says_it_only_left_the_group(
+    bot: Bot, msn: MSNPTestServer, max_version: int
+) -> None:
+    await bot.say(f"login {ALICE} pw")
+    assert "Created group 'Office'" in await bot.say("group create Office")
+    assert await bot.say(f"add {BOB} Office") == f"Put {BOB} into the group 'Office'."
+    assert await bot.say(f"remove {BOB} Office") == (
+        f"Took {BOB} out of the group 'Office'; they stay in your contacts."
+    )
+    assert BOB in msn.account(ALICE).lists["FL"]
+    assert "in Friends" in await bot.say("contacts")
+    assert await bot.say(f"remove {BOB}") == f"Removed {BOB} from your contacts."
+    assert BOB not in msn.account(ALICE).lists["FL"]
+    assert await bot.say(f"add {DAVE} Office") == (
+        f"Added {DAVE} to your contacts, in the group 'Office'."
+    )
+
+
+async def test_help_shows_admin_commands_only_to_admins(bot: Bot) -> None:
+    user_help = await bot.say("help")
+    assert "sessions" not in user_help and "status" in user_help
+    admin_help = await bot.say("help", admin=True)
+    assert "Admin commands:\n  sessions" in admin_help, admin_help
+
+
+async def test_a_failed_login_is_logged_without_the_password(
+    bot: Bot, msn: MSNPTestServer, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    log_file = tmp_path / "bridge.log"
+    handler = logging.FileHandler(log_file)
+    logging.getLogger("msnbridge").addHandler(handler)
+    caplog.set_level(logging.DEBUG)
+    wrong = "Wr0ng pässword&%"
+    try:
+        assert "Login failed: wrong passport or password" in await bot.say(f"login {ALICE} {wrong}")
+    finally:
+        logging.getLogger("msnbridge").removeHandler(handler)
+        handler.close()
+    text = log_file.read_text()
+    assert f"{OWNER} could not log in to MSN as {ALICE}: wrong passport or password" in text
+    everything = text + "\n".join(f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
+    for secret in (wrong, quote(wrong), quote(wrong, safe="")):
+        assert secret not in everything
+
+
+@pytest.mark.parametrize("max_version", [9, 12])
+async def test_a_removed_and_added_again_contact_keeps_their_nickname(
+    bot: Bot, msn: MSNPTestServer, max_version: int
+) -> None:
+    """bob is offline: no NLN brings his nick after the ADD/ADC, so what the bridge sends
+    (and the server keeps for the next login) is all there is."""
+    await bot.say(f"login {ALICE} pw")
+    assert f"{BOB} (Bob): offline" in await bot.say("contacts")
+    assert await bot.say(f"remove {BOB}") == f"Removed {BOB} from your contacts."
+    assert await bot.say(f"add {BOB}") == f"Added {BOB} to your contacts."
+    assert f"{BOB} (Bob): offline" in await bot.say("contacts")
+    assert msn.account(ALICE).contacts[BOB].nick == "Bob"
+    # The next login lists him with his nickname too.
+    await bot.say("logout")
+    await bot.say(f"login {ALICE} pw")
+    assert f"{BOB} (Bob): offline" in await bot.say("contacts")

@@ -2,8 +2,38 @@
 
 from __future__ import annotations
 
+import time
+
+from puppets import Client, SessionState
+
 from .commands import CommandContext, CommandProcessor
+from .outage import clock_time
 from .sessions import LoginFailed, Sessions
+from .wording import plural
+
+
+def describe_status(sessions: Sessions, owner: str, client: Client) -> str:
+    """The login, its state, the negotiated MSNP version; when reconnecting, since when
+    and the next try."""
+    state = client.state
+    text = f"Logged in as {client.config.passport}: {state.value}"
+    if state is SessionState.STOPPED and client.stop_reason:
+        text += f" ({client.stop_reason})"
+    if state is SessionState.ONLINE and client.protocol:
+        text += f", MSNP{client.protocol}"
+    text += "."
+    since = sessions.outages.down_since(owner)
+    if since is not None and state is not SessionState.ONLINE:
+        text += f" Down since {clock_time(since)}"
+        reason = client.last_error
+        text += f" ({reason})." if reason else "."
+        retry_at = sessions.outages.retry_at(owner)
+        if retry_at is not None:
+            wait = max(0, round(retry_at - time.time()))
+            text += f" Next try at {clock_time(retry_at)} (in {plural(wait, 'second')})."
+        elif state is SessionState.CONNECTING:
+            text += " Trying to reconnect now."
+    return text
 
 
 def register_account_commands(processor: CommandProcessor, sessions: Sessions) -> None:
@@ -60,6 +90,4 @@ def register_account_commands(processor: CommandProcessor, sessions: Sessions) -
         if client is None:
             await ctx.reply("You are not logged in. Send 'login <passport> <password>'.")
             return
-        state = client.state.value
-        detail = f" ({client.stop_reason})" if client.stop_reason and state == "stopped" else ""
-        await ctx.reply(f"Logged in as {client.config.passport}: {state}{detail}.")
+        await ctx.reply(describe_status(sessions, ctx.sender_id, client))

@@ -177,9 +177,20 @@ class CommandProcessor:
 
 
 async def _help(ctx: CommandContext) -> None:
+    """The commands the sender's level allows; admin commands apart, under their own
+    heading, and only for admins."""
     assert ctx.processor is not None
+    available = ctx.processor.available_to(ctx.level)
     lines = ["Commands:"]
-    for command in ctx.processor.available_to(ctx.level):
-        usage = f" {command.usage}" if command.usage else ""
-        lines.append(f"  {command.name}{usage} — {command.help}")
+    admin = [c for c in available if c.level >= PermissionLevel.ADMIN]
+    for command in (c for c in available if c.level < PermissionLevel.ADMIN):
+        lines.append(_help_line(command))
+    if admin:
+        lines.append("Admin commands:")
+        lines += [_help_line(command) for command in admin]
     await ctx.reply("\n".join(lines))
+
+
+def _help_line(command: Command) -> str:
+    usage = f" {command.usage}" if command.usage else ""
+    return f"  {command.name}{usage} — {command.help}"

@@ -9,6 +9,7 @@ from puppets import Client, Lists, MSNPError, PuppetError
 
 from .commands import CommandContext, CommandProcessor
 from .router import NotConnected, Router
+from .wording import plural
 
 PRESENCE_CODES = {
     "online": "NLN",
@@ -102,8 +103,18 @@ def register_contact_commands(processor: CommandProcessor, router: Router) -> No
                     if group is None:
                         return f"There is no group '{group_name}'. Send 'groups' to list them."
                 method = getattr(client, _METHODS[name])
-                await (method(passport, group) if name in ("add", "remove") else method(passport))
-                return done.format(passport=passport)
+                if name not in ("add", "remove"):
+                    await method(passport)
+                    return done.format(passport=passport)
+                contact = client.contacts.get(passport)
+                was_friend = contact is not None and contact.on(Lists.FL)
+                await method(passport, group)
+                shown = (
+                    client.contacts.groups[group].name
+                    if group in client.contacts.groups
+                    else group_name
+                )
+                return _list_change_done(name, passport, shown, was_friend)
 
             await with_client(ctx, router, f"{name} {passport}", run)
 
@@ -125,7 +136,7 @@ def register_contact_commands(processor: CommandProcessor, router: Router) -> No
             lines = ["Groups:"]
             for gid, group in sorted(client.contacts.groups.items(), key=lambda i: i[1].name):
                 members = sum(1 for c in client.contacts.contacts.values() if gid in c.groups)
-                lines.append(f"  {group.name} ({members} contacts)")
+                lines.append(f"  {group.name} ({plural(members, 'contact')})")
             return "\n".join(lines)
 
         await with_client(ctx, router, "list your groups", run)
@@ -199,6 +210,19 @@ def register_contact_commands(processor: CommandProcessor, router: Router) -> No
             return "Personal message set." if ctx.raw_args else "Personal message cleared."
 
         await with_client(ctx, router, "set your personal message", run)
+
+
+def _list_change_done(name: str, passport: str, group_name: str | None, was_friend: bool) -> str:
+    """What `add`/`remove` did: a group change is not a list change."""
+    if name == "remove":
+        if group_name is None:
+            return f"Removed {passport} from your contacts."
+        return f"Took {passport} out of the group '{group_name}'; they stay in your contacts."
+    if group_name is None:
+        return f"Added {passport} to your contacts."
+    if was_friend:
+        return f"Put {passport} into the group '{group_name}'."
+    return f"Added {passport} to your contacts, in the group '{group_name}'."
 
 
 _METHODS = {

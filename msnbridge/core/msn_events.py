@@ -36,9 +36,11 @@ from ..db import message as message_db
 from ..db.portal import Portal
 from ..formatting import MessageKind, from_msn
 from ..metrics import Metrics
+from .outage import ConnectionNotice
 from .owner_queue import OwnerQueue
 from .sides import HELD, ContactChange, NoticeKind, OwnerNotice, PortalMessage
 from .text_safety import without_controls
+from .wording import plural
 
 if TYPE_CHECKING:
     from .router import Router
@@ -145,10 +147,12 @@ class MsnEventRouter:
             if event.inbox_unread and owner not in self._mailbox_told:
                 self._mailbox_told.add(owner)
                 await self.notify(
-                    owner, NoticeKind.MAIL, f"You have {event.inbox_unread} unread emails."
+                    owner,
+                    NoticeKind.MAIL,
+                    f"You have {plural(event.inbox_unread, 'unread email')}.",
                 )
         elif isinstance(event, SystemNotice):
-            when = f"in {event.minutes} minutes" if event.minutes is not None else "soon"
+            when = f"in {plural(event.minutes, 'minute')}" if event.minutes is not None else "soon"
             await self.notify(
                 owner,
                 NoticeKind.MAINTENANCE,
@@ -157,6 +161,8 @@ class MsnEventRouter:
             )
         elif isinstance(event, SessionStateChanged):
             await self._session_state(owner, event)
+        elif isinstance(event, ConnectionNotice):
+            await self.notify(owner, NoticeKind.CONNECTION, event.text)
 
     async def _session_state(self, owner: str, event: SessionStateChanged) -> None:
         if event.state is not SessionState.STOPPED or event.reason in (None, "stopped"):

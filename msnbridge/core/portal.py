@@ -22,9 +22,13 @@ __all__ = ["Portal", "PortalStore", "portal_key"]
 
 
 class PortalStore:
-    def __init__(self, db: Database, *, relay_default: bool = False) -> None:
+    def __init__(
+        self, db: Database, *, relay_default: bool = False, relay_allowed: bool = True
+    ) -> None:
         self.db = db
-        self.relay_default = relay_default
+        # bridge.relay.enabled (the switch) and bridge.relay.on_in_new_rooms.
+        self.relay_allowed = relay_allowed
+        self.relay_default = relay_default and relay_allowed
         self._cache: dict[tuple[str, str], Portal] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         # The live conversation of each portal, and back (weak: conversations come and go).
@@ -36,6 +40,11 @@ class PortalStore:
     def lock(self, owner: str, key: str) -> asyncio.Lock:
         """Held while a portal's room/channel is being created, so it is created once."""
         return self._locks.setdefault((owner, key), asyncio.Lock())
+
+    def relays(self, portal: Portal) -> bool:
+        """Whether the portal relays people without a login: the room's choice, under the
+        bridge's switch."""
+        return self.relay_allowed and portal.relay_enabled
 
     async def get(self, owner: str, participants: Iterable[str]) -> Portal | None:
         key = portal_key(participants)

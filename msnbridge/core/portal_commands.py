@@ -13,6 +13,7 @@ from ..permissions import PermissionLevel
 from .commands import CommandContext, CommandProcessor
 from .contact_commands import describe_error
 from .router import NotConnected, Router
+from .wording import plural
 
 
 def _portal(ctx: CommandContext) -> Portal | None:
@@ -71,6 +72,13 @@ def register_portal_commands(processor: CommandProcessor, router: Router) -> Non
             await ctx.reply("Only the owner of this conversation can change relaying.")
             return
         word = ctx.args[0].lower() if ctx.args else ""
+        if not router.portals.relay_allowed:
+            await ctx.reply(
+                "Relaying is turned off on this bridge (bridge.relay.enabled is false in its "
+                "configuration): only your own messages go to MSN. Ask the bridge's operator "
+                "to turn it on."
+            )
+            return
         if word not in ("on", "off"):
             state = "on" if portal.relay_enabled else "off"
             await ctx.reply(f"Relaying is {state} here. Usage: relay on|off")
@@ -92,7 +100,7 @@ def register_portal_commands(processor: CommandProcessor, router: Router) -> Non
         if not everyone:
             await ctx.reply("No MSN sessions.")
             return
-        lines = [f"{len(everyone)} MSN sessions:"]
+        lines = [f"{plural(len(everyone), 'MSN session')}:"]
         for owner, client in sorted(everyone.items()):
             state = client.state.value
             detail = f" ({client.stop_reason})" if state == "stopped" and client.stop_reason else ""

@@ -67,6 +67,7 @@ class Router:
         metrics: Metrics | None = None,
         relay_format: str = "<{displayname}> {message}",
         relay_default: bool = False,
+        relay_allowed: bool = True,
     ) -> None:
         from .msn_events import MsnEventRouter  # avoids an import cycle (it uses Router)
 
@@ -74,7 +75,7 @@ class Router:
         self.db = db
         self.metrics = metrics
         self.relay_format = relay_format
-        self.portals = PortalStore(db, relay_default=relay_default)
+        self.portals = PortalStore(db, relay_default=relay_default, relay_allowed=relay_allowed)
         self.sides: list[Side] = []
         # Conversations split off a client when a 1:1 chat became a group (see _private).
         self._detached: dict[str, list[Conversation]] = {}

@@ -27,6 +27,7 @@ from ..db import user as user_db
 from ..db.user import Side, User
 from ..metrics import Metrics
 from ..secrets import SecretBox, SecretKeyError
+from .outage import OutageWatch
 
 log = logging.getLogger("msnbridge.sessions")
 
@@ -73,6 +74,8 @@ class Sessions:
         # Owners whose `login` is waiting for its first outcome: that command reports and
         # counts a failure, the session's STOPPED event must not do it a second time.
         self.logging_in: set[str] = set()
+        # Tells owners about a long reconnect (a ConnectionNotice event to the listeners).
+        self.outages = OutageWatch(float(config["msn.outage_notice_after"]), self._forward)
 
     def get(self, owner: str) -> Client | None:
         return self._clients.get(owner)
@@ -113,8 +116,23 @@ class Sessions:
         password: str,
         management_room: str | None = None,
     ) -> Client:
-        """Logs a puppet session in and stores the login; raises LoginFailed."""
+        """Logs a puppet session in and stores the login; raises LoginFailed (logged with
+        the passport and the reason, never the password)."""
         passport = passport.strip().lower()
+        try:
+            return await self._login(owner, side, passport, password, management_room)
+        except LoginFailed as e:
+            log.warning("%s could not log in to MSN as %s: %s", owner, passport, e)
+            raise
+
+    async def _login(
+        self,
+        owner: str,
+        side: Side,
+        passport: str,
+        password: str,
+        management_room: str | None,
+    ) -> Client:
         if (current := self._clients.get(owner)) is not None:
             raise LoginFailed(
                 f"you are logged in as {current.config.passport} already; send 'logout' first"
@@ -151,6 +169,7 @@ class Sessions:
             if self._clients.get(owner) is client:
                 del self._clients[owner]
                 self.report_states()
+                self.outages.forget(owner)
             client.remove_listener(forward)
             await client.stop()
             if self.metrics is not None and not isinstance(e, asyncio.CancelledError):
@@ -175,6 +194,7 @@ class Sessions:
     async def logout(self, owner: str) -> bool:
         """Signs the session out and forgets the password; False if there was none."""
         client = self._clients.pop(owner, None)
+        self.outages.forget(owner)
         if client is not None:
             await client.stop()
             self.report_states()
@@ -204,6 +224,8 @@ class Sessions:
         return started
 
     async def stop(self) -> None:
+        for owner in self._clients:
+            self.outages.forget(owner)
         clients, self._clients = list(self._clients.values()), {}
         results = await asyncio.gather(*(c.stop() for c in clients), return_exceptions=True)
         for client, result in zip(clients, results, strict=True):
@@ -220,6 +242,8 @@ class Sessions:
         return forward
 
     def _forward(self, owner: str, event: object) -> None:
+        if isinstance(event, SessionStateChanged) and self._clients.get(owner) is not None:
+            self.outages.observe(owner, event)
         for listener in self.listeners:
             try:
                 listener(owner, event)

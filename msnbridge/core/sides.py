@@ -57,6 +57,7 @@ class NoticeKind(enum.Enum):
     MAINTENANCE = "maintenance"
     SIGNED_OUT = "signed_out"  # OUT OTH, or a session that stopped for good
     LOGIN_FAILED = "login_failed"
+    CONNECTION = "connection"  # the MSN session is down for a while, or back
     CONTACTS = "contacts"  # someone added us (RL), a contact was added/removed
     INFO = "info"
 

@@ -236,7 +236,8 @@ class MatrixInbound:
             return True
         level = self.side.level_for(sender)
         # Relayed: someone else in the owner's room, allowed by permissions, relay on.
-        return level is not None and level >= PermissionLevel.RELAY and portal.relay_enabled
+        relays = self.router.portals.relays(portal)
+        return level is not None and level >= PermissionLevel.RELAY and relays
 
     async def _tell_not_relayed(self, portal: Portal, event: Event) -> None:
         """Someone whose messages do not go to MSN hears why, once per room (per run)."""
