@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from . import presence
 from .accounts import Account, Directory
+from .sso import TokenBook
 from .stats import ServerStats
 from .tickets import TicketBook
 
@@ -31,6 +32,9 @@ class ServerConfig:
     initial_mail: bool = False
     sb_payload_cap: int = 1664
     answer_png: bool = True  # False: swallow PNG, as a dead link would (tests flip it)
+    token_ttl: float = 86400.0  # SSO token lifetime (MSNP15+)
+    mpop: bool = True  # MSNP16+: several endpoints per account (False: OUT OTH as before)
+    endpoint_limit: int = 8
 
 
 class Hub:
@@ -39,6 +43,7 @@ class Hub:
         self.directory = Directory()
         self.stats = ServerStats()
         self.tickets = TicketBook(config.ticket_ttl)
+        self.sso_tokens = TokenBook(config.token_ttl)
         self.ns: dict[str, NotificationSession] = {}  # signed-in sessions by passport
         self.ns_port = 0
         self.sb_port = 0
