@@ -32,11 +32,18 @@ class SoapFault(SoapError):
     """A ``soap:Fault``: ``code`` is the service's fault code (e.g. ``wsse:FailedAuthentication``
     or the ABCH ``errorcode`` such as ``ContactAlreadyExists``), ``message`` its text."""
 
-    def __init__(self, action: str, code: str, message: str) -> None:
+    def __init__(
+        self, action: str, code: str, message: str, detail: ET.Element | None = None
+    ) -> None:
         self.action = action
         self.code = code
         self.message = message
+        self.detail = detail
         super().__init__(f"{action} failed: {code}: {message}")
+
+    def detail_text(self, name: str) -> str:
+        """The text of a named element of the fault's detail ('' when absent)."""
+        return text(self.detail, name) if self.detail is not None else ""
 
 
 def esc(text: str) -> str:
@@ -99,7 +106,7 @@ def parse_fault(action: str, root: ET.Element) -> SoapFault | None:
     # ABCH and sharing put their own code in detail/errorcode; prefer it.
     detail_code = text(fault, "errorcode") or text(fault, "ErrorCode")
     message = text(fault, "faultstring") or text(fault, "errorstring") or "no message"
-    return SoapFault(action, detail_code or code or "unknown", message)
+    return SoapFault(action, detail_code or code or "unknown", message, fault)
 
 
 async def post(

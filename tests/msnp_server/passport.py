@@ -9,8 +9,9 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from . import addressbook, offline
 from .hub import Hub
-from .soap import fault
+from .soap import dispatcher, fault
 from .sso import make_rst_handler
 
 _FAILED = (
@@ -79,8 +80,20 @@ def make_app(hub: Hub) -> web.Application:
         hub.stats.soap["RequestMultipleSecurityTokens"] += 1
         return await rst_handler(request, root)
 
+    def count(action: str) -> None:
+        hub.stats.soap[action] += 1
+
     app = web.Application()
     app.router.add_post("/RST.srf", rst)
+    app.router.add_post(
+        "/abservice/abservice.asmx", dispatcher(addressbook.make_abch_handlers(hub), count)
+    )
+    app.router.add_post(
+        "/abservice/SharingService.asmx",
+        dispatcher(addressbook.make_sharing_handlers(hub), count),
+    )
+    app.router.add_post("/OimWS/oim.asmx", dispatcher(offline.make_oim_handlers(hub), count))
+    app.router.add_post("/rsi/rsi.asmx", dispatcher(offline.make_rsi_handlers(hub), count))
     app.router.add_get("/rdr/pprdr.asp", nexus)
     app.router.add_get("/login2.srf", login)
     return app

@@ -19,6 +19,7 @@ class ServerStats:
     naks: int = 0
     closes: Counter[str] = field(default_factory=Counter)  # connections closed, by reason
     soap: Counter[str] = field(default_factory=Counter)  # SOAP requests, by action
+    oims_stored: int = 0
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -33,4 +34,5 @@ class ServerStats:
             "naks": self.naks,
             "closes": dict(self.closes),
             "soap": dict(self.soap),
+            "oims_stored": self.oims_stored,
         }
