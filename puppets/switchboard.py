@@ -30,6 +30,7 @@ from .event.conversation import (
     InvitationReceived,
     MessageReceived,
     NudgeReceived,
+    OwnMessageFromOtherEndpoint,
     ParticipantJoined,
     ParticipantLeft,
     SwitchboardClosed,
@@ -345,7 +346,7 @@ class Switchboard:
     async def send_typing(self) -> None:
         """A typing notice (``U``, no reply). Does nothing on a closed switchboard."""
         if not self.closed:
-            self.post([build_typing(self.passport)], "U")
+            self.post([build_typing(normalize_passport(self.passport))], "U")
             if self._conn is not None:
                 await self._conn.drain()
 
@@ -433,6 +434,9 @@ class Switchboard:
             return
         sender = normalize_passport(cmd.args[0])
         nick = decode_arg(cmd.args[1]) if len(cmd.args) > 1 else sender
+        if sender == normalize_passport(self.passport):
+            self._on_own_msg(cmd)
+            return
         if sender in self.participants:
             self.participants[sender] = nick
         parsed = parse_payload(cmd.payload, sender=sender, assembler=self._chunks)
@@ -455,6 +459,16 @@ class Switchboard:
             content_type = parse_message(cmd.payload).content_type
             event = UnknownPayloadReceived(sender, content_type, switchboard=self)
         self._emit(event)
+
+    def _on_own_msg(self, cmd: Command) -> None:
+        """MSNP16+: a message from one of our own other endpoints in this switchboard."""
+        assert cmd.payload is not None
+        endpoint = cmd.args[0].partition(";")[2]
+        sender = normalize_passport(cmd.args[0])
+        parsed = parse_payload(cmd.payload, sender=sender, assembler=self._chunks)
+        if isinstance(parsed, TextMessage):
+            self._emit(OwnMessageFromOtherEndpoint(endpoint, parsed, switchboard=self))
+        # Typing and other control messages of our own endpoints mean nothing here.
 
     def _wake_joiners(self, passport: str, joined: bool) -> None:
         for fut in self._join_waiters.pop(passport, []):
