@@ -11,7 +11,7 @@ from puppets import AuthenticationError, Client, Lists
 from puppets.event.contact import ContactListSynced, PresenceChanged
 from puppets.event.session import LoggedIn
 from tests.msnp_server import MSNPTestServer
-from tests.puppet_helpers import Recorder, make_config, online_client
+from tests.puppet_helpers import make_config, online_client
 
 VERSIONS = list(range(13, 19))
 OWNER = "owner@example.com"
@@ -69,7 +69,7 @@ async def test_login_and_contact_list(server: MSNPTestServer, version: int) -> N
 
 
 async def test_delta_sync_fetches_only_changes(server: MSNPTestServer) -> None:
-    client, rec = await online_client(
+    client, _rec = await online_client(
         server, OWNER, "owner-pw", min_version=18, max_version=18, reconnect=False
     )
     try:
@@ -110,7 +110,7 @@ async def test_wrong_password(server: MSNPTestServer, version: int) -> None:
 
 
 async def test_default_offer_reaches_18(server: MSNPTestServer) -> None:
-    client, rec = await online_client(server, OWNER, "owner-pw", reconnect=False)
+    client, _rec = await online_client(server, OWNER, "owner-pw", reconnect=False)
     try:
         assert client.protocol == 18
     finally:
