@@ -31,7 +31,7 @@ from .event.session import SessionState, SessionStateChanged
 from .notification import NotificationSession, SwitchboardInvite
 from .offline import OfflineMessages
 from .services import AccountServices
-from .switchboard import Switchboard, SwitchboardTicket
+from .switchboard import Switchboard, SwitchboardTicket, normalize_passport
 
 log = logging.getLogger("puppets.client")
 
@@ -437,7 +437,15 @@ class Client:
         except PuppetError as e:
             log.info("%s: could not answer an invitation: %s", self.config.passport, e)
             return
-        people = set(sb.participants) or {invite.inviter.lower()}
+        inviter = normalize_passport(invite.inviter)
+        if not sb.participants and inviter == self.config.passport.lower():
+            # Our own other endpoint (MPOP) rang us before the contact joined: the
+            # conversation is with whoever joins next.
+            await sb.wait_anyone(self.config.timeout)
+            if not sb.participants:
+                await sb.leave("nobody but our own endpoints joined")
+                return
+        people = set(sb.participants) or {inviter}
         conv = self.conversation(people)
         target.append(conv)
         conv.attach(sb)

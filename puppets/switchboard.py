@@ -174,6 +174,7 @@ class Switchboard:
         self._leaving = False  # OUT is on its way: send nothing more
         self._opened = False  # no SwitchboardClosed for a switchboard that never opened
         self._tasks: set[asyncio.Task[None]] = set()
+        self._anyone: asyncio.Future[None] | None = None  # see wait_anyone
         self.last_activity = asyncio.get_running_loop().time()
 
     # --- opening ---
@@ -286,6 +287,19 @@ class Switchboard:
                 waiters.remove(fut)
 
     # --- sending ---
+
+    async def wait_anyone(self, timeout: float) -> bool:
+        """True once anyone but ourselves is in the switchboard; False on timeout/close."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self.participants and not self.closed:
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            self._anyone = loop.create_future()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._anyone), left)
+        return bool(self.participants)
 
     def _require(self) -> Connection:
         if self._conn is None or self.closed:
@@ -471,6 +485,8 @@ class Switchboard:
         # Typing and other control messages of our own endpoints mean nothing here.
 
     def _wake_joiners(self, passport: str, joined: bool) -> None:
+        if self._anyone is not None and not self._anyone.done():
+            self._anyone.set_result(None)
         for fut in self._join_waiters.pop(passport, []):
             if not fut.done():
                 fut.set_result(joined)
