@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from .auth import DEFAULT_NEXUS_URL, PassportConfig
 from .soap.endpoints import ServiceURLs
+
+_GUID = re.compile(r"^\{[0-9A-Fa-f]{8}(-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}\}$")
 
 LOWEST_VERSION = 2
 HIGHEST_VERSION = 18
@@ -59,6 +62,11 @@ class ClientConfig:
             )
         if "@" not in self.passport:
             raise ValueError(f"passport {self.passport!r} is not an e-mail address")
+        if self.machine_guid is not None and not _GUID.match(self.machine_guid):
+            raise ValueError(
+                f"machine GUID {self.machine_guid!r} is not of the form "
+                "{xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx}"
+            )
 
     @property
     def versions(self) -> list[int]:
