@@ -62,4 +62,10 @@ def register_account_commands(processor: CommandProcessor, sessions: Sessions) -
             return
         state = client.state.value
         detail = f" ({client.stop_reason})" if client.stop_reason and state == "stopped" else ""
-        await ctx.reply(f"Logged in as {client.config.passport}: {state}{detail}.")
+        version = f", MSNP{client.protocol}" if client.protocol else ""
+        reply = f"Logged in as {client.config.passport}: {state}{detail}{version}."
+        others = getattr(client, "own_endpoints", None) or {}
+        if others:
+            names = ", ".join(sorted(name or guid for guid, name in others.items()))
+            reply += f" Also signed in at: {names}."
+        await ctx.reply(reply)
