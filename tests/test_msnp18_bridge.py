@@ -137,6 +137,11 @@ async def test_msnp18_bridge_end_to_end(
             assert set(msn.endpoints(ALICE)) == {guid.lower(), MESSENGER_GUID.lower()}
             assert messenger.state is SessionState.ONLINE
             assert not messenger.error
+            # logout signs out the bridge's endpoint only.
+            await send_text(synapse, owner, management, "logout")
+            await wait_for_event(synapse, owner, management, is_notice_from(bot, "Logged out"))
+            await until(lambda: set(msn.endpoints(ALICE)) == {MESSENGER_GUID.lower()})
+            assert messenger.state is SessionState.ONLINE
     finally:
         if messenger is not None:
             await messenger.stop()

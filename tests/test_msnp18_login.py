@@ -9,7 +9,7 @@ import pytest
 
 from puppets import AuthenticationError, Client, Lists
 from puppets.event.contact import ContactListSynced, PresenceChanged
-from puppets.event.session import LoggedIn
+from puppets.event.session import ChallengeAnswered, LoggedIn
 from tests.msnp_server import MSNPTestServer
 from tests.puppet_helpers import make_config, online_client
 
@@ -64,6 +64,13 @@ async def test_login_and_contact_list(server: MSNPTestServer, version: int) -> N
         await rec.wait_for(PresenceChanged, lambda e: e.passport == "c1@example.com")
         assert cl.get("c1@example.com").status == "AWY"
         assert server.stats.logins[version] >= 1
+        # CHL after the first CHG, answered with this version's product id and key.
+        await rec.wait_for(ChallengeAnswered)  # the one after login
+        qry_ok, answered = server.stats.qry_ok, len(rec.of(ChallengeAnswered))
+        server.challenge(OWNER)
+        await rec.until(lambda: len(rec.of(ChallengeAnswered)) > answered)
+        assert rec.of(ChallengeAnswered)[-1].protocol == version
+        assert server.stats.qry_ok >= qry_ok + 1 and server.stats.qry_failed == 0
     finally:
         await client.stop()
 
@@ -118,9 +125,7 @@ async def test_default_offer_reaches_18(server: MSNPTestServer) -> None:
 
 
 async def test_ver_up_to_12_still_works(server: MSNPTestServer) -> None:
-    client, _rec = await online_client(
-        server, OWNER, "owner-pw", max_version=12, reconnect=False
-    )
+    client, _rec = await online_client(server, OWNER, "owner-pw", max_version=12, reconnect=False)
     try:
         assert client.protocol == 12
         assert client.contacts.get("c5@example.com").on(Lists.FL)
