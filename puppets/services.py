@@ -22,6 +22,20 @@ def new_machine_guid() -> str:
     return "{" + str(uuid.uuid4()).upper() + "}"
 
 
+class _TicketSource:
+    """The current ticket of one service; ``renew()`` when a service calls it stale."""
+
+    def __init__(self, services: AccountServices, service: str) -> None:
+        self._services = services
+        self._service = service
+
+    async def __call__(self) -> str:
+        return (await self._services.tokens.get(self._service)).ticket
+
+    async def renew(self) -> None:
+        await self._services.tokens.refresh()
+
+
 class AccountServices:
     def __init__(
         self,
@@ -60,11 +74,8 @@ class AccountServices:
             )
         return self._tokens
 
-    def _ticket(self, service: str):  # type: ignore[no-untyped-def]
-        async def get() -> str:
-            return (await self.tokens.get(service)).ticket
-
-        return get
+    def _ticket(self, service: str) -> _TicketSource:
+        return _TicketSource(self, service)
 
     def _kw(self) -> dict[str, object]:
         return {"verify_tls": self.config.verify_tls, "timeout": self.config.timeout}

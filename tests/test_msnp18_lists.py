@@ -4,6 +4,8 @@ and the other side hears of it."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from puppets import Lists
@@ -106,3 +108,32 @@ async def test_list_operations(server: MSNPTestServer, version: int) -> None:
         assert again.contacts.own_nick == "New Owner Name"
     finally:
         await again.stop()
+
+
+async def test_revoked_tokens_are_renewed_once(server: MSNPTestServer) -> None:
+    """Tokens the server expires early (TicketExpired, AuthenticationFailed) are fetched
+    again once and the call retried: list operations, OIM and RSI keep working."""
+    owner, pal, _fan = _names(99)
+    server.add_account(owner, "pw", nick="Owner")
+    server.add_account(pal, "pw", nick="Pal")
+    metadata = server.stats.soap["GetMetadata"]
+    client, _rec = await online_client(server, owner, "pw", reconnect=False)
+    try:
+        # Let the login's own look for offline messages finish first.
+        async with asyncio.timeout(10):
+            while server.stats.soap["GetMetadata"] == metadata:  # noqa: ASYNC110 - server state
+                await asyncio.sleep(0.05)
+        fetches = client.services.tokens.fetches
+        server.expire_tokens(owner)
+        await client.add_group("After expiry")  # address book
+        assert client.services.tokens.fetches == fetches + 1
+        server.expire_tokens(owner)
+        await client.block(pal)  # sharing
+        server.expire_tokens(owner)
+        result = await client.send_offline(pal, "stored after expiry")  # OIM
+        assert result.ok, result.reason
+        server.expire_tokens(owner)
+        assert await client.offline.fetch() == 0  # RSI
+        assert client.services.tokens.fetches == fetches + 4
+    finally:
+        await client.stop()

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from .base import children, envelope, esc, find, local, post, text
+from .base import children, envelope, esc, find, local, post, text, with_ticket
 
 AB_NS = "http://www.msn.com/webservices/AddressBook"
 _ACTION = AB_NS + "/"
@@ -103,17 +103,20 @@ class AddressBookService:
         self._timeout = timeout
 
     async def _call(self, action: str, inner: str, scenario: str = "Timer") -> ET.Element:
-        ticket = await self._ticket()  # type: ignore[operator]
         body = f'<{action} xmlns="{AB_NS}">{inner}</{action}>'
-        return await post(
-            self._http,
-            self.url,
-            action,
-            _ACTION + action,
-            envelope(_header(ticket, scenario), body),
-            verify_tls=self._verify_tls,
-            timeout=self._timeout,
-        )
+
+        async def attempt(ticket: str) -> ET.Element:
+            return await post(
+                self._http,
+                self.url,
+                action,
+                _ACTION + action,
+                envelope(_header(ticket, scenario), body),
+                verify_tls=self._verify_tls,
+                timeout=self._timeout,
+            )
+
+        return await with_ticket(self._ticket, attempt)  # type: ignore[arg-type]
 
     async def find_all(self, last_change: str | None = None) -> AddressBook:
         """ABFindAll: everything, or only what changed since ``last_change``."""

@@ -4,7 +4,8 @@ typed errors (a SOAP fault keeps the service's own fault code)."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TypeVar
 from xml.sax.saxutils import escape
 
 import aiohttp
@@ -146,3 +147,30 @@ async def post(
     if root is None:
         raise SoapHTTPError(url, status, f"{action}: the answer is not XML")
     return root
+
+
+T = TypeVar("T")
+
+
+def ticket_expired(fault: SoapFault) -> bool:
+    """Whether a fault says the ticket is stale (renewing it may help)."""
+    if fault.code in ("TicketExpired", "BadPassportCredentials"):
+        return True
+    if fault.detail_text("TweenerChallenge"):
+        return True
+    return fault.code.endswith("AuthenticationFailed") and not fault.detail_text("LockKeyChallenge")
+
+
+async def with_ticket(
+    ticket: Callable[[], Awaitable[str]], attempt: Callable[[str], Awaitable[T]]
+) -> T:
+    """``attempt(ticket)``; when the service calls the ticket stale and the ticket source
+    can renew (``ticket.renew()``), renew once and try again."""
+    try:
+        return await attempt(await ticket())
+    except SoapFault as e:
+        renew = getattr(ticket, "renew", None)
+        if renew is None or not ticket_expired(e):
+            raise
+        await renew()
+        return await attempt(await ticket())

@@ -9,7 +9,7 @@ import uuid
 import aiohttp
 
 from .. import challenge
-from .base import SoapFault, envelope, esc, post
+from .base import SoapFault, envelope, esc, post, ticket_expired
 
 OIM_NS = "http://messenger.msn.com/ws/2004/09/oim/"
 _ACTION = "http://messenger.live.com/ws/2006/09/oim/Store2"
@@ -69,7 +69,8 @@ class OIMService:
     async def store(self, to: str, body: str, nick: str = "") -> None:
         """StoreMessage, answering one lock-key challenge on the way."""
         self._sequence += 1
-        for _ in range(2):
+        renewed = False
+        for _ in range(3):
             ticket = await self._ticket()  # type: ignore[operator]
             try:
                 await post(
@@ -84,8 +85,13 @@ class OIMService:
                 return
             except SoapFault as e:
                 lock = e.detail_text("LockKeyChallenge")
-                if not lock:
+                renew = getattr(self._ticket, "renew", None)
+                if lock:
+                    product_id, key = self._product
+                    self.lock_key = challenge.answer(lock, 11, product_id, key)
+                elif ticket_expired(e) and renew is not None and not renewed:
+                    await renew()
+                    renewed = True
+                else:
                     raise
-                product_id, key = self._product
-                self.lock_key = challenge.answer(lock, 11, product_id, key)
-        raise SoapFault("StoreMessage", "AuthenticationFailed", "lock key refused twice")
+        raise SoapFault("StoreMessage", "AuthenticationFailed", "lock key refused again")

@@ -14,7 +14,7 @@ from email.header import decode_header, make_header
 
 import aiohttp
 
-from .base import all_named, envelope, esc, post, text
+from .base import all_named, envelope, esc, post, text, with_ticket
 
 RSI_NS = "http://www.hotmail.msn.com/ws/2004/09/oim/rsi"
 
@@ -108,21 +108,23 @@ class RSIService:
         self._timeout = timeout
 
     async def _call(self, action: str, inner: str):  # type: ignore[no-untyped-def]
-        ticket: str = await self._ticket()  # type: ignore[operator]
-        fields = dict(p.split("=", 1) for p in ticket.split("&") if "=" in p)
-        header = (
-            f'<PassportCookie xmlns="{RSI_NS}"><t>{esc(fields.get("t", ""))}</t>'
-            f"<p>{esc(fields.get('p', ''))}</p></PassportCookie>"
-        )
-        return await post(
-            self._http,
-            self.url,
-            action,
-            f"{RSI_NS}/{action}",
-            envelope(header, f'<{action} xmlns="{RSI_NS}">{inner}</{action}>'),
-            verify_tls=self._verify_tls,
-            timeout=self._timeout,
-        )
+        async def attempt(ticket: str):  # type: ignore[no-untyped-def]
+            fields = dict(p.split("=", 1) for p in ticket.split("&") if "=" in p)
+            header = (
+                f'<PassportCookie xmlns="{RSI_NS}"><t>{esc(fields.get("t", ""))}</t>'
+                f"<p>{esc(fields.get('p', ''))}</p></PassportCookie>"
+            )
+            return await post(
+                self._http,
+                self.url,
+                action,
+                f"{RSI_NS}/{action}",
+                envelope(header, f'<{action} xmlns="{RSI_NS}">{inner}</{action}>'),
+                verify_tls=self._verify_tls,
+                timeout=self._timeout,
+            )
+
+        return await with_ticket(self._ticket, attempt)  # type: ignore[arg-type]
 
     async def get_metadata(self) -> list[OIMInfo]:
         root = await self._call("GetMetadata", "")

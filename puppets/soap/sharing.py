@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from .addressbook import AB_NS, _header
-from .base import children, envelope, esc, find, local, post, text
+from .base import children, envelope, esc, find, local, post, text, with_ticket
 
 ROLES = ("Allow", "Block", "Reverse", "Pending")
 
@@ -79,16 +79,20 @@ class SharingService:
         self._timeout = timeout
 
     async def _call(self, action: str, inner: str, scenario: str) -> ET.Element:
-        ticket = await self._ticket()  # type: ignore[operator]
-        return await post(
-            self._http,
-            self.url,
-            action,
-            f"{AB_NS}/{action}",
-            envelope(_header(ticket, scenario), f'<{action} xmlns="{AB_NS}">{inner}</{action}>'),
-            verify_tls=self._verify_tls,
-            timeout=self._timeout,
-        )
+        body = f'<{action} xmlns="{AB_NS}">{inner}</{action}>'
+
+        async def attempt(ticket: str) -> ET.Element:
+            return await post(
+                self._http,
+                self.url,
+                action,
+                f"{AB_NS}/{action}",
+                envelope(_header(ticket, scenario), body),
+                verify_tls=self._verify_tls,
+                timeout=self._timeout,
+            )
+
+        return await with_ticket(self._ticket, attempt)  # type: ignore[arg-type]
 
     async def find_membership(self, last_change: str | None = None) -> Memberships:
         delta = (
