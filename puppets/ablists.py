@@ -301,21 +301,3 @@ class AddressBookLists:
 
     async def set_own_name(self, nick: str) -> None:
         await self.ab.update_own_name(nick)
-
-
-def endpoints_of(payload: bytes) -> tuple[dict[str, str], str | None]:
-    """MSNP16+ own UBX: (machine GUID -> endpoint name, the PSM or None)."""
-    try:
-        root = ET.fromstring(payload)
-    except ET.ParseError:
-        return {}, None
-    found: dict[str, str] = {}
-    for el in root.iter("EndpointData"):
-        guid = (el.get("id") or "").lower()
-        if guid:
-            found.setdefault(guid, "")
-    for el in root.iter("PrivateEndpointData"):
-        guid = (el.get("id") or "").lower()
-        if guid:
-            found[guid] = el.findtext("EpName") or ""
-    return found, root.findtext("PSM")

@@ -13,14 +13,13 @@ import asyncio
 import contextlib
 import logging
 import sys
-import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
 
 from . import challenge, sso
-from .ablists import AddressBookLists, endpoints_of, split_network
+from .ablists import AddressBookLists, split_network
 from .auth import md5_response, twn_ticket
 from .command import SERVER_NO_TRID, Command, decode_arg, encode_arg
 from .config import ClientConfig
@@ -42,6 +41,7 @@ from .listformat import parse_presence
 from .lists import ListsMixin
 from .message import InitialMail, NewMail, Profile, SystemMessage, parse_message, parse_payload
 from .services import AccountServices
+from .ubx import endpoint_payloads, endpoints_of, parse_ubx, psm_payload
 
 log = logging.getLogger("puppets.notification")
 
@@ -74,37 +74,6 @@ def _int(value: str, default: int = 0) -> int:
         return int(value)
     except ValueError:
         return default
-
-
-def _parse_ubx(payload: bytes) -> tuple[str, str]:
-    """The PSM and current media of a UBX payload; tolerant of junk."""
-    if not payload.strip():
-        return "", ""
-    try:
-        root = ET.fromstring(payload.decode("utf-8", "replace"))
-    except ET.ParseError:
-        return "", ""
-    return (root.findtext("PSM") or "", root.findtext("CurrentMedia") or "")
-
-
-def _psm_payload(text: str) -> bytes:
-    from xml.sax.saxutils import escape
-
-    return f"<Data><PSM>{escape(text)}</PSM><CurrentMedia></CurrentMedia></Data>".encode()
-
-
-def _endpoint_payloads(caps: int, name: str, status: str) -> list[bytes]:
-    """MSNP18 UUX endpoint data: capabilities, then the private part with the name the
-    owner's other endpoints show for this one."""
-    from xml.sax.saxutils import escape
-
-    return [
-        f"<EndpointData><Capabilities>{caps}:0</Capabilities></EndpointData>".encode(),
-        (
-            f"<PrivateEndpointData><EpName>{escape(name)}</EpName><Idle>false</Idle>"
-            f"<ClientType>1</ClientType><State>{status}</State></PrivateEndpointData>"
-        ).encode(),
-    ]
 
 
 class NotificationSession(ListsMixin):
@@ -341,7 +310,7 @@ class NotificationSession(ListsMixin):
         )
         self._status_set = True
         if self.protocol >= 18:
-            for payload in _endpoint_payloads(
+            for payload in endpoint_payloads(
                 self.config.caps, self.config.endpoint_name, self.config.initial_status
             ):
                 await self.conn.request("UUX", payload=payload, timeout=self.config.timeout)
@@ -446,7 +415,7 @@ class NotificationSession(ListsMixin):
         if self.protocol >= 16 and args[0].lower() == self.config.passport.lower():
             self._own_ubx(cmd.payload or b"")
             return
-        psm, media = _parse_ubx(cmd.payload or b"")
+        psm, media = parse_ubx(cmd.payload or b"")
         c = self.contacts.ensure(args[0])
         c.psm = psm
         self._emit(ev.PersonalMessageChanged(c.passport, psm, media))
@@ -588,7 +557,7 @@ class NotificationSession(ListsMixin):
 
     async def set_psm(self, text: str) -> None:
         self._require(11, 99, "a personal message")
-        await self._spaced("UUX", payload=_psm_payload(text))
+        await self._spaced("UUX", payload=psm_payload(text))
 
     async def request_switchboard(self) -> tuple[str, int, str]:
         """XFR SB: the address and cookie of a new switchboard session."""
