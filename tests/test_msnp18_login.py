@@ -132,3 +132,28 @@ async def test_ver_up_to_12_still_works(server: MSNPTestServer) -> None:
     finally:
         await client.stop()
     await asyncio.sleep(0)
+
+
+def test_adl_payloads_are_chunked() -> None:
+    from puppets.ablists import ML_CHUNK, ml_payload
+
+    entries = [(f"user{i:04d}@d{i % 7}.example.com", 3, 1) for i in range(1000)]
+    payloads = ml_payload(entries, initial=True)
+    assert len(payloads) > 1
+    assert all(len(p) < ML_CHUNK + 200 for p in payloads)
+    assert all(p.startswith(b'<ml l="1">') for p in payloads)
+    joined = b"".join(payloads).decode()
+    assert all(f'n="user{i:04d}"' in joined for i in range(1000))
+
+
+async def test_a_long_list_logs_in_on_18() -> None:
+    """500 contacts: the initial ADL comes in several payloads, all accepted."""
+    async with MSNPTestServer(versions=(2, 18)) as srv:
+        srv.add_account("big@example.com", "pw")
+        for i in range(500):
+            srv.add_contact("big@example.com", f"friend{i:03d}@example.com")
+        client, _rec = await online_client(srv, "big@example.com", "pw", reconnect=False)
+        try:
+            assert len(client.contacts.on_list(Lists.FL)) == 500
+        finally:
+            await client.stop()
