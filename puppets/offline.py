@@ -12,6 +12,7 @@ from .errors import PuppetError
 from .event.conversation import DeliveryResult, DeliveryStatus
 from .event.offline import OfflineMessageReceived
 from .services import AccountServices
+from .soap.oim import OIMService
 
 log = logging.getLogger("puppets.offline")
 
@@ -74,10 +75,12 @@ class OfflineMessages:
             return DeliveryResult(DeliveryStatus.FAILED, f"offline message not stored: {e}")
         return DeliveryResult(DeliveryStatus.SENT_AS_OIM, f"{to} is offline")
 
-    _oim_client = None
+    _oim_client: OIMService | None = None
 
-    def _oim(self, protocol: int):  # type: ignore[no-untyped-def]
-        # One OIM client per run: it keeps the lock key and the message sequence.
-        if self._oim_client is None:
-            self._oim_client = self.services.oim(protocol)
-        return self._oim_client
+    def _oim(self, protocol: int) -> OIMService:
+        # One OIM client while the HTTP session lasts: it keeps the lock key and the
+        # message sequence. A restart of the Client brings a new HTTP session.
+        client = self._oim_client
+        if client is None or client.http is not self.services.http:
+            client = self._oim_client = self.services.oim(protocol)
+        return client

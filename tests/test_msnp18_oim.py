@@ -69,14 +69,21 @@ async def test_oims_both_ways(server: MSNPTestServer, version: int) -> None:
         assert result.status is DeliveryStatus.SENT_AS_OIM and result.ok
         assert [o.text for o in server.oims(b)] == ["are you there?"]
         assert server.oims(b)[0].sender == a and server.oims(b)[0].nick == "Alice " + str(version)
+        # The same Client stopped and started again still stores offline messages.
+        await alice.stop()
+        await alice.start()
+        await alice.wait_online(timeout=15)
+        again = await alice.send_offline(b, "after a restart")
+        assert again.status is DeliveryStatus.SENT_AS_OIM, again.reason
     finally:
         await alice.stop()
     bob, bob_rec = await online_client(
         server, b, "pw", min_version=version, max_version=version, reconnect=False
     )
     try:
-        msg = await bob_rec.wait_for(OfflineMessageReceived)
-        assert (msg.sender, msg.text) == (a, "are you there?")
+        await bob_rec.until(lambda: len(bob_rec.of(OfflineMessageReceived)) == 2)
+        got = [(m.sender, m.text) for m in bob_rec.of(OfflineMessageReceived)]
+        assert got == [(a, "are you there?"), (a, "after a restart")]
     finally:
         await bob.stop()
 

@@ -28,7 +28,7 @@ class OIMService:
         verify_tls: bool = True,
         timeout: float = 30.0,
     ) -> None:
-        self._http = http
+        self.http = http
         self.url = url
         self._ticket = ticket
         self.passport = passport
@@ -74,7 +74,7 @@ class OIMService:
             ticket = await self._ticket()  # type: ignore[operator]
             try:
                 await post(
-                    self._http,
+                    self.http,
                     self.url,
                     "StoreMessage",
                     _ACTION,
