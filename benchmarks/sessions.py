@@ -4,6 +4,12 @@ Prints: time to log them all in, RSS per session beyond the process's baseline, 
 used while idle with keepalives running.
 
     .venv/bin/python benchmarks/sessions.py [--sessions 1000] [--idle 20] [--version 12]
+    .venv/bin/python benchmarks/sessions.py --version 12 --version 18   # side by side
+
+With several ``--version`` each runs in a fresh process of its own (so one version's
+memory does not count against the next) and a table compares them. MSNP13-18 logins
+also go through the SOAP services (RST, address book, sharing, offline messages), each
+session with its own HTTP client unless ``--shared-http``, as the bridge runs them.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import asyncio
 import json
 import os
 import resource
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -56,16 +63,67 @@ async def start_server(n: int, qng: int) -> tuple[asyncio.subprocess.Process, di
     return proc, json.loads(line)
 
 
-async def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sessions", type=int, default=1000)
     ap.add_argument("--idle", type=float, default=20.0, help="seconds of idle measurement")
-    ap.add_argument("--version", type=int, default=12)
+    ap.add_argument(
+        "--version", type=int, action="append", help="MSNP version (repeat to compare; 12)"
+    )
     ap.add_argument("--concurrency", type=int, default=100, help="logins in flight at once")
     ap.add_argument("--qng", type=int, default=5, help="keepalive interval the server asks for")
+    ap.add_argument("--shared-http", action="store_true", help="one aiohttp session for all")
+    ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    args.version = args.version or [12]
+    return args
 
+
+def compare(args: argparse.Namespace) -> None:
+    """Each version in a process of its own, then one table."""
+    rows = []
+    for version in args.version:
+        cmd = [
+            sys.executable,
+            __file__,
+            "--sessions",
+            str(args.sessions),
+            "--idle",
+            str(args.idle),
+            "--version",
+            str(version),
+            "--concurrency",
+            str(args.concurrency),
+            "--qng",
+            str(args.qng),
+            "--json",
+            *(["--shared-http"] if args.shared_http else []),
+        ]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT).stdout
+        rows.append(json.loads(out.strip().splitlines()[-1]))
+    print(f"{args.sessions} sessions, 50 contacts each, {args.concurrency} logins in flight")
+    print(f"{'':24}" + "".join(f"{'MSNP' + str(r['version']):>12}" for r in rows))
+    for key, label, fmt in (
+        ("online", "sessions online", "{:.0f}"),
+        ("logins_per_s", "logins per second", "{:.1f}"),
+        ("rss_kib", "RSS per session (KiB)", "{:.1f}"),
+        ("idle_cpu_pct", "idle CPU (% of a core)", "{:.2f}"),
+    ):
+        print(f"{label:24}" + "".join(f"{fmt.format(r[key]):>12}" for r in rows))
+
+
+async def main() -> None:
+    args = parse_args()
+    if len(args.version) > 1:
+        compare(args)
+        return
+    version = args.version[0]
     proc, info = await start_server(args.sessions, args.qng)
+    http = None
+    if args.shared_http:
+        import aiohttp
+
+        http = aiohttp.ClientSession()
     try:
         clients = [
             Client(
@@ -75,12 +133,14 @@ async def main() -> None:
                     dispatch_host=info["host"],
                     dispatch_port=info["dispatch_port"],
                     nexus_url=info["nexus_url"],
-                    max_version=args.version,
-                    min_version=args.version,
+                    services_url=info["services_url"],
+                    max_version=version,
+                    min_version=version,
                     timeout=60,
                     ping_interval=args.qng,
                     sync_timeout=120,
-                )
+                ),
+                http=http,
             )
             for i in range(args.sessions)
         ]
@@ -104,9 +164,19 @@ async def main() -> None:
         await asyncio.sleep(args.idle)
         idle_cpu = (cpu_seconds() - cpu0) / (time.perf_counter() - wall0)
         online = sum(1 for c in clients if c.state.name == "ONLINE")
+        if args.json:
+            result = {
+                "version": version,
+                "online": online,
+                "logins_per_s": args.sessions / login_s,
+                "rss_kib": per_session,
+                "idle_cpu_pct": idle_cpu * 100,
+            }
+            print(json.dumps(result))
+            await asyncio.gather(*(c.stop() for c in clients))
+            return
         print(
-            f"sessions online          {online}/{args.sessions} (MSNP{args.version}, "
-            f"50 contacts each)"
+            f"sessions online          {online}/{args.sessions} (MSNP{version}, 50 contacts each)"
         )
         print(
             f"time to log all in       {login_s:.2f} s "
@@ -119,6 +189,8 @@ async def main() -> None:
         print(f"idle CPU (keepalive {args.qng} s) {idle_cpu * 100:.2f} % of one core")
         await asyncio.gather(*(c.stop() for c in clients))
     finally:
+        if http is not None:
+            await http.close()
         proc.terminate()
         await proc.wait()
 

@@ -68,7 +68,7 @@ def _positive_seconds(value: int) -> str | None:
 
 
 def _msnp_version(value: int) -> str | None:
-    return None if 2 <= value <= 12 else "expected an MSNP version from 2 to 12"
+    return None if 2 <= value <= 18 else "expected an MSNP version from 2 to 18"
 
 
 def _localpart(value: str) -> str | None:
@@ -135,7 +135,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("msn.login_url", str, ""),
     Option("msn.verify_tls", bool, True),
     Option("msn.min_version", int, 2, _msnp_version, "2"),
-    Option("msn.max_version", int, 12, _msnp_version, "12"),
+    Option("msn.max_version", int, 18, _msnp_version, "18"),
+    # MSNP13-18 SOAP services: one base URL with the standard paths, each overridable.
+    Option("msn.services_url", str, ""),
+    Option("msn.rst_url", str, ""),
+    Option("msn.abch_url", str, ""),
+    Option("msn.sharing_url", str, ""),
+    Option("msn.oim_url", str, ""),
+    Option("msn.rsi_url", str, ""),
+    Option("msn.endpoint_name", str, "msnbridge"),  # MSNP18: shown in the owner's Messenger
     # How long a message waits for a dropped MSN session to come back before it is
     # reported to its sender as not delivered.
     Option("msn.offline_send_timeout", int, 60, _positive_seconds, "60"),

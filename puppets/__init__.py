@@ -1,4 +1,4 @@
-"""puppets: an asyncio MSNP (MSN Messenger, protocol versions 2-12) client library.
+"""puppets: an asyncio MSNP (MSN Messenger, protocol versions 2-18) client library.
 
 Independent of msnbridge: usable from scripts and from ``python -m puppets``.
 """
@@ -17,6 +17,7 @@ from .errors import (
     SignedOutElsewhere,
 )
 from .event.session import SessionState
+from .soap import SoapError, SoapFault, SoapHTTPError
 
 __all__ = [
     "AuthenticationError",
@@ -34,4 +35,7 @@ __all__ = [
     "ReplyTimeout",
     "SessionState",
     "SignedOutElsewhere",
+    "SoapError",
+    "SoapFault",
+    "SoapHTTPError",
 ]

@@ -5,6 +5,10 @@
     ... send bob@example.com "hello"      # prints the delivery result
     ... listen                            # prints every event as a JSON line
 
+MSNP2-18: MSNP13+ also needs the SOAP services (--services-url for a revival server that
+serves them all on one host). Sending to an offline contact on MSNP13+ stores an offline
+message and prints the status SENT_AS_OIM.
+
 Exit status: 0 ok, 2 usage, 3 message not delivered, 4 login refused, 5 network or timeout.
 """
 
@@ -100,6 +104,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-version", type=int, default=LOWEST_VERSION)
     p.add_argument("--max-version", type=int, default=HIGHEST_VERSION)
     p.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
+    p.add_argument(
+        "--services-url",
+        help="MSNP13+: base URL of the SOAP services (standard paths below it)",
+    )
+    p.add_argument("--rst-url", help="MSNP13+: Passport RST URL (overrides --services-url)")
+    p.add_argument("--abch-url", help="MSNP13+: address book service URL")
+    p.add_argument("--sharing-url", help="MSNP13+: sharing (membership) service URL")
+    p.add_argument("--oim-url", help="MSNP13+: offline message (StoreMessage) URL")
+    p.add_argument("--rsi-url", help="MSNP13+: offline message retrieval (RSI) URL")
+    p.add_argument(
+        "--machine-guid", help="MSNP16+: this endpoint's machine GUID ({...}); default: new"
+    )
+    p.add_argument(
+        "--endpoint-name", default="msnbridge", help="MSNP18: endpoint name (default msnbridge)"
+    )
     sub = p.add_subparsers(dest="action", required=True)
     sub.add_parser("info", help="log in, print version, contact list and presence as JSON")
     send = sub.add_parser("send", help="send a message and print its delivery result")
@@ -120,6 +139,11 @@ async def _run(args: argparse.Namespace) -> int:
     kwargs: dict[str, Any] = {}
     if args.nexus:
         kwargs["nexus_url"] = args.nexus
+    for name in ("services_url", "rst_url", "abch_url", "sharing_url", "oim_url", "rsi_url"):
+        if getattr(args, name):
+            kwargs[name] = getattr(args, name)
+    if args.machine_guid:
+        kwargs["machine_guid"] = args.machine_guid
     config = ClientConfig(
         passport=args.passport,
         password=_password(args),
@@ -132,6 +156,7 @@ async def _run(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         change_spacing=0.0,
         reconnect=args.action == "listen",
+        endpoint_name=args.endpoint_name,
         **kwargs,
     )
     client = Client(config)
@@ -152,6 +177,9 @@ async def _run(args: argparse.Namespace) -> int:
                 "protocol": client.protocol,
                 **client.contacts.to_json(),
             }
+            if (client.protocol or 0) >= 16:
+                out["machine_guid"] = client.machine_guid
+                out["other_endpoints"] = client.own_endpoints
             print(json.dumps(out, ensure_ascii=False, indent=2))
             return 0
         if args.action == "send":
@@ -182,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_run(args))
     except KeyboardInterrupt:
         return 0
+    except ValueError as e:  # a setting the configuration refuses (passport, GUID...)
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     except (AuthenticationError, SignedOutElsewhere) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_REFUSED

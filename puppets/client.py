@@ -26,12 +26,14 @@ from .errors import (
     PuppetError,
     SignedOutElsewhere,
 )
-from .event.conversation import ConversationEvent
+from .event.conversation import ConversationEvent, DeliveryResult
 from .event.session import SessionState, SessionStateChanged
 from .logthrottle import ThrottledLog
 from .notification import NotificationSession, SwitchboardInvite
+from .offline import OfflineMessages
+from .services import AccountServices
 from .stats import ClientStats
-from .switchboard import Switchboard, SwitchboardTicket
+from .switchboard import Switchboard, SwitchboardTicket, normalize_passport
 
 log = logging.getLogger("puppets.client")
 
@@ -44,10 +46,13 @@ class Client:
         config: ClientConfig,
         http: aiohttp.ClientSession | None = None,
         stats: ClientStats | None = None,
+        seen_offline_ids: Iterable[str] = (),
     ) -> None:
-        """``http``: an aiohttp session to share for Passport logins (many clients in one
-        process should share one); without it each login opens and closes its own.
-        ``stats``: the counters to add to (share one to total many clients)."""
+        """``http``: an aiohttp session to share for Passport logins and SOAP (many
+        clients in one process should share one); without it each login opens its own.
+        ``stats``: the counters to add to (share one to total many clients).
+        ``seen_offline_ids``: offline messages delivered before (see
+        :attr:`seen_offline_ids`), never delivered again."""
         self.config = config
         self.stats = stats if stats is not None else ClientStats()
         self._invite_log = ThrottledLog(log)  # a server can send any number of bad RNGs
@@ -68,6 +73,25 @@ class Client:
         # What the owner asked for, re-applied after every reconnect.
         self._wanted_status: str | None = None
         self._wanted_psm: str | None = None
+        # MSNP13+: kept across reconnects (tokens, machine GUID, offline-message ids).
+        self.services = AccountServices(config, http, seen_offline_ids)
+        self.offline = OfflineMessages(self.services, self._emit)
+
+    @property
+    def machine_guid(self) -> str:
+        """This endpoint's MSNP16+ machine GUID: store it and pass it back as
+        ``ClientConfig.machine_guid`` so a restart is the same endpoint."""
+        return self.services.machine_guid
+
+    @property
+    def seen_offline_ids(self) -> set[str]:
+        """Ids of offline messages already delivered; persist them to survive restarts."""
+        return self.services.seen_offline_ids
+
+    @property
+    def own_endpoints(self) -> dict[str, str]:
+        """MSNP16+: the owner's other signed-in endpoints (machine GUID -> name)."""
+        return dict(self.contacts.own_endpoints)
 
     # --- listeners ---
 
@@ -143,8 +167,11 @@ class Client:
         while not self._stopping:
             if self.state is not SessionState.CONNECTING:
                 self._set_state(SessionState.CONNECTING)
-            ns = NotificationSession(self.config, self.contacts, self._emit, self._http, self.stats)
+            ns = NotificationSession(
+                self.config, self.contacts, self._emit, self._http, self.stats, self.services
+            )
             ns.on_invite = self._on_invite
+            ns.on_offline_notice = self._on_offline_notice
             self.ns = ns
             try:
                 await ns.login()
@@ -217,6 +244,7 @@ class Client:
                 self._set_state(SessionState.STOPPED, "stopped")
         for task in list(self._tasks):
             task.cancel()
+        await self.services.close()
 
     def _spawn(self, coro: object) -> None:
         task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
@@ -305,6 +333,32 @@ class Client:
     async def remove_group(self, gid: str) -> None:
         await self._session().remove_group(gid)
 
+    # --- offline messages (MSNP13+) ---
+
+    def _on_offline_notice(self) -> None:
+        self._spawn(self._fetch_offline())
+
+    async def _fetch_offline(self) -> None:
+        try:
+            # The login notice comes before the contact list: deliver after LoggedIn.
+            await self.wait_online(timeout=self.config.sync_timeout)
+            await self.offline.fetch()
+        except TimeoutError:
+            return
+        except PuppetError as e:
+            log.warning("%s: offline messages not fetched: %s", self.config.passport, e)
+
+    async def send_offline(self, passport: str, text: str) -> DeliveryResult:
+        """Store an offline message for ``passport`` (MSNP13+)."""
+        protocol = self.protocol or 0
+        if protocol < 13:
+            from .event.conversation import DeliveryStatus
+
+            return DeliveryResult(
+                DeliveryStatus.FAILED, f"offline messages need MSNP13+, not MSNP{protocol}"
+            )
+        return await self.offline.send(protocol, passport, text, self.contacts.own_nick)
+
     # --- conversations ---
 
     async def _open_switchboard(self) -> SwitchboardTicket:
@@ -329,8 +383,9 @@ class Client:
         conv = self._conversations.get(key)
         if conv is None or conv.closed:
             conv = Conversation(
-                passport=self.config.passport,
+                passport=self._sb_login,
                 protocol=self.protocol or self.config.max_version,
+                store_offline=self._store_offline,
                 open_switchboard=self._open_switchboard,
                 invitees=key,
                 on_event=self._on_conversation_event,
@@ -338,6 +393,19 @@ class Client:
             )
             self._conversations[key] = conv
         return conv
+
+    @property
+    def _sb_login(self) -> str:
+        """The switchboard login: ``email;{machine guid}`` from MSNP16 (MPOP)."""
+        if (self.protocol or 0) >= 16:
+            return f"{self.config.passport};{self.machine_guid}"
+        return self.config.passport
+
+    async def _store_offline(self, passport: str, text: str) -> DeliveryResult | None:
+        """A 1:1 message found its contact offline: on MSNP13+ store it as an OIM."""
+        if (self.protocol or 0) < 13:
+            return None
+        return await self.send_offline(passport, text)
 
     def detach(self, conv: Conversation) -> None:
         """Hand ``conv`` over: the next :meth:`conversation` with its people starts a new
@@ -378,7 +446,7 @@ class Client:
         try:
             sb = await Switchboard.answer(
                 ticket,
-                passport=self.config.passport,
+                passport=self._sb_login,
                 protocol=self.protocol or self.config.max_version,
                 on_event=route,
                 timeout=self.config.timeout,
@@ -397,7 +465,15 @@ class Client:
                 e or type(e).__name__,
             )
             return
-        people = set(sb.participants) or {invite.inviter.lower()}
+        inviter = normalize_passport(invite.inviter)
+        if not sb.participants and inviter == self.config.passport.lower():
+            # Our own other endpoint (MPOP) rang us before the contact joined: the
+            # conversation is with whoever joins next.
+            await sb.wait_anyone(self.config.timeout)
+            if not sb.participants:
+                await sb.leave("nobody but our own endpoints joined")
+                return
+        people = set(sb.participants) or {inviter}
         conv = self.conversation(people)
         target.append(conv)
         conv.attach(sb)

@@ -279,7 +279,8 @@ class CommandReader:
                         del parts[1]
                 del parts[0]
                 cmd = Command(name, trid, parts)
-                if name in payload_commands or (
+                # ``ADL t OK`` / ``RML t OK`` (MSNP13+) answer a payload with none.
+                if (name in payload_commands and not (parts and parts[-1] == "OK")) or (
                     len(parts) == 1 and name.isdigit() and parts[0].isdigit()
                 ):
                     self._start_payload(cmd)

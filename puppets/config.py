@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from .auth import DEFAULT_NEXUS_URL, PassportConfig
+from .soap.endpoints import ServiceURLs
+
+_GUID = re.compile(r"^\{[0-9A-Fa-f]{8}(-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}\}$")
 
 LOWEST_VERSION = 2
-HIGHEST_VERSION = 12
+HIGHEST_VERSION = 18
 
 
 @dataclass(slots=True)
@@ -38,6 +42,17 @@ class ClientConfig:
     offline_send_timeout: float = 60.0  # how long a message waits for a reconnect
     max_redirects: int = 3
     reconnect: bool = True  # False: the first failure stops the client (scripts, the CLI)
+    # MSNP13-18: the SOAP services (one base URL with the standard paths, each overridable).
+    services_url: str | None = None
+    rst_url: str | None = None
+    abch_url: str | None = None
+    sharing_url: str | None = None
+    oim_url: str | None = None
+    rsi_url: str | None = None
+    # MSNP16+: this endpoint's machine GUID ("{...}"); keep it across restarts so the
+    # owner's other endpoints are not thrown out. None: a new one per Client.
+    machine_guid: str | None = None
+    endpoint_name: str = "msnbridge"  # MSNP18: how the owner's Messenger lists this endpoint
 
     def __post_init__(self) -> None:
         if not LOWEST_VERSION <= self.min_version <= self.max_version <= HIGHEST_VERSION:
@@ -47,10 +62,26 @@ class ClientConfig:
             )
         if "@" not in self.passport:
             raise ValueError(f"passport {self.passport!r} is not an e-mail address")
+        if self.machine_guid is not None and not _GUID.match(self.machine_guid):
+            raise ValueError(
+                f"machine GUID {self.machine_guid!r} is not of the form "
+                "{xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx}"
+            )
 
     @property
     def versions(self) -> list[int]:
         return list(range(self.max_version, self.min_version - 1, -1))
+
+    @property
+    def service_urls(self) -> ServiceURLs:
+        return ServiceURLs.build(
+            self.services_url,
+            rst_url=self.rst_url,
+            abch_url=self.abch_url,
+            sharing_url=self.sharing_url,
+            oim_url=self.oim_url,
+            rsi_url=self.rsi_url,
+        )
 
     @property
     def passport_config(self) -> PassportConfig:

@@ -49,6 +49,7 @@ class Contact:
     caps: int = 0
     msnobject: str | None = None
     phones: dict[str, str] | None = None
+    network: int = 1  # MSNP13+: 1 Windows Live, 32 Yahoo, ... (kept, never dropped)
 
     @property
     def online(self) -> bool:
@@ -72,6 +73,10 @@ class ContactList:
     blp: str = "AL"  # who may see us when on neither AL nor BL
     own_nick: str = ""
     own_phones: dict[str, str] = field(default_factory=dict)
+    # MSNP13+: the address book's last-change time; the next sync asks only for changes.
+    ab_last_change: str = ""
+    # MSNP16+: the owner's other signed-in endpoints, machine GUID -> endpoint name.
+    own_endpoints: dict[str, str] = field(default_factory=dict)
 
     def get(self, passport: str) -> Contact | None:
         return self.contacts.get(passport.lower())
@@ -106,6 +111,7 @@ class ContactList:
     def clear(self) -> None:
         self.contacts.clear()
         self.groups.clear()
+        self.ab_last_change = ""
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -121,6 +127,7 @@ class ContactList:
                     "groups": sorted(self.groups[g].name for g in c.groups if g in self.groups),
                     "status": c.status,
                     "psm": c.psm,
+                    **({"network": c.network} if c.network != 1 else {}),
                 }
                 for c in sorted(self.contacts.values(), key=lambda c: c.passport)
             ],

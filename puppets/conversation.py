@@ -68,8 +68,11 @@ class Conversation:
         idle_timeout: float = 180,
         join_timeout: float = 60,
         reply_timeout: float = 30,
+        store_offline: Callable[[str, str], Awaitable[DeliveryResult | None]] | None = None,
     ) -> None:
         self.passport = passport
+        # MSNP13+: a 1:1 text that finds its contact offline goes here (as an OIM).
+        self._store_offline = store_offline
         self.protocol = protocol
         self.on_event = on_event
         self.idle_timeout = idle_timeout
@@ -122,7 +125,17 @@ class Conversation:
         payloads = split_text(text, fmt, extra_headers=extra_headers)
         if not payloads:
             return _failed("empty message: nothing to send")
-        return await self._send(payloads, "A")
+        result = await self._send(payloads, "A")
+        if (
+            result.status is DeliveryStatus.OFFLINE
+            and self._store_offline is not None
+            and len(self.key) == 1
+        ):
+            (contact,) = self.key
+            stored = await self._store_offline(contact, text)
+            if stored is not None:
+                return stored
+        return result
 
     async def send_nudge(self) -> DeliveryResult:
         return await self._send([build_nudge()], "A")

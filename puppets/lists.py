@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING
 
 from .command import Command, decode_arg, encode_arg
 from .contacts import ContactList, Group, Lists
-from .errors import MSNPError
+from .errors import MSNPError, NotSupported
 from .event import contact as ev
 from .listformat import parse_add, parse_group_change, parse_lsg, parse_lst, parse_rem
 
 if TYPE_CHECKING:
+    from .ablists import AddressBookLists
     from .config import ClientConfig
     from .connection import Connection
 
@@ -33,6 +34,7 @@ class ListsMixin:
     _last_listed: str | None
     _status_set: bool
     _adding: set[str]  # passports with an ADD/ADC of ours in flight
+    ab: AddressBookLists | None  # MSNP13+: list operations go over SOAP + ADL/RML
 
     def _check_sync_done(self) -> None: ...
     def _link(self) -> Connection: ...
@@ -183,6 +185,8 @@ class ListsMixin:
     async def _add_to_list(
         self, passport: str, lst: Lists, nick: str | None, group: str | None
     ) -> None:
+        if self.ab is not None:
+            return await self.ab.add_to_list(passport, lst, nick, group)
         conn = self._link()
         name = lst.name or "FL"
         if self.protocol >= 10:
@@ -204,6 +208,8 @@ class ListsMixin:
 
     async def add_to_group(self, passport: str, group: str) -> None:
         """Put a contact already on the FL into one more group."""
+        if self.ab is not None:
+            return await self.ab.add_to_group(passport, group)
         self._require(7, 99, "groups")
         c = self.contacts.get(passport)
         if self.protocol >= 10:
@@ -218,6 +224,8 @@ class ListsMixin:
         self._on_add(Command(reply.name, reply.trid, reply.args))
 
     async def remove_from_list(self, passport: str, lst: Lists, group: str | None = None) -> None:
+        if self.ab is not None:
+            return await self.ab.remove_from_list(passport, lst, group)
         conn = self._link()
         who = passport
         if self.protocol >= 10 and lst is Lists.FL:
@@ -232,6 +240,8 @@ class ListsMixin:
         self._on_rem(Command(reply.name, reply.trid, reply.args))
 
     async def add_group(self, name: str) -> str:
+        if self.ab is not None:
+            return await self.ab.add_group(name)
         self._require(7, 99, "groups")
         conn = self._link()
         args = [encode_arg(name)] if self.protocol >= 10 else [encode_arg(name), "0"]
@@ -240,11 +250,15 @@ class ListsMixin:
         return parse_group_change(self.protocol, "ADG", reply.args)[0]
 
     async def remove_group(self, gid: str) -> None:
+        if self.ab is not None:
+            return await self.ab.remove_group(gid)
         self._require(7, 99, "groups")
         reply = await self._link().request("RMG", gid, timeout=self.config.timeout)
         self._on_group(reply)
 
     async def rename_group(self, gid: str, name: str) -> None:
+        if self.ab is not None:
+            return await self.ab.rename_group(gid, name)
         self._require(7, 99, "groups")
         args = [gid, encode_arg(name)] if self.protocol >= 10 else [gid, encode_arg(name), "0"]
         reply = await self._link().request("REG", *args, timeout=self.config.timeout)
@@ -252,6 +266,8 @@ class ListsMixin:
 
     async def set_privacy(self, gtc: str | None = None, blp: str | None = None) -> None:
         conn = self._link()
+        if gtc is not None and self.ab is not None:
+            raise NotSupported("GTC is gone from MSNP13; the address book decides")
         if gtc is not None:
             self._on_gtc(await conn.request("GTC", gtc, timeout=self.config.timeout))
         if blp is not None:

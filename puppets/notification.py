@@ -1,5 +1,7 @@
 """The notification-server session: login, contact-list sync, presence, list operations,
-challenges and keepalive, in the form each MSNP version (2-12) defines.
+challenges and keepalive, in the form each MSNP version (2-18) defines. From MSNP13 the
+contact list lives in SOAP services (see :mod:`puppets.ablists`); from MSNP15 login is
+SSO (:mod:`puppets.sso`).
 
 One :class:`NotificationSession` is one login on one TCP link; reconnecting is the
 supervisor's job (see client.py). Everything the server pushes becomes a typed event.
@@ -11,13 +13,13 @@ import asyncio
 import contextlib
 import logging
 import sys
-import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
 
-from . import challenge
+from . import challenge, sso
+from .ablists import AddressBookLists, split_network
 from .auth import md5_response, twn_ticket
 from .command import SERVER_NO_TRID, Command, decode_arg, encode_arg
 from .config import ClientConfig
@@ -38,13 +40,16 @@ from .event import mailbox, session
 from .listformat import parse_presence
 from .lists import ListsMixin
 from .logthrottle import ThrottledLog
-from .message import InitialMail, NewMail, Profile, SystemMessage, parse_payload
+from .message import InitialMail, NewMail, Profile, SystemMessage, parse_message, parse_payload
+from .services import AccountServices
 from .stats import ClientStats
+from .ubx import endpoint_payloads, endpoints_of, parse_ubx, psm_payload
 
 log = logging.getLogger("puppets.notification")
 
 _NO_TRID_8 = SERVER_NO_TRID | {"LST", "LSG"}  # MSNP8+ sends the SYN burst without trids
 _AUTH_FAILED = {911, 917, 928, 923, 924}
+_OIM_NOTICES = {"text/x-msmsgsinitialmdatamsg", "text/x-msmsgsoimnotification"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,23 +78,6 @@ def _int(value: str, default: int = 0) -> int:
         return default
 
 
-def _parse_ubx(payload: bytes) -> tuple[str, str]:
-    """The PSM and current media of a UBX payload; tolerant of junk."""
-    if not payload.strip():
-        return "", ""
-    try:
-        root = ET.fromstring(payload.decode("utf-8", "replace"))
-    except ET.ParseError:
-        return "", ""
-    return (root.findtext("PSM") or "", root.findtext("CurrentMedia") or "")
-
-
-def _psm_payload(text: str) -> bytes:
-    from xml.sax.saxutils import escape
-
-    return f"<Data><PSM>{escape(text)}</PSM><CurrentMedia></CurrentMedia></Data>".encode()
-
-
 class NotificationSession(ListsMixin):
     """One login to a notification server."""
 
@@ -100,6 +88,7 @@ class NotificationSession(ListsMixin):
         emit: Callable[[object], None],
         http: aiohttp.ClientSession | None = None,
         stats: ClientStats | None = None,
+        services: AccountServices | None = None,
     ) -> None:
         self.config = config
         self.contacts = contacts
@@ -109,6 +98,9 @@ class NotificationSession(ListsMixin):
         self._stranger_log = ThrottledLog(log)  # one line per burst of strangers' presence
         self._emit = emit
         self._http = http
+        self.services = services  # MSNP13+: SOAP, tokens, machine GUID (the client's)
+        self.ab: AddressBookLists | None = None
+        self.on_offline_notice: Callable[[], None] | None = None
         self.protocol: int = 0
         self.conn: Connection | None = None
         self.closed: asyncio.Future[BaseException | None] | None = None
@@ -175,6 +167,8 @@ class NotificationSession(ListsMixin):
         if self.protocol >= 8:
             conn.no_trid = _NO_TRID_8
         passport = self.config.passport
+        if self.protocol >= 13 and self.services is None:
+            raise PuppetError(f"MSNP{self.protocol} needs the SOAP services (AccountServices)")
         if self.protocol >= 8:
             await conn.request(
                 "CVR",
@@ -188,7 +182,7 @@ class NotificationSession(ListsMixin):
                 passport,
                 timeout=timeout,
             )
-            mech = "TWN"
+            mech = "SSO" if self.protocol >= 15 else "TWN"
         else:
             reply = await conn.request("INF", timeout=timeout)
             if "MD5" not in reply.args:
@@ -208,7 +202,10 @@ class NotificationSession(ListsMixin):
             return target
         if len(reply.args) < 3 or reply.args[1] != "S":
             raise ProtocolError(f"unexpected USR reply: {reply}")
-        if mech == "MD5":
+        extra: list[str] = []
+        if mech == "SSO":
+            response, extra = await self._sso_answer(reply.args)
+        elif mech == "MD5":
             response = md5_response(reply.args[2], self.config.password)
         else:
             response = await twn_ticket(
@@ -218,8 +215,11 @@ class NotificationSession(ListsMixin):
                 self.config.passport_config,
                 self._http,
             )
+        if mech == "TWN" and self.protocol >= 13:
+            assert self.services is not None
+            await self.services.tokens.refresh()  # the SOAP services' tokens
         try:
-            ok = await conn.request("USR", mech, "S", response, timeout=timeout)
+            ok = await conn.request("USR", mech, "S", response, *extra, timeout=timeout)
         except MSNPError as e:
             raise self._auth_error(e) from e
         if not ok.args or ok.args[0] != "OK":
@@ -227,6 +227,23 @@ class NotificationSession(ListsMixin):
         if self.protocol < 10 and len(ok.args) >= 3:
             self.contacts.own_nick = decode_arg(ok.args[2])
         return None
+
+    async def _sso_answer(self, args: list[str]) -> tuple[str, list[str]]:
+        """``USR t SSO S policy nonce``: fresh tokens from RST, then the ticket and the
+        MBI_KEY_OLD answer (plus the machine GUID from MSNP16)."""
+        assert self.services is not None
+        if len(args) < 4:
+            raise ProtocolError(f"short USR SSO S: {len(args)} arguments")
+        nonce = args[3]
+        await self.services.tokens.refresh()
+        token = await self.services.tokens.get(sso.MESSENGER)
+        if not token.binary_secret:
+            raise ProtocolError("the messenger token came without a binary secret")
+        response = sso.mbi_key_response(nonce, token.binary_secret, sso.random_iv())
+        extra = [response]
+        if self.protocol >= 16:
+            extra.append(self.services.machine_guid)
+        return token.ticket, extra
 
     @staticmethod
     def _auth_error(e: MSNPError) -> PuppetError:
@@ -238,6 +255,16 @@ class NotificationSession(ListsMixin):
 
     async def _sync(self) -> None:
         assert self.conn is not None
+        if self.protocol >= 13:
+            assert self.services is not None
+            self.ab = AddressBookLists(self, self.services.addressbook(), self.services.sharing())
+            try:
+                await asyncio.wait_for(self.ab.sync(), self.config.sync_timeout)
+            except TimeoutError:
+                raise ReplyTimeout(
+                    f"contact list incomplete after {self.config.sync_timeout:g} s"
+                ) from None
+            return
         self.contacts.clear()
         self._sync_done = asyncio.Event()
         self._sync_seen = [0, 0]
@@ -277,6 +304,8 @@ class NotificationSession(ListsMixin):
     # --- going online, keepalive, challenges ---
 
     def _status_args(self, status: str) -> list[str]:
+        if self.protocol >= 16:
+            return [status, f"{self.config.caps}:0"]  # caps:extended caps
         if self.protocol >= 8:
             return [status, str(self.config.caps)]
         return [status]
@@ -287,6 +316,11 @@ class NotificationSession(ListsMixin):
             "CHG", *self._status_args(self.config.initial_status), timeout=self.config.timeout
         )
         self._status_set = True
+        if self.protocol >= 18:
+            for payload in endpoint_payloads(
+                self.config.caps, self.config.endpoint_name, self.config.initial_status
+            ):
+                await self.conn.request("UUX", payload=payload, timeout=self.config.timeout)
         self._emit(session.LoggedIn(self.protocol, self.config.passport, self.contacts.own_nick))
 
     def _schedule_ping(self, delay: float) -> None:
@@ -375,11 +409,13 @@ class NotificationSession(ListsMixin):
         )
         return None
 
-    def _presence(self, cmd: Command, initial: bool) -> None:
-        p = parse_presence(cmd.args)
-        c = self._listed(p.passport, cmd.name)
+    def _presence(self, args: list[str], initial: bool) -> None:
+        args, network = split_network(self.protocol, args)
+        p = parse_presence(args)
+        c = self._listed(p.passport, "ILN" if initial else "NLN")
         if c is None:
             return
+        c.network = network
         c.status = sys.intern(p.status)  # one string per status, not per contact
         if p.nick is not None:
             c.nick = p.nick
@@ -390,15 +426,16 @@ class NotificationSession(ListsMixin):
         self._emit(ev.PresenceChanged(c.passport, c.status, c.nick, c.caps, initial))
 
     def _on_iln(self, cmd: Command) -> None:
-        self._presence(cmd, True)
+        self._presence(cmd.args, True)
 
     def _on_nln(self, cmd: Command) -> None:
-        self._presence(cmd, False)
+        self._presence(cmd.args, False)
 
     def _on_fln(self, cmd: Command) -> None:
         if not cmd.args:
             return
-        c = self._listed(cmd.args[0], "FLN")
+        args, _network = split_network(self.protocol, cmd.args, at=0)
+        c = self._listed(args[0], "FLN")
         if c is None:
             return
         c.status = "FLN"
@@ -407,14 +444,41 @@ class NotificationSession(ListsMixin):
     def _on_ubx(self, cmd: Command) -> None:
         if not cmd.args:
             return
-        c = self._listed(cmd.args[0], "UBX")
+        args, _network = split_network(self.protocol, cmd.args, at=0)
+        if self.protocol >= 16 and args[0].lower() == self.config.passport.lower():
+            self._own_ubx(cmd.payload or b"")
+            return
+        c = self._listed(args[0], "UBX")
         if c is None:
             return
-        psm, media = _parse_ubx(cmd.payload or b"")
+        psm, media = parse_ubx(cmd.payload or b"")
         c.psm = psm
         self._emit(ev.PersonalMessageChanged(c.passport, psm, media))
 
+    def _own_ubx(self, payload: bytes) -> None:
+        """MSNP16+: our own UBX lists every endpoint we are signed in at."""
+        assert self.services is not None
+        found, _psm = endpoints_of(payload)
+        found.pop(self.services.machine_guid.lower(), None)
+        if found != self.contacts.own_endpoints:
+            self.contacts.own_endpoints = found
+            self._emit(session.OwnEndpointsChanged(dict(found)))
+
+    def _on_adl(self, cmd: Command) -> None:
+        if self.ab is not None:
+            self.ab.on_adl(cmd)
+
+    def _on_rml(self, cmd: Command) -> None:
+        if self.ab is not None:
+            self.ab.on_rml(cmd)
+
     def _on_msg(self, cmd: Command) -> None:
+        if self.protocol >= 13 and cmd.payload:
+            kind = parse_message(cmd.payload).content_type
+            if kind in _OIM_NOTICES:
+                if self.on_offline_notice is not None:
+                    self.on_offline_notice()
+                return
         parsed = parse_payload(cmd.payload or b"")
         if isinstance(parsed, InitialMail):
             self._emit(mailbox.MailboxStatus(parsed.inbox_unread, parsed.folders_unread))
@@ -523,6 +587,8 @@ class NotificationSession(ListsMixin):
         await self._spaced("CHG", *self._status_args(status))
 
     async def set_nick(self, nick: str) -> None:
+        if self.ab is not None:
+            await self.ab.set_own_name(nick)  # the address book keeps it from MSNP13
         if self.protocol >= 10:
             await self._spaced("PRP", "MFN", encode_arg(nick))
         else:
@@ -531,7 +597,7 @@ class NotificationSession(ListsMixin):
 
     async def set_psm(self, text: str) -> None:
         self._require(11, 99, "a personal message")
-        await self._spaced("UUX", payload=_psm_payload(text))
+        await self._spaced("UUX", payload=psm_payload(text))
 
     async def request_switchboard(self) -> tuple[str, int, str]:
         """XFR SB: the address and cookie of a new switchboard session."""
@@ -557,6 +623,8 @@ _HANDLERS: dict[str, Callable[[NotificationSession, Command], None]] = {
     "CHL": NotificationSession._on_chl,
     "QNG": NotificationSession._on_qng,
     "LST": NotificationSession._on_lst,
+    "ADL": NotificationSession._on_adl,
+    "RML": NotificationSession._on_rml,
     "LSG": NotificationSession._on_lsg,
     "GTC": NotificationSession._on_gtc,
     "BLP": NotificationSession._on_blp,

@@ -30,6 +30,7 @@ from .event.conversation import (
     InvitationReceived,
     MessageReceived,
     NudgeReceived,
+    OwnMessageFromOtherEndpoint,
     ParticipantJoined,
     ParticipantLeft,
     SwitchboardClosed,
@@ -173,6 +174,7 @@ class Switchboard:
         self._leaving = False  # OUT is on its way: send nothing more
         self._opened = False  # no SwitchboardClosed for a switchboard that never opened
         self._tasks: set[asyncio.Task[None]] = set()
+        self._anyone: asyncio.Future[None] | None = None  # see wait_anyone
         self.last_activity = asyncio.get_running_loop().time()
 
     # --- opening ---
@@ -286,6 +288,19 @@ class Switchboard:
 
     # --- sending ---
 
+    async def wait_anyone(self, timeout: float) -> bool:
+        """True once anyone but ourselves is in the switchboard; False on timeout/close."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self.participants and not self.closed:
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            self._anyone = loop.create_future()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._anyone), left)
+        return bool(self.participants)
+
     def _require(self) -> Connection:
         if self._conn is None or self.closed:
             raise ConnectionLost("sb: the switchboard is closed")
@@ -345,7 +360,7 @@ class Switchboard:
     async def send_typing(self) -> None:
         """A typing notice (``U``, no reply). Does nothing on a closed switchboard."""
         if not self.closed:
-            self.post([build_typing(self.passport)], "U")
+            self.post([build_typing(normalize_passport(self.passport))], "U")
             if self._conn is not None:
                 await self._conn.drain()
 
@@ -438,6 +453,9 @@ class Switchboard:
             return
         sender = normalize_passport(cmd.args[0])
         nick = decode_arg(cmd.args[1]) if len(cmd.args) > 1 else sender
+        if sender == normalize_passport(self.passport):
+            self._on_own_msg(cmd)
+            return
         if sender in self.participants:
             self.participants[sender] = nick
         parsed = parse_payload(cmd.payload, sender=sender, assembler=self._chunks)
@@ -461,7 +479,19 @@ class Switchboard:
             event = UnknownPayloadReceived(sender, content_type, switchboard=self)
         self._emit(event)
 
+    def _on_own_msg(self, cmd: Command) -> None:
+        """MSNP16+: a message from one of our own other endpoints in this switchboard."""
+        assert cmd.payload is not None
+        endpoint = cmd.args[0].partition(";")[2]
+        sender = normalize_passport(cmd.args[0])
+        parsed = parse_payload(cmd.payload, sender=sender, assembler=self._chunks)
+        if isinstance(parsed, TextMessage):
+            self._emit(OwnMessageFromOtherEndpoint(endpoint, parsed, switchboard=self))
+        # Typing and other control messages of our own endpoints mean nothing here.
+
     def _wake_joiners(self, passport: str, joined: bool) -> None:
+        if self._anyone is not None and not self._anyone.done():
+            self._anyone.set_result(None)
         for fut in self._join_waiters.pop(passport, []):
             if not fut.done():
                 fut.set_result(joined)

@@ -53,6 +53,7 @@ def make_config(server: MSNPTestServer, passport: str, password: str, **kw: Any)
         "dispatch_host": server.host,
         "dispatch_port": server.dispatch_port,
         "nexus_url": server.nexus_url,
+        "services_url": server.services_url,
         "change_spacing": 0.0,
         "backoff_initial": 0.2,
         "backoff_max": 1.0,

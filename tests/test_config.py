@@ -40,7 +40,7 @@ def config_error(path: Path) -> str:
 def test_example_config_loads_with_typed_values(tmp_path: Path) -> None:
     config = load_config(str(write_example(tmp_path)))
     assert config["msn.dispatch_port"] == 1863
-    assert config["msn.min_version"] == 2 and config["msn.max_version"] == 12
+    assert config["msn.min_version"] == 2 and config["msn.max_version"] == 18
     assert config["appservice.ephemeral_events"] is True
     assert config["appservice.username_template"] == "msn_{passport}"
     assert config["appservice.displayname_template"] == "{nick} (MSN)"
@@ -86,15 +86,15 @@ def test_section_that_is_not_a_mapping(tmp_path: Path) -> None:
 
 
 def test_value_out_of_range(tmp_path: Path) -> None:
-    message = config_error(write_example(tmp_path, "max_version: 12", "max_version: 15"))
-    assert message.startswith("msn.max_version: expected an MSNP version from 2 to 12, got 15")
+    message = config_error(write_example(tmp_path, "max_version: 18", "max_version: 19"))
+    assert message.startswith("msn.max_version: expected an MSNP version from 2 to 18, got 19")
     message = config_error(write_example(tmp_path, "port: 8000", "port: 70000"))
     assert message.startswith("metrics.port: expected a port number from 1 to 65535, got 70000")
 
 
 def test_min_version_above_max(tmp_path: Path) -> None:
     path = write_example(tmp_path, "min_version: 2", "min_version: 9")
-    path.write_text(path.read_text().replace("max_version: 12", "max_version: 5"))
+    path.write_text(path.read_text().replace("max_version: 18", "max_version: 5"))
     assert config_error(path).startswith("msn.min_version: 9 is above msn.max_version 5")
 
 

@@ -33,6 +33,10 @@ def describe_status(sessions: Sessions, owner: str, client: Client) -> str:
             text += f" Next try at {clock_time(retry_at)} (in {plural(wait, 'second')})."
         elif state is SessionState.CONNECTING:
             text += " Trying to reconnect now."
+    others = getattr(client, "own_endpoints", None) or {}
+    if others:  # MSNP16+: the owner's other places (their own Messenger…)
+        names = ", ".join(sorted(name or guid for guid, name in others.items()))
+        text += f" Also signed in at: {names}."
     return text
 
 

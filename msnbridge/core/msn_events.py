@@ -25,16 +25,20 @@ from puppets.event.conversation import (
     ConversationEvent,
     MessageReceived,
     NudgeReceived,
+    OwnMessageFromOtherEndpoint,
     ParticipantJoined,
     ParticipantLeft,
     SwitchboardClosed,
     TypingReceived,
 )
+from puppets.event.offline import OfflineMessageReceived
 from puppets.event.session import ChallengeAnswered, SessionStateChanged, SystemNotice
 
 from ..db import message as message_db
+from ..db import offline as offline_db
 from ..db.portal import Portal
 from ..formatting import MessageKind, from_msn
+from ..formatting.model import RichText, Span
 from ..metrics import Metrics
 from .outage import ConnectionNotice
 from .owner_queue import OwnerQueue
@@ -163,6 +167,30 @@ class MsnEventRouter:
             await self._session_state(owner, event)
         elif isinstance(event, ConnectionNotice):
             await self.notify(owner, NoticeKind.CONNECTION, event.text)
+        elif isinstance(event, OfflineMessageReceived):
+            await self._offline_message(owner, event)
+
+    async def _offline_message(self, owner: str, event: OfflineMessageReceived) -> None:
+        """An MSNP13+ offline message: into the 1:1 portal with its sender, at its original
+        time; its id is stored so a restart never shows it twice."""
+        router = self.router
+        await offline_db.mark(router.db, owner, event.id)
+        portal = await router.portals.get_or_create(owner, {event.sender.lower()})
+        text = event.text.replace("\r\n", "\n")
+        rich = without_controls(RichText([Span(text)] if text else [], MessageKind.TEXT))
+        message = PortalMessage(
+            event.sender.lower(),
+            event.nick or event.sender,
+            rich,
+            MessageKind.TEXT,
+            sent_at=event.sent_at,
+        )
+        for side in router.serving(portal):
+            try:
+                await router.ensure_on(side, portal)
+                await side.deliver_message(portal, message)
+            except Exception:
+                log.exception("The %s side failed to deliver an offline message", side.name)
 
     async def _session_state(self, owner: str, event: SessionStateChanged) -> None:
         if event.state is not SessionState.STOPPED or event.reason in (None, "stopped"):
@@ -256,7 +284,7 @@ class MsnEventRouter:
         if isinstance(event, ParticipantJoined):
             await self._joined(owner, conv, event)
             return
-        create = isinstance(event, MessageReceived | NudgeReceived)
+        create = isinstance(event, MessageReceived | NudgeReceived | OwnMessageFromOtherEndpoint)
         portal = await self.portal_of(owner, conv, create=create)
         if portal is None:
             return
@@ -280,6 +308,16 @@ class MsnEventRouter:
                 if delivered is not None and delivered != HELD and side.name == "matrix":
                     link = message_db.MessageLink(delivered, portal.room_id or "", msn_id=msn_id)
                     await message_db.claim(router.db, link)
+        elif isinstance(event, OwnMessageFromOtherEndpoint):
+            # The owner wrote from their own Messenger (MPOP): shown as theirs, marked.
+            name = router.own_name(owner)
+            rich = without_controls(from_msn(event.message))
+            message = PortalMessage(
+                None, name, rich, MessageKind.TEXT, "msn", f"{name} (from another Messenger)"
+            )
+            for side in router.serving(portal):
+                await router.ensure_on(side, portal)
+                await _quietly(side.name, side.deliver_message(portal, message))
         elif isinstance(event, TypingReceived):
             for side in router.serving(portal):
                 await _quietly(side.name, side.deliver_typing(portal, event.sender.lower()))

@@ -34,6 +34,7 @@ DUPLICATE = "duplicate: this message was sent before"
 _RESULT_LABELS = {
     DeliveryStatus.ACKED: "delivered",
     DeliveryStatus.SENT: "delivered",
+    DeliveryStatus.SENT_AS_OIM: "delivered",  # stored for the contact (MSNP13+ OIM)
     DeliveryStatus.OFFLINE: "offline",
     DeliveryStatus.NAKED: "refused",
     DeliveryStatus.NO_ANSWER: "failed",
@@ -239,6 +240,12 @@ class Router:
                 None, name, RichText(list(rich.spans), kind), kind, origin_side, sender_display
             )
             await self._fan_out(portal, message, origin_side, origin_id, msn_id, started)
+            if result.status is DeliveryStatus.SENT_AS_OIM:
+                side = self.side(origin_side)
+                note = getattr(side, "delivery_note", None)
+                if note is not None:
+                    with _logged(side, "offline-message note"):
+                        await note(portal, origin_id, rich.plain(), result)
         else:
             await self._report_failure(portal, origin_side, origin_id, rich.plain(), result)
         return result

@@ -23,6 +23,7 @@ from puppets import (
 from puppets.event.session import SessionStateChanged
 
 from ..config import Config
+from ..db import offline as offline_db
 from ..db import user as user_db
 from ..db.user import Side, User
 from ..metrics import Metrics
@@ -93,8 +94,11 @@ class Sessions:
                 counts[client.state.value] = counts.get(client.state.value, 0) + 1
             self.metrics.set_sessions(counts)
 
-    def client_config(self, passport: str, password: str) -> ClientConfig:
+    def client_config(
+        self, passport: str, password: str, machine_guid: str | None = None
+    ) -> ClientConfig:
         c = self.config
+        urls = ("services_url", "rst_url", "abch_url", "sharing_url", "oim_url", "rsi_url")
         return ClientConfig(
             passport=passport,
             password=password,
@@ -106,6 +110,9 @@ class Sessions:
             min_version=c["msn.min_version"],
             max_version=c["msn.max_version"],
             offline_send_timeout=float(c["msn.offline_send_timeout"]),
+            endpoint_name=c["msn.endpoint_name"],
+            machine_guid=machine_guid,
+            **{name: c[f"msn.{name}"] or None for name in urls},
         )
 
     async def login(
@@ -140,10 +147,14 @@ class Sessions:
         holder = await user_db.get_by_passport(self.db, passport)
         if holder is not None and holder.id != owner:
             raise LoginFailed(f"{passport} is bridged for someone else already")
+        known = await user_db.get(self.db, owner)
+        # The same endpoint as before for the same account (MSNP16+ MPOP).
+        guid = known.machine_guid if known is not None and known.passport == passport else None
         try:
-            client = self.client_factory(self.client_config(passport, password))
+            client = self.client_factory(self.client_config(passport, password, guid))
         except ValueError as e:
             raise LoginFailed(str(e)) from None
+        await self._seed_offline(owner, client)
         first: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         def first_outcome(event: object) -> None:
@@ -184,6 +195,7 @@ class Sessions:
         stored.passport = passport
         stored.password = self.secrets.encrypt(password, context=owner)
         stored.state = "logged_in"
+        stored.machine_guid = client.machine_guid
         stored.management_room = management_room or stored.management_room
         await user_db.save(self.db, stored)
         if self.metrics is not None:
@@ -217,11 +229,23 @@ class Sessions:
                 stored.state = "needs_login"
                 await user_db.save(self.db, stored)
                 continue
-            client = self.client_factory(self.client_config(stored.passport, password))
+            client = self.client_factory(
+                self.client_config(stored.passport, password, stored.machine_guid)
+            )
+            await self._seed_offline(stored.id, client)
+            if stored.machine_guid is None:
+                stored.machine_guid = client.machine_guid
+                await user_db.save(self.db, stored)
             self._adopt(stored.id, client)
             await client.start()
             started += 1
         return started
+
+    async def _seed_offline(self, owner: str, client: Client) -> None:
+        """Offline messages delivered before a restart are never delivered again."""
+        seen = getattr(client, "seen_offline_ids", None)
+        if isinstance(seen, set):
+            seen.update(await offline_db.seen(self.db, owner))
 
     async def stop(self) -> None:
         for owner in self._clients:

@@ -50,6 +50,7 @@ class PortalMessage:
     kind: MessageKind = MessageKind.TEXT
     origin_side: str = "msn"  # "msn", "matrix" or "irc"
     display: str | None = None  # relayed sender's name on the origin side (sender None)
+    sent_at: float | None = None  # original unix time (offline messages); None = now
 
 
 class NoticeKind(enum.Enum):
@@ -116,6 +117,13 @@ class Side(Protocol):
 
     async def owner_notice(self, owner: str, notice: OwnerNotice) -> None:
         """Only the side the owner uses acts on it (see Router: it asks every side)."""
+        ...
+
+    async def delivery_note(
+        self, portal: Portal, origin_id: str | None, text: str, result: DeliveryResult
+    ) -> None:
+        """A message from this side reached MSN in another way than a chat (stored as an
+        offline message, MSNP13+): tell the sender how."""
         ...
 
     async def contact_changed(self, owner: str, contact: Contact, change: ContactChange) -> None:

@@ -9,7 +9,7 @@ from typing import Literal
 from mautrix.util.async_db import Database
 
 Side = Literal["matrix", "irc"]
-_COLUMNS = "id, side, passport, password, management_room, state, status, created_at"
+_COLUMNS = "id, side, passport, password, management_room, state, status, created_at, machine_guid"
 
 
 @dataclass
@@ -22,6 +22,7 @@ class User:
     state: str = "logged_out"
     status: str = "NLN"
     created_at: int = 0
+    machine_guid: str | None = None  # MSNP16+: this bridge endpoint's id, kept across restarts
 
     def __repr__(self) -> str:  # keep the encrypted password out of logs too
         return f"User(id={self.id!r}, side={self.side!r}, passport={self.passport!r})"
@@ -53,10 +54,11 @@ async def save(db: Database, user: User) -> None:
     if user.passport:
         user.passport = user.passport.lower()
     await db.execute(
-        f"""INSERT INTO users ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        f"""INSERT INTO users ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
         ON CONFLICT (id) DO UPDATE SET side=excluded.side, passport=excluded.passport,
             password=excluded.password, management_room=excluded.management_room,
-            state=excluded.state, status=excluded.status""",
+            state=excluded.state, status=excluded.status,
+            machine_guid=excluded.machine_guid""",
         user.id,
         user.side,
         user.passport,
@@ -65,6 +67,7 @@ async def save(db: Database, user: User) -> None:
         user.state,
         user.status,
         user.created_at,
+        user.machine_guid,
     )
 
 

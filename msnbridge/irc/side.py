@@ -239,6 +239,9 @@ class IRCSide:
         if message.kind is MessageKind.NOTICE:
             kind = "notice"
         text = to_mirc(message.rich)
+        if message.sent_at is not None:  # an offline message: show when it was written
+            when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(message.sent_at))
+            text = f"[{when} UTC] {text}"
         if message.sender is not None:
             puppet = await self.puppets.ensure(message.sender, message.nick)
             if not puppet.relayed:
@@ -352,6 +355,15 @@ class IRCSide:
         if target:
             short = text if len(text) <= 60 else text[:57] + "…"
             self.bot.notice(target, f'Not delivered to MSN: "{short}" ({describe_result(result)})')
+
+    async def delivery_note(
+        self, portal: Portal, origin_id: str | None, text: str, result: DeliveryResult
+    ) -> None:
+        assert self.bot is not None
+        target = origin_id or self.owner_nick(portal.owner)
+        if target:
+            short = text if len(text) <= 60 else text[:57] + "…"
+            self.bot.notice(target, f'Sent as an offline message: "{short}" ({result.reason})')
 
     async def owner_notice(self, owner: str, notice: OwnerNotice) -> None:
         nick = self.owner_nick(owner) if owner.startswith("irc:") else None

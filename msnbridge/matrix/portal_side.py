@@ -219,10 +219,16 @@ class MatrixPortalSide:
         # One transaction id for every attempt: a retry after a lost answer is not a
         # second message.
         txn_id = intent.api.get_txn_id()
+        # An offline message keeps its original time (appservice timestamp massaging).
+        extra = {"timestamp": int(message.sent_at * 1000)} if message.sent_at else {}
         try:
             event_id = await self._retrying(
                 lambda: intent.send_message_event(
-                    RoomID(portal.room_id or ""), EventType.ROOM_MESSAGE, content, txn_id=txn_id
+                    RoomID(portal.room_id or ""),
+                    EventType.ROOM_MESSAGE,
+                    content,
+                    txn_id=txn_id,
+                    **extra,
                 )
             )
             if message.sender is not None:
@@ -344,6 +350,22 @@ class MatrixPortalSide:
                 await bot.send_message_event(room, EventType.BEEPER_MESSAGE_STATUS, status)
             except MatrixError as e:
                 log.debug("Could not send a message status event: %s", e)
+
+    async def delivery_note(
+        self, portal: Portal, origin_id: str | None, text: str, result: DeliveryResult
+    ) -> None:
+        if not portal.room_id:
+            return
+        room = RoomID(portal.room_id)
+        shown = text if len(text) <= 80 else text[:77] + "…"
+        notice = TextMessageEventContent(
+            msgtype=MessageType.NOTICE,
+            body=f"✉ Sent as an offline message ({result.reason}): “{shown}”",
+        )
+        if origin_id:
+            notice.set_reply(EventID(origin_id))
+        await self.side.bot.ensure_joined(room)
+        await self.side.bot.send_message(room, notice)
 
     async def owner_notice(self, owner: str, notice: OwnerNotice) -> None:
         if not owner.startswith("@"):

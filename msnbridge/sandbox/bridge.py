@@ -149,7 +149,9 @@ class BridgeProcess:
                 "login_url": "",
                 "verify_tls": False,  # the test server's Nexus is plain HTTP on loopback
                 "min_version": 2,
-                "max_version": 12,
+                "max_version": 18,
+                # MSNP13-18 SOAP services: the test server serves them on its HTTP port.
+                "services_url": nexus_url.split("/rdr/", 1)[0],
             },
             "irc": irc_section(irc_port),
             "metrics": {"enabled": True, "listen_address": HOST, "port": self.ports.metrics},

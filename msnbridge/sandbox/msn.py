@@ -106,6 +106,7 @@ class MSNServer:
             "http_port": self.ports.msn_http,
             "nexus_url": self.nexus_url,
             "login_url": self.login_url,
+            "services_url": f"http://{HOST}:{self.ports.msn_http}",
             "accounts": [
                 {"passport": a.passport, "password": a.password, "nick": a.nick}
                 for a in self.accounts

@@ -295,13 +295,15 @@ def describe(summary: dict[str, Any]) -> str:
     lines += [
         "",
         "MSN (any MSN client or python -m puppets)",
-        f"  server           {msn['server']}   (Nexus {msn['nexus_url']})",
+        f"  server           {msn['server']}   (Nexus {msn['nexus_url']}, MSNP2-18;"
+        f" MSNP13+ services {msn['services_url']})",
     ]
     lines += [f"  account          {a['passport']} / {a['password']}" for a in msn["accounts"]]
     lines.append("                   (each has the others as contacts, in group 'Friends')")
     lines.append(
         f"  e.g.  MSN_PASSWORD={msn['accounts'][0]['password']} .venv/bin/python -m puppets "
         f"--server {msn['server']} --nexus {msn['nexus_url']} "
+        f"--services-url {msn['services_url']} "
         f"--passport {msn['accounts'][0]['passport']} info"
     )
     lines += ["", "IRC"]

@@ -23,6 +23,7 @@ __all__ = [
     "InvitationReceived",
     "MessageReceived",
     "NudgeReceived",
+    "OwnMessageFromOtherEndpoint",
     "ParticipantJoined",
     "ParticipantLeft",
     "SwitchboardClosed",
@@ -36,6 +37,7 @@ class DeliveryStatus(Enum):
 
     ACKED = "acked"  # the server confirmed delivery (ACK to MSG A)
     SENT = "sent"  # sent U/N; no NAK came within the grace period
+    SENT_AS_OIM = "sent as an offline message"  # MSNP13+: stored for an offline contact
     NO_ANSWER = "no answer"  # no ACK/NAK in time, or nobody joined the switchboard
     NAKED = "naked"  # NAK, or an error code answering the MSG
     OFFLINE = "offline"  # CAL answered 217 for every invitee
@@ -53,7 +55,11 @@ class DeliveryResult:
     @property
     def ok(self) -> bool:
         """Delivered as far as the protocol can tell (ACKED or SENT)."""
-        return self.status in (DeliveryStatus.ACKED, DeliveryStatus.SENT)
+        return self.status in (
+            DeliveryStatus.ACKED,
+            DeliveryStatus.SENT,
+            DeliveryStatus.SENT_AS_OIM,
+        )
 
     @staticmethod
     def worst(results: list[DeliveryResult]) -> DeliveryResult:
@@ -73,6 +79,15 @@ class ConversationEvent:
 class MessageReceived(ConversationEvent):
     sender: str
     nick: str
+    message: TextMessage
+
+
+@dataclass(frozen=True, slots=True)
+class OwnMessageFromOtherEndpoint(ConversationEvent):
+    """MSNP16+: the owner wrote this from another of their endpoints (``email;{guid}``)
+    in a switchboard the bridge is in; never a contact's message."""
+
+    endpoint: str  # the machine GUID of the endpoint it came from ("" if not given)
     message: TextMessage
 
 

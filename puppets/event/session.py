@@ -50,3 +50,11 @@ class SystemNotice:
 @dataclass(frozen=True, slots=True)
 class ChallengeAnswered:
     protocol: int
+
+
+@dataclass(frozen=True, slots=True)
+class OwnEndpointsChanged:
+    """MSNP16+: where else the owner is signed in (machine GUID -> endpoint name),
+    this endpoint excluded."""
+
+    endpoints: dict[str, str]

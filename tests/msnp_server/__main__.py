@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--demo", type=int, default=0, help="create N demo accounts")
     p.add_argument("--demo-contacts", type=int, default=50)
     p.add_argument("--min-version", type=int, default=2)
-    p.add_argument("--max-version", type=int, default=12)
+    p.add_argument("--max-version", type=int, default=18)
     p.add_argument("--no-chl", action="store_true", help="never send CHL (revival style)")
     p.add_argument("--chl-interval", type=float, default=None)
     p.add_argument("--ticket-ttl", type=float, default=30.0)

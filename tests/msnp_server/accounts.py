@@ -45,6 +45,8 @@ class Contact:
     nick: str
     guid: str = field(default_factory=lambda: str(uuid.uuid4()))
     groups: set[int] = field(default_factory=set)
+    network: int = 1  # MSNP13+: 1 Windows Live, 32 Yahoo
+    changed: float = field(default_factory=time.time)  # address-book change time
 
 
 @dataclass(slots=True)
@@ -65,6 +67,13 @@ class Account:
     list_version: int = 0
     list_stamp: str = field(default_factory=_stamp)
     inbox_unread: int = 0
+    # MSNP13+: address-book entries removed (contact id -> (passport, when)), for deltas;
+    # groups removed likewise; offline messages waiting (see offline.py).
+    ab_deleted: dict[str, tuple[str, float]] = field(default_factory=dict)
+    groups_deleted: dict[str, float] = field(default_factory=dict)
+    ab_changed: float = field(default_factory=time.time)
+    oims: list = field(default_factory=list)
+    me_id: str = field(default_factory=lambda: str(uuid.uuid4()))  # the AB "Me" contact
 
     def __post_init__(self) -> None:
         if 0 not in self.groups:
@@ -94,6 +103,9 @@ class Account:
         return entry
 
     def remove_from(self, list_name: str, passport: str) -> None:
+        if list_name == "FL" and passport in self.lists["FL"] and passport in self.contacts:
+            now = self.ab_changed = time.time()
+            self.ab_deleted[self.contacts[passport].guid] = (passport, now)
         self.lists[list_name].discard(passport)
         if list_name == "FL" and passport in self.contacts:
             self.contacts[passport].groups.clear()
@@ -196,5 +208,6 @@ class Directory:
                 other.bump()
         for ref in groups:
             entry.groups.add(self.add_group(owner, ref).id)
+        entry.changed = account.ab_changed = time.time()
         account.bump()
         return entry

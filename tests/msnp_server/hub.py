@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from . import presence
 from .accounts import Account, Directory
+from .sso import TokenBook
 from .stats import ServerStats
 from .tickets import TicketBook
 
@@ -31,6 +32,9 @@ class ServerConfig:
     initial_mail: bool = False
     sb_payload_cap: int = 1664
     answer_png: bool = True  # False: swallow PNG, as a dead link would (tests flip it)
+    token_ttl: float = 86400.0  # SSO token lifetime (MSNP15+)
+    mpop: bool = True  # MSNP16+: several endpoints per account (False: OUT OTH as before)
+    endpoint_limit: int = 8
 
 
 class Hub:
@@ -39,7 +43,10 @@ class Hub:
         self.directory = Directory()
         self.stats = ServerStats()
         self.tickets = TicketBook(config.ticket_ttl)
-        self.ns: dict[str, NotificationSession] = {}  # signed-in sessions by passport
+        self.sso_tokens = TokenBook(config.token_ttl)
+        self.ns: dict[str, NotificationSession] = {}  # latest signed-in session by passport
+        # Every signed-in endpoint by passport (several from MSNP16 with MPOP).
+        self.endpoints: dict[str, list[NotificationSession]] = {}
         self.ns_port = 0
         self.sb_port = 0
         self.http_port = 0
@@ -48,6 +55,27 @@ class Hub:
     def session(self, passport: str) -> NotificationSession | None:
         return self.ns.get(passport.lower())
 
+    def sessions_of(self, passport: str) -> list[NotificationSession]:
+        return list(self.endpoints.get(passport.lower(), ()))
+
+    def register(self, session: NotificationSession) -> None:
+        passport = session.account.passport
+        self.endpoints.setdefault(passport, []).append(session)
+        self.ns[passport] = session
+
+    def unregister(self, session: NotificationSession) -> bool:
+        """Forget ``session``; True when it was the account's last endpoint."""
+        passport = session.account.passport
+        left = [s for s in self.endpoints.get(passport, ()) if s is not session]
+        if left:
+            self.endpoints[passport] = left
+            self.ns[passport] = left[-1]
+            return False
+        self.endpoints.pop(passport, None)
+        if self.ns.get(passport) is session:
+            del self.ns[passport]
+        return True
+
     # -- presence fan-out ----------------------------------------------------
     def watchers(self, subject: Account) -> Iterator[NotificationSession]:
         """Signed-in sessions (past their first CHG) that currently see ``subject``:
@@ -55,14 +83,13 @@ class Hub:
         if not subject.online or subject.status == "HDN":
             return
         for passport in subject.lists["RL"]:
-            session = self.ns.get(passport)
-            if (
-                session is not None
-                and session.presence_started
-                and session.account.on("FL", subject.passport)
-                and subject.allows(passport)
-            ):
-                yield session
+            for session in self.endpoints.get(passport, ()):
+                if (
+                    session.presence_started
+                    and session.account.on("FL", subject.passport)
+                    and subject.allows(passport)
+                ):
+                    yield session
 
     def seen_by(self, subject: Account) -> set[str]:
         return {s.account.passport for s in self.watchers(subject)}
@@ -80,9 +107,8 @@ class Hub:
             if fresh and subject.psm:
                 session.push(presence.ubx(session.version, subject))
         for passport in before - after:
-            session = self.ns.get(passport)
-            if session is not None:
-                session.push(presence.fln(subject.passport))
+            for session in self.endpoints.get(passport, ()):
+                session.push(presence.fln(subject.passport, session.version))
 
     def announce_psm(self, subject: Account) -> None:
         for session in self.watchers(subject):

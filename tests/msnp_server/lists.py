@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import presence
+from . import ml, presence
 from .accounts import MAX_NICK_BYTES, Account, Group, valid_passport
-from .framing import Incoming, decode_arg, encode_arg, line
+from .framing import Incoming, decode_arg, encode_arg
 from .link import Violation
 
 if TYPE_CHECKING:
@@ -24,18 +24,8 @@ def _version_part(s: NotificationSession, account: Account) -> list[object]:
 
 
 def _notify_rl(s: NotificationSession, other: Account, added: bool) -> None:
-    """Tell ``other`` (when signed in) that ``s``'s user added or removed them."""
-    me = s.account
-    target = s.hub.session(other.passport)
-    if target is None:
-        return
-    if target.version <= 9:
-        tail = [me.passport, encode_arg(me.nick)] if added else [me.passport]
-        target.push(line("ADD" if added else "REM", 0, "RL", other.list_version, *tail))
-    elif added:
-        target.push(line("ADC", 0, "RL", f"N={me.passport}", f"F={encode_arg(me.nick)}"))
-    else:
-        target.push(line("REM", 0, "RL", f"N={me.passport}"))
+    """Tell ``other`` (every signed-in endpoint) that ``s``'s user added or removed them."""
+    ml.notify_rl(s.hub, s.account, other, added)
 
 
 def _add(s: NotificationSession, list_name: str, other: Account, nick: str) -> bytes:

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from puppets.challenge import PRODUCT_KEYS, answer
 
-from . import lists, presence, syncformat
+from . import endpoints, lists, ml, offline, presence, sso, syncformat
 from .accounts import MAX_NICK_BYTES, PHONE_TYPES, STATUSES, Account, valid_passport
 from .framing import Incoming, decode_arg, encode_arg, line, payload_line
 from .hub import Hub
@@ -95,6 +95,10 @@ class NotificationSession(Link):
         self._chl_timer: asyncio.TimerHandle | None = None
         self._detached = False
         self._grace: asyncio.TimerHandle | None = None
+        self.nonce = ""  # MSNP15+: the SSO challenge this session sent
+        self.machine_guid = ""  # MSNP16+: the endpoint's id (MPOP)
+        self.ep_name = ""  # MSNP18: the endpoint name from UUX PrivateEndpointData
+        self.ml_sent = False  # MSNP13+: an ADL arrived
 
     @property
     def account(self) -> Account:
@@ -163,6 +167,9 @@ class NotificationSession(Link):
         self.reply("VER", cmd.trid, f"MSNP{self.version}", *cvr)
 
     def _usr(self, cmd: Incoming) -> None:
+        if self.version >= 15:
+            self._usr_sso(cmd)
+            return
         if len(cmd.args) != 3:
             raise Violation("malformed")
         method, stage, value = cmd.args
@@ -202,6 +209,46 @@ class NotificationSession(Link):
         else:
             self.reply("USR", trid, "TWN", "S", hub.tickets.challenge())
 
+    def _usr_sso(self, cmd: Incoming) -> None:
+        """MSNP15-18: ``USR t SSO I email`` then ``USR t SSO S ticket answer [guid]``."""
+        args = cmd.args
+        if len(args) < 3 or args[0] != "SSO":
+            raise Violation("wrong_auth_method")
+        if args[1] == "I" and len(args) == 3:
+            if self.auth_method:
+                raise Violation("usr_out_of_order")
+            if self.dispatch and self.hub.config.redirect:
+                self._usr_initial(cmd.trid, "SSO", args[2])
+                return
+            if not valid_passport(args[2]):
+                self.error(911, cmd.trid)
+                self.close("bad_auth")
+                return
+            self.login_name, self.auth_method = args[2].lower(), "SSO"
+            self.nonce = secrets.token_urlsafe(48)[:64]
+            self.reply("USR", cmd.trid, "SSO", "S", "MBI_KEY_OLD", self.nonce)
+            return
+        most = 5 if self.version >= 16 else 4
+        if args[1] != "S" or not 4 <= len(args) <= most or self.auth_method != "SSO":
+            raise Violation("usr_out_of_order" if args[1] == "S" else "malformed")
+        ticket, response = args[2], args[3]
+        guid = args[4] if len(args) == 5 else ""
+        if guid and not endpoints.valid_guid(guid):
+            raise Violation("malformed")
+        token = self.hub.sso_tokens.check(ticket, sso.MESSENGER)
+        account = self.hub.directory.get(self.login_name)
+        if (
+            token is None
+            or account is None
+            or token.passport != account.passport
+            or not sso.verify_mbi_answer(token.secret, self.nonce, response)
+        ):
+            self.error(911, cmd.trid)
+            self.close("bad_auth")
+            return
+        self.machine_guid = guid.lower()
+        self._login(cmd.trid, account)
+
     def _usr_subsequent(self, trid: int | None, method: str, value: str) -> None:
         account = self.hub.directory.get(self.login_name)
         ok = False
@@ -219,11 +266,11 @@ class NotificationSession(Link):
 
     def _login(self, trid: int | None, account: Account) -> None:
         hub = self.hub
-        old = hub.session(account.passport)
-        if old is not None:
-            old.signed_in_elsewhere()
+        for old in hub.sessions_of(account.passport):
+            if not endpoints.may_coexist(hub, old, self):
+                old.signed_in_elsewhere()
         self._account = account
-        hub.ns[account.passport] = self
+        hub.register(self)
         hub.stats.logins[self.version] += 1
         nick = encode_arg(account.nick)
         if self.version <= 5:
@@ -240,6 +287,10 @@ class NotificationSession(Link):
         self.push(payload_line("MSG", "Hotmail", "Hotmail", payload=_profile(account, port)))
         if hub.config.initial_mail:
             self.push(payload_line("MSG", "Hotmail", "Hotmail", payload=_initial_mail(account)))
+        if self.version >= 13:
+            self.push(offline.initial_notice(account))
+        if self.version >= 16:
+            endpoints.announce_own(hub, account)
 
     # -- leaving ----------------------------------------------------------------
     def detach(self) -> None:
@@ -250,11 +301,13 @@ class NotificationSession(Link):
         if self._chl_timer is not None:
             self._chl_timer.cancel()
         account = self._account
-        if account is not None and self.hub.ns.get(account.passport) is self:
+        if account is not None and self in self.hub.sessions_of(account.passport):
             before = self.hub.seen_by(account)
-            account.status = "FLN"
-            del self.hub.ns[account.passport]
-            self.hub.announce(account, before)
+            if self.hub.unregister(self):
+                account.status = "FLN"
+                self.hub.announce(account, before)
+            elif self.version >= 16:
+                endpoints.announce_own(self.hub, account)
 
     def signed_in_elsewhere(self) -> None:
         self.detach()
@@ -286,6 +339,9 @@ class NotificationSession(Link):
             self.reply("QNG")
 
     def cmd_syn(self, cmd: Incoming) -> None:
+        if self.version >= 13:
+            self.error(502, cmd.trid)  # the list lives in the address book from MSNP13
+            return
         if self.synced:
             raise Violation("repeated_syn")
         self.synced = True
@@ -323,12 +379,15 @@ class NotificationSession(Link):
         if status not in STATUSES:
             self.error(201, cmd.trid)
             return
-        if len(args) >= 2 and not args[1].isdigit():
+        caps = args[1] if len(args) >= 2 else "0"
+        if self.version >= 16:
+            caps = caps.partition(":")[0]  # caps:extcaps
+        if not caps.isdigit():
             raise Violation("malformed_chg")
         account = self.account
         before = self.hub.seen_by(account)
         account.status = status
-        account.caps = int(args[1]) if len(args) >= 2 else 0
+        account.caps = int(caps)
         account.msnobj = decode_arg(args[2]) if len(args) == 3 else ""
         self.reply("CHG", cmd.trid, *args)
         first = not self.presence_started
@@ -472,9 +531,16 @@ class NotificationSession(Link):
     def cmd_uux(self, cmd: Incoming) -> None:
         if cmd.args or cmd.payload is None:
             raise Violation("malformed")
+        if self.version >= 18 and endpoints.is_endpoint_data(cmd.payload):
+            endpoints.take_uux(self, cmd.payload)
+            self.reply("UUX", cmd.trid, 0)
+            endpoints.announce_own(self.hub, self.account)
+            return
         self.account.psm = cmd.payload
         self.reply("UUX", cmd.trid, 0)
         self.hub.announce_psm(self.account)
+        if self.version >= 16:
+            endpoints.announce_own(self.hub, self.account)
 
     def cmd_url(self, cmd: Incoming) -> None:
         if not cmd.args:
@@ -487,7 +553,10 @@ class NotificationSession(Link):
 COMMANDS: dict[str, tuple[int, int, Handler]] = {
     "OUT": (2, 99, NotificationSession.cmd_out),
     "PNG": (2, 99, NotificationSession.cmd_png),
-    "SYN": (2, 12, NotificationSession.cmd_syn),
+    "SYN": (2, 99, NotificationSession.cmd_syn),
+    "ADL": (13, 99, ml.cmd_adl),
+    "RML": (13, 99, ml.cmd_rml),
+    "FQY": (13, 99, ml.cmd_fqy),
     "CHG": (2, 99, NotificationSession.cmd_chg),
     "XFR": (2, 99, NotificationSession.cmd_xfr),
     "QRY": (6, 99, NotificationSession.cmd_qry),
@@ -503,5 +572,5 @@ COMMANDS: dict[str, tuple[int, int, Handler]] = {
     "RMG": (7, 12, lists.cmd_rmg),
     "REG": (7, 12, lists.cmd_reg),
     "GTC": (2, 12, lists.cmd_gtc),
-    "BLP": (2, 12, lists.cmd_blp),
+    "BLP": (2, 99, lists.cmd_blp),
 }

@@ -4,11 +4,15 @@ plus the TWN challenge for a ticket."""
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from urllib.parse import unquote
 
 from aiohttp import web
 
+from . import addressbook, offline
 from .hub import Hub
+from .soap import dispatcher, fault
+from .sso import make_rst_handler
 
 _FAILED = (
     "Passport1.4 da-status=failed,srealm=Passport.NET,ts=-3,prompt,"
@@ -66,7 +70,30 @@ def make_app(hub: Hub) -> web.Application:
         )
         return web.Response(status=200, headers={"Authentication-Info": info})
 
+    rst_handler = make_rst_handler(hub)
+
+    async def rst(request: web.Request) -> web.Response:
+        try:
+            root = ET.fromstring(await request.read())
+        except ET.ParseError:
+            return fault("soap:Client", "the request is not XML")
+        hub.stats.soap["RequestMultipleSecurityTokens"] += 1
+        return await rst_handler(request, root)
+
+    def count(action: str) -> None:
+        hub.stats.soap[action] += 1
+
     app = web.Application()
+    app.router.add_post("/RST.srf", rst)
+    app.router.add_post(
+        "/abservice/abservice.asmx", dispatcher(addressbook.make_abch_handlers(hub), count)
+    )
+    app.router.add_post(
+        "/abservice/SharingService.asmx",
+        dispatcher(addressbook.make_sharing_handlers(hub), count),
+    )
+    app.router.add_post("/OimWS/oim.asmx", dispatcher(offline.make_oim_handlers(hub), count))
+    app.router.add_post("/rsi/rsi.asmx", dispatcher(offline.make_rsi_handlers(hub), count))
     app.router.add_get("/rdr/pprdr.asp", nexus)
     app.router.add_get("/login2.srf", login)
     return app

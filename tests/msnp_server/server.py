@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import faults
+from . import faults, offline
 from .accounts import Account, Group
 from .framing import payload_line
 from .hub import Hub, ServerConfig
@@ -40,6 +40,8 @@ class MSNPTestServer:
         sb_port: int = 0,
         http_port: int = 0,
         http_ssl: ssl.SSLContext | None = None,
+        token_ttl: float = 86400.0,
+        mpop: bool = True,
     ) -> None:
         self.config = ServerConfig(
             host=host,
@@ -52,6 +54,8 @@ class MSNPTestServer:
             qng_interval=qng_interval,
             idle_timeout=idle_timeout,
             initial_mail=initial_mail,
+            token_ttl=token_ttl,
+            mpop=mpop,
         )
         self.hub = Hub(self.config)
         self.hub.switchboards = SwitchboardServer(self.hub)
@@ -83,6 +87,11 @@ class MSNPTestServer:
     def _scheme(self) -> str:
         return "https" if self.http_ssl is not None else "http"
 
+    @property
+    def services_url(self) -> str:
+        """MSNP13-18: the base of every SOAP service (RST, address book, sharing, OIM, RSI)."""
+        return f"{self._scheme}://{self.host}:{self.http_port}"
+
     def addresses(self) -> dict[str, Any]:
         return {
             "host": self.host,
@@ -92,6 +101,7 @@ class MSNPTestServer:
             "http_port": self.http_port,
             "nexus_url": self.nexus_url,
             "login_url": self.login_url,
+            "services_url": self.services_url,
         }
 
     async def _listen(self, factory: Any, port: int) -> tuple[asyncio.Server, int]:
@@ -213,7 +223,27 @@ class MSNPTestServer:
         self.hub.announce_psm(account)
 
     def online_sessions(self, passport: str) -> int:
-        return 1 if self.hub.session(passport) is not None else 0
+        return len(self.hub.sessions_of(passport))
+
+    def endpoints(self, passport: str) -> dict[str, str]:
+        """MSNP16+: machine GUID -> endpoint name of each signed-in endpoint."""
+        return {s.machine_guid: s.ep_name for s in self.hub.sessions_of(passport)}
+
+    # -- MSNP13-18 ------------------------------------------------------------------
+    def add_oim(
+        self, to: str, sender: str, text: str, sent_at: float, nick: str | None = None
+    ) -> str:
+        """Store an offline message for ``to`` as if ``sender`` had sent it at ``sent_at``;
+        its id. A signed-in MSNP13+ recipient is told at once."""
+        oim = offline.add_oim(self.hub, to, sender, nick or sender, text, sent_at)
+        return oim.id
+
+    def oims(self, passport: str) -> list[offline.StoredOIM]:
+        return list(self.account(passport).oims)
+
+    def expire_tokens(self, passport: str) -> None:
+        """Make every SSO token of ``passport`` expired (the next use is refused)."""
+        self.hub.sso_tokens.expire_all(passport.lower())
 
     def _session(self, passport: str) -> NotificationSession:
         session = self.hub.session(passport)

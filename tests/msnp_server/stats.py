@@ -18,6 +18,8 @@ class ServerStats:
     acks: int = 0
     naks: int = 0
     closes: Counter[str] = field(default_factory=Counter)  # connections closed, by reason
+    soap: Counter[str] = field(default_factory=Counter)  # SOAP requests, by action
+    oims_stored: int = 0
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -31,4 +33,6 @@ class ServerStats:
             "acks": self.acks,
             "naks": self.naks,
             "closes": dict(self.closes),
+            "soap": dict(self.soap),
+            "oims_stored": self.oims_stored,
         }

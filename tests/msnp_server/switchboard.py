@@ -103,8 +103,22 @@ class SBConnection(Link):
         assert hub.switchboards is not None
         self.server: SwitchboardServer = hub.switchboards
         self.passport = ""
+        self.endpoint = ""  # MSNP16+: the machine GUID after "email;" (MPOP)
         self.version = 0
         self.conversation: Conversation | None = None
+
+    @property
+    def key(self) -> str:
+        """This member's name in the conversation: ``email;{guid}`` for an MSNP16+
+        endpoint, the passport otherwise."""
+        return f"{self.passport};{self.endpoint}" if self.endpoint else self.passport
+
+    def name_for(self, viewer: SBConnection) -> str:
+        return self.key if viewer.version >= 16 else self.passport
+
+    def visible_to(self, viewer: SBConnection) -> bool:
+        """MSNP2-15 clients never see the owner's other endpoints (their own passport)."""
+        return viewer.version >= 16 or self.passport != viewer.passport
 
     @property
     def account(self) -> Account:
@@ -138,30 +152,38 @@ class SBConnection(Link):
     def _usr(self, cmd: Incoming) -> None:
         if len(cmd.args) != 2:
             raise Violation("malformed")
-        passport, cookie = cmd.args[0].lower(), cmd.args[1]
+        passport, _, endpoint = cmd.args[0].lower().partition(";")
+        cookie = cmd.args[1]
         version = self.server.take_cookie(passport, cookie)
-        if version is None:
+        if version is None or (endpoint and version < 16):
             self._refuse(cmd.trid)
             return
-        self.passport, self.version = passport, version
+        self.passport, self.version, self.endpoint = passport, version, endpoint
         self.conversation = self.server.new_conversation()
-        self.conversation.members[passport] = self
+        self.conversation.members[self.key] = self
         self.server.touch(self.conversation)
         self.push(line("USR", cmd.trid, "OK", passport, encode_arg(self.account.nick)))
 
     def _ans(self, cmd: Incoming) -> None:
         if len(cmd.args) != 3:
             raise Violation("malformed")
-        passport, cookie, sessid = cmd.args[0].lower(), cmd.args[1], cmd.args[2]
+        key, cookie, sessid = cmd.args[0].lower(), cmd.args[1], cmd.args[2]
         conv = self.server.conversations.get(sessid)
-        invitation = conv.invited.get(passport) if conv is not None else None
+        invitation = conv.invited.get(key) if conv is not None else None
         if conv is None or invitation is None or invitation.cookie != cookie:
             self._refuse(cmd.trid)
             return
-        del conv.invited[passport]
+        del conv.invited[key]
+        passport, _, endpoint = key.partition(";")
         self.passport, self.version, self.conversation = passport, invitation.version, conv
-        others = list(conv.members.values())
+        self.endpoint = endpoint
         directory = self.hub.directory
+        others = [o for o in conv.members.values() if o.visible_to(self)]
+        if self.version < 16:  # one line per person, however many endpoints they have
+            unique: dict[str, SBConnection] = {}
+            for o in others:
+                unique.setdefault(o.passport, o)
+            others = list(unique.values())
         out = []
         for i, other in enumerate(others, 1):
             acc = directory[other.passport]
@@ -171,7 +193,7 @@ class SBConnection(Link):
                     cmd.trid,
                     i,
                     len(others),
-                    acc.passport,
+                    other.name_for(self),
                     encode_arg(acc.nick),
                     *self._caps(acc),
                 )
@@ -179,9 +201,10 @@ class SBConnection(Link):
         out.append(line("ANS", cmd.trid, "OK"))
         self.push(b"".join(out))
         me = self.account
-        for other in others:
-            other.push(line("JOI", me.passport, encode_arg(me.nick), *other._caps(me)))
-        conv.members[passport] = self
+        for other in conv.members.values():
+            if self.visible_to(other):
+                other.push(line("JOI", self.name_for(other), encode_arg(me.nick), *other._caps(me)))
+        conv.members[self.key] = self
         self.server.touch(conv)
 
     def _cal(self, cmd: Incoming) -> None:
@@ -194,21 +217,36 @@ class SBConnection(Link):
         if invitee is None:
             self.push(line(208, cmd.trid))
             return
-        if passport in conv.members:
+        if any(m.passport == passport for m in conv.members.values()):
             self.push(line(215, cmd.trid))
             return
         if not invitee.visible_to(self.passport):
             self.push(line(217, cmd.trid))
             return
         self.push(line("CAL", cmd.trid, "RINGING", conv.id))
-        session = self.hub.session(passport)
-        if session is None:
-            return  # an "online" account no client drives: it rings forever
-        cookie = _cookie()
-        conv.invited[passport] = Invitation(cookie, session.version)
+        # Every endpoint of the invitee rings (MPOP), and from MSNP16 so do the caller's
+        # own other endpoints, so that they see the conversation too.
+        self._ring(conv, passport)
+        if self.version >= 16:
+            self._ring(conv, self.passport)
+
+    def _ring(self, conv: Conversation, passport: str) -> None:
         me = self.account
         address = f"{self.hub.config.host}:{self.hub.sb_port}"
-        session.push(line("RNG", conv.id, address, "CKI", cookie, me.passport, encode_arg(me.nick)))
+        for session in self.hub.sessions_of(passport):
+            guid = session.machine_guid if session.version >= 16 else ""
+            key = f"{passport};{guid}" if guid else passport
+            if key in conv.members or key in conv.invited or key == self.key:
+                continue
+            if passport == self.passport and not guid:
+                continue
+            cookie = _cookie()
+            conv.invited[key] = Invitation(cookie, session.version)
+            inviter = self.key if session.version >= 16 else me.passport
+            tail = ["U", "messenger.msn.com", 1] if session.version >= 13 else []
+            session.push(
+                line("RNG", conv.id, address, "CKI", cookie, inviter, encode_arg(me.nick), *tail)
+            )
 
     def _msg(self, cmd: Incoming) -> None:
         if len(cmd.args) != 1 or cmd.args[0] not in ("U", "N", "A", "D") or cmd.payload is None:
@@ -217,12 +255,13 @@ class SBConnection(Link):
         assert conv is not None
         kind = cmd.args[0]
         me = self.account
-        data = payload_line("MSG", me.passport, encode_arg(me.nick), payload=cmd.payload)
         delivered = 0
-        for passport, other in conv.members.items():
-            if passport != self.passport and not other.closed:
-                other.push(data)
-                delivered += 1
+        for key, other in conv.members.items():
+            if key != self.key and not other.closed and self.visible_to(other):
+                name = self.name_for(other)
+                other.push(payload_line("MSG", name, encode_arg(me.nick), payload=cmd.payload))
+                if other.passport != self.passport:
+                    delivered += 1
         stats = self.hub.stats
         stats.messages_relayed += delivered
         if delivered and kind in ("A", "D"):
@@ -235,12 +274,13 @@ class SBConnection(Link):
 
     def _leave(self) -> None:
         conv = self.conversation
-        if conv is None or conv.members.get(self.passport) is not self:
+        if conv is None or conv.members.get(self.key) is not self:
             return
-        del conv.members[self.passport]
+        del conv.members[self.key]
         if not conv.ended:
             for other in conv.members.values():
-                other.push(line("BYE", self.passport))
+                if self.visible_to(other):
+                    other.push(line("BYE", self.name_for(other)))
         if not conv.members:
             self.server.drop(conv)
 

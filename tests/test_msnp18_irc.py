@@ -1,0 +1,76 @@
+"""The IRC side on MSNP18: offline messages waiting at login show in the conversation
+channel with the time they were written, and a message to an offline contact goes as an
+offline message with its own notice (ngIRCd, the test server, the IRC side in-process)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from puppets.event.offline import OfflineMessageReceived
+from tests.ircd import IRCd, message_text
+from tests.msnp_server import MSNPTestServer
+from tests.test_irc_bridge import (  # noqa: F401 - the ircd and stack fixtures
+    BOB,
+    OWNER,
+    friend,
+    ircd,
+    is_cmd,
+    login,
+    running_side,
+    stack,
+    write_config,
+)
+
+
+@pytest.fixture
+async def msn() -> AsyncIterator[MSNPTestServer]:
+    async with MSNPTestServer(versions=(2, 18)) as server:
+        server.add_account(OWNER, "pa", nick="Alice")
+        server.add_account(BOB, "pb", nick="Bob")
+        server.add_contact(OWNER, BOB, lists=("FL", "AL"))
+        server.add_contact(BOB, OWNER, lists=("FL", "AL"))
+        yield server
+
+
+def config_18(tmp_path: Path, msn: MSNPTestServer, ircd: IRCd) -> Path:  # noqa: F811
+    path = write_config(tmp_path, msn, ircd)
+    config = json.loads(path.read_text())
+    config["msn"]["services_url"] = msn.services_url
+    path.write_text(json.dumps(config))
+    return path
+
+
+async def test_offline_messages_on_irc(
+    tmp_path: Path,
+    msn: MSNPTestServer,
+    ircd: IRCd,  # noqa: F811
+    stack: contextlib.AsyncExitStack,  # noqa: F811
+) -> None:
+    written = time.time() - 3 * 3600
+    msn.add_oim(OWNER, BOB, "left while you were out", written, nick="Bob")
+    async with running_side(config_18(tmp_path, msn, ircd)) as h:
+        owner, _contacts = await login(stack, h, ircd)
+        invite = await owner.expect(is_cmd("INVITE", "#msn-alice-bob"), 15)
+        assert invite
+        await owner.join("#msn-alice-bob")
+        (line,) = await owner.privmsgs(1)
+        stamp = time.strftime("%Y-%m-%d %H:%M", time.gmtime(written))
+        assert line.startswith(":Bob[m]!")
+        assert message_text(line) == f"[{stamp} UTC] left while you were out"
+        assert not msn.oims(OWNER)
+        # Bob is offline (never signed in): a message to him is stored for him.
+        owner.send("PRIVMSG #msn-alice-bob :see you tomorrow")
+        notice = await owner.expect(is_cmd("NOTICE", "Sent as an offline message"), 40)
+        assert "see you tomorrow" in notice
+        assert [o.text for o in msn.oims(BOB)] == ["see you tomorrow"]
+        # Bob signs in later and gets it.
+        _bob, bob_events = await friend(stack, msn, BOB, "pb")
+        got = await bob_events.wait_for(OfflineMessageReceived)
+        assert (got.sender, got.text) == (OWNER, "see you tomorrow")
+        await owner.close()
