@@ -28,7 +28,7 @@ from .irc.options import IRCOptions
 from .irc.side import IRCSide
 from .matrix import MatrixSide
 from .metrics import Health, Metrics
-from .permissions import Permissions
+from .permissions import PermissionLevel, Permissions
 from .secrets import SecretBox
 
 log = logging.getLogger("msnbridge")
@@ -92,8 +92,15 @@ class Bridge:
         await self.router.update_portal_metrics()
         if interrupted := await self.router.report_interrupted():
             log.warning("%d messages were being sent when the bridge stopped", interrupted)
-        restored = await self.sessions.restore()
+        restored = await self.sessions.restore(self._may_log_in)
         log.info("msnbridge started; restoring %d MSN sessions", restored)
+        for owner, passport in self.sessions.not_allowed.items():
+            await self.router.events.notify(
+                owner,
+                NoticeKind.SIGNED_OUT,
+                f"Your MSN login as {passport} was not restored: you no longer have user "
+                f"rights on this bridge. You are signed out and your password is forgotten.",
+            )
         for owner, reason in self.sessions.unrestorable.items():
             await self.router.events.notify(
                 owner,
@@ -101,6 +108,10 @@ class Bridge:
                 f"Your MSN login could not be restored: {reason}. Send 'login <passport> "
                 f"<password>' to log in again.",
             )
+
+    def _may_log_in(self, owner: str) -> bool:
+        level = self.permissions.level_for(owner)
+        return level is not None and level >= PermissionLevel.USER
 
     def health(self) -> Health:
         """Serving when the appservice is up; degraded while some MSN session is not online."""

@@ -7,6 +7,7 @@ TWN login needs it again; it is never logged.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 from collections.abc import Callable
 
@@ -70,6 +71,8 @@ class Sessions:
         self._clients: dict[str, Client] = {}
         # Logins restore() could not start, with why (the owners are told at start-up).
         self.unrestorable: dict[str, str] = {}
+        # Logins restore() signed out because their owner lost user rights (owner → passport).
+        self.not_allowed: dict[str, str] = {}
 
     def get(self, owner: str) -> Client | None:
         return self._clients.get(owner)
@@ -109,6 +112,12 @@ class Sessions:
             )
         holder = await user_db.get_by_passport(self.db, passport)
         if holder is not None and holder.id != owner:
+            # Only someone who knows the password learns that the account is bridged:
+            # anyone else gets the answer of a wrong password.
+            if not self._stored_password_is(holder, password):
+                if self.metrics is not None:
+                    self.metrics.login_failed("auth")
+                raise LoginFailed(describe_login_error(AuthenticationError()))
             raise LoginFailed(f"{passport} is bridged for someone else already")
         try:
             client = self.client_factory(self.client_config(passport, password))
@@ -157,22 +166,57 @@ class Sessions:
         log.info("%s logged in to MSN as %s (MSNP%s)", owner, passport, client.protocol)
         return client
 
+    def _stored_password_is(self, holder: User, password: str) -> bool:
+        if holder.password is None:
+            return False
+        try:
+            stored = self.secrets.decrypt(holder.password, context=holder.id)
+        except SecretKeyError:
+            return False
+        return hmac.compare_digest(stored.encode(), password.encode())
+
+    async def stored_login(self, owner: str) -> User | None:
+        """The owner's stored login (passport and encrypted password), if any."""
+        stored = await user_db.get(self.db, owner)
+        return stored if stored is not None and stored.passport is not None else None
+
+    async def owns_login(self, owner: str) -> bool:
+        """Whether the owner has a session or a stored login (logout and status are theirs
+        whatever their rights)."""
+        return owner in self._clients or await self.stored_login(owner) is not None
+
     async def logout(self, owner: str) -> bool:
         """Signs the session out and forgets the password; False if there was none."""
         client = self._clients.pop(owner, None)
         if client is not None:
             await client.stop()
         stored = await user_db.get(self.db, owner)
+        had_login = stored is not None and (stored.passport or stored.password) is not None
         if stored is not None:
             stored.passport, stored.password, stored.state = None, None, "logged_out"
             await user_db.save(self.db, stored)
-        return client is not None
+        return client is not None or had_login
 
-    async def restore(self) -> int:
-        """Starts the sessions of every stored login (at start-up); returns how many."""
+    async def restore(self, may_log_in: Callable[[str], bool] | None = None) -> int:
+        """Starts the sessions of every stored login (at start-up); returns how many.
+
+        ``may_log_in(owner)``: whether the owner still has the rights to an MSN login. A
+        login whose owner lost them is not restored: it is signed out and its password
+        forgotten (listed in ``not_allowed``, so the owner is told once)."""
         started = 0
         for stored in await user_db.get_all(self.db, with_login=True):
             assert stored.passport is not None and stored.password is not None
+            if may_log_in is not None and not may_log_in(stored.id):
+                log.warning(
+                    "Not restoring the MSN session of %s (%s): they no longer have user "
+                    "rights; signed out and the password forgotten",
+                    stored.id,
+                    stored.passport,
+                )
+                self.not_allowed[stored.id] = stored.passport
+                stored.passport, stored.password, stored.state = None, None, "logged_out"
+                await user_db.save(self.db, stored)
+                continue
             try:
                 password = self.secrets.decrypt(stored.password, context=stored.id)
             except SecretKeyError as e:
