@@ -14,6 +14,7 @@ from yarl import URL
 
 from puppets import SessionState
 
+from . import log_safety
 from .config import Config
 from .core.account_commands import register_account_commands
 from .core.commands import CommandProcessor
@@ -53,6 +54,7 @@ class Bridge:
         self._stopping = asyncio.Event()
 
     async def start(self) -> None:
+        log_safety.install()  # before the appservice listens: no token in the access log
         self.db = await self._open_database()
         try:
             if self.metrics is not None:
