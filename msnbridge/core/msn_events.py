@@ -32,7 +32,7 @@ from ..db.portal import Portal
 from ..formatting import MessageKind, from_msn
 from ..metrics import Metrics
 from .sides import ContactChange, NoticeKind, OwnerNotice, PortalMessage
-from .text_safety import without_controls
+from .text_safety import one_line, without_controls
 
 if TYPE_CHECKING:
     from .router import Router
@@ -119,7 +119,8 @@ class MsnEventRouter:
         elif isinstance(event, contact_ev.PersonalMessageChanged):
             await self._contact(owner, event.passport, ContactChange.PSM)
         elif isinstance(event, contact_ev.AddedBy):
-            nick = f" ({event.nick})" if event.nick and event.nick != event.passport else ""
+            name = one_line(event.nick or "")
+            nick = f" ({name})" if name and name != event.passport else ""
             await self.notify(
                 owner,
                 NoticeKind.CONTACTS,
@@ -276,7 +277,8 @@ class MsnEventRouter:
         elif isinstance(event, NudgeReceived):
             client = router.sessions.get(owner)
             contact = client.contacts.get(event.sender) if client is not None else None
-            nick = contact.nick if contact is not None and contact.nick else event.sender
+            nick = one_line(contact.nick if contact is not None and contact.nick else "")
+            nick = nick or event.sender
             for side in router.serving(portal):
                 await router.ensure_on(side, portal)
                 await _quietly(side.name, side.deliver_nudge(portal, event.sender.lower(), nick))
@@ -308,7 +310,8 @@ class MsnEventRouter:
             return
         for side in router.serving(portal):
             await _quietly(
-                side.name, side.participant_joined(portal, event.passport.lower(), event.nick)
+                side.name,
+                side.participant_joined(portal, event.passport.lower(), one_line(event.nick)),
             )
 
 

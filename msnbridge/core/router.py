@@ -26,7 +26,7 @@ from ..metrics import Metrics
 from .portal import PortalStore
 from .sessions import Sessions
 from .sides import PortalMessage, Side
-from .text_safety import without_controls
+from .text_safety import one_line, without_controls
 
 log = logging.getLogger("msnbridge.router")
 
@@ -159,7 +159,7 @@ class Router:
         client = self.sessions.get(owner)
         if client is None:
             return owner
-        return client.contacts.own_nick or client.config.passport
+        return one_line(client.contacts.own_nick or "") or client.config.passport
 
     # --- from a side to MSN (and the other sides) ---
 
@@ -169,6 +169,7 @@ class Router:
         """``rich`` prefixed (and suffixed) as ``relay_format`` (default: bridge.relay.format)
         says."""
         relay_format = relay_format or self.relay_format
+        displayname = one_line(displayname)
         before, marker, after = relay_format.partition("{message}")
         if not marker:  # a format without {message}: the text goes after it
             before, after = relay_format + " ", ""
@@ -201,6 +202,8 @@ class Router:
         read (latency); ``origin_id`` dedupes retries (Matrix event ids)."""
         started = Metrics.clock() if started is None else started
         rich = without_controls(rich)
+        if sender_display is not None:  # it goes into the text and a header: one line
+            sender_display = one_line(sender_display) or "someone"
         msn_id = f"msn:{uuid.uuid4().hex}"
         claimed: message_db.MessageLink | None = None
         if origin_id is not None and origin_side == "matrix":

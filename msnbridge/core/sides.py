@@ -16,6 +16,7 @@ from puppets.event.conversation import DeliveryResult
 
 from ..db.portal import Portal
 from ..formatting import MessageKind, RichText
+from .text_safety import one_line
 
 __all__ = [
     "ContactChange",
@@ -41,6 +42,12 @@ class PortalMessage:
     kind: MessageKind = MessageKind.TEXT
     origin_side: str = "msn"  # "msn", "matrix" or "irc"
     display: str | None = None  # relayed sender's name on the origin side (sender None)
+
+    def __post_init__(self) -> None:
+        # Names are one line on every side (text_safety.one_line).
+        object.__setattr__(self, "nick", one_line(self.nick))
+        if self.display is not None:
+            object.__setattr__(self, "display", one_line(self.display))
 
 
 class NoticeKind(enum.Enum):
