@@ -146,6 +146,10 @@ class CommandProcessor:
         prompt = self._prompt(sender_id, room_id)
         return prompt is not None and prompt.secret
 
+    def drop_prompt(self, sender_id: str, room_id: str | None) -> None:
+        """Forget a question waiting for the sender's answer in this room."""
+        self._prompts.pop((sender_id, room_id), None)
+
     async def handle(self, ctx: CommandContext, text: str) -> None:
         """Runs one command line; every outcome (including failures) is answered."""
         ctx.processor = self
