@@ -71,6 +71,8 @@ class Bridge:
                 relay_format=self.config["bridge.relay.format"],
                 relay_default=self.config["bridge.relay.enabled"],
             )
+            # Events for these owners wait for their sessions instead of failing.
+            await self.sessions.expect_restore()
             register_account_commands(self.commands, self.sessions)
             register_contact_commands(self.commands, self.router)
             register_portal_commands(self.commands, self.router)

@@ -120,11 +120,16 @@ class Router:
         will do too (a conversation's messages wait for it, up to offline_send_timeout)."""
         client = self.sessions.get(owner)
         if client is None:
-            raise NotConnected("you are not logged in to MSN")
+            raise NotConnected(self.sessions.why_no_session(owner))
         waiting = reconnecting_ok and client.state in _RECONNECTING
         if client.state is not SessionState.ONLINE and not waiting:
             raise NotConnected(f"your MSN session is {client.state.value}")
         return client
+
+    async def _wait_restored(self, owner: str) -> None:
+        """A message for a session being restored at start-up waits for it, as long as for
+        a reconnecting session (msn.offline_send_timeout)."""
+        await self.sessions.wait_restored(owner, self.sessions.offline_send_timeout)
 
     def conversation_for(self, portal: Portal) -> Conversation:
         """The live conversation carrying the portal, opened on demand."""
@@ -223,6 +228,7 @@ class Router:
             outgoing = self.relayed(outgoing, sender_display, relay_format)
         text, fmt = to_msn(outgoing)
         headers = [("P4-Context", sender_display)] if sender_display is not None else None
+        await self._wait_restored(portal.owner)
         try:
             conv = self.conversation_for(portal)
         except NotConnected as e:
@@ -248,6 +254,7 @@ class Router:
     async def send_nudge(
         self, portal: Portal, origin_side: str, origin_id: str | None = None
     ) -> DeliveryResult:
+        await self._wait_restored(portal.owner)
         try:
             result = await self.conversation_for(portal).send_nudge()
         except NotConnected as e:

@@ -73,6 +73,9 @@ class Sessions:
         self.unrestorable: dict[str, str] = {}
         # Logins restore() signed out because their owner lost user rights (owner → passport).
         self.not_allowed: dict[str, str] = {}
+        # Owners whose stored login is about to be restored (set at start-up before the
+        # sides listen, so their events wait for the session instead of failing).
+        self._restoring: dict[str, asyncio.Event] = {}
 
     def get(self, owner: str) -> Client | None:
         return self._clients.get(owner)
@@ -80,6 +83,10 @@ class Sessions:
     def all(self) -> dict[str, Client]:
         """Every session, by owner (the admin `sessions` command, metrics)."""
         return dict(self._clients)
+
+    @property
+    def offline_send_timeout(self) -> float:
+        return float(self.config["msn.offline_send_timeout"])
 
     def client_config(self, passport: str, password: str) -> ClientConfig:
         c = self.config
@@ -197,12 +204,51 @@ class Sessions:
             await user_db.save(self.db, stored)
         return client is not None or had_login
 
+    async def expect_restore(self) -> None:
+        """Before the sides take events: note whose sessions restore() will start."""
+        for stored in await user_db.get_all(self.db, with_login=True):
+            self._restoring.setdefault(stored.id, asyncio.Event())
+
+    async def wait_restored(self, owner: str, timeout: float) -> bool:
+        """Waits (up to ``timeout``) while the owner's session is being restored; False if
+        it is still not restored by then."""
+        pending = self._restoring.get(owner)
+        if pending is None or pending.is_set():
+            return True
+        try:
+            await asyncio.wait_for(pending.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def why_no_session(self, owner: str) -> str:
+        """Why the owner has no session, for the user."""
+        if (pending := self._restoring.get(owner)) is not None and not pending.is_set():
+            return "your MSN session is still being restored after a restart of the bridge"
+        if owner in self.unrestorable:
+            return f"your MSN login could not be restored ({self.unrestorable[owner]})"
+        if owner in self.not_allowed:
+            return "your MSN login was signed out: you no longer have user rights here"
+        return "you are not logged in to MSN"
+
+    def _restored(self, owner: str) -> None:
+        pending = self._restoring.pop(owner, None)
+        if pending is not None:
+            pending.set()
+
     async def restore(self, may_log_in: Callable[[str], bool] | None = None) -> int:
         """Starts the sessions of every stored login (at start-up); returns how many.
 
         ``may_log_in(owner)``: whether the owner still has the rights to an MSN login. A
         login whose owner lost them is not restored: it is signed out and its password
         forgotten (listed in ``not_allowed``, so the owner is told once)."""
+        try:
+            return await self._restore(may_log_in)
+        finally:
+            for owner in list(self._restoring):  # nothing left to wait for
+                self._restored(owner)
+
+    async def _restore(self, may_log_in: Callable[[str], bool] | None) -> int:
         started = 0
         for stored in await user_db.get_all(self.db, with_login=True):
             assert stored.passport is not None and stored.password is not None
@@ -216,6 +262,7 @@ class Sessions:
                 self.not_allowed[stored.id] = stored.passport
                 stored.passport, stored.password, stored.state = None, None, "logged_out"
                 await user_db.save(self.db, stored)
+                self._restored(stored.id)
                 continue
             try:
                 password = self.secrets.decrypt(stored.password, context=stored.id)
@@ -224,10 +271,12 @@ class Sessions:
                 self.unrestorable[stored.id] = str(e)
                 stored.state = "needs_login"
                 await user_db.save(self.db, stored)
+                self._restored(stored.id)
                 continue
             client = self.client_factory(self.client_config(stored.passport, password))
             self._adopt(stored.id, client)
             await client.start()
+            self._restored(stored.id)
             started += 1
         return started
 
