@@ -96,6 +96,8 @@ class Bridge:
         await self.router.update_portal_metrics()
         if interrupted := await self.router.report_interrupted():
             log.warning("%d messages were being sent when the bridge stopped", interrupted)
+        if replayed := await self.router.events.replay_inbox():
+            log.info("Delivering %d MSN messages received before the bridge stopped", replayed)
         restored = await self.sessions.restore(self._may_log_in)
         log.info("msnbridge started; restoring %d MSN sessions", restored)
         for owner, passport in self.sessions.not_allowed.items():

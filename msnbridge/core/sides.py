@@ -42,6 +42,9 @@ class PortalMessage:
     kind: MessageKind = MessageKind.TEXT
     origin_side: str = "msn"  # "msn", "matrix" or "irc"
     display: str | None = None  # relayed sender's name on the origin side (sender None)
+    # The same on every delivery of this message, also one repeated after a restart: a
+    # side that can (Matrix: the transaction id) makes a repeat no second message.
+    txn_id: str | None = None
 
     def __post_init__(self) -> None:
         # Names are one line on every side (text_safety.one_line).
