@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import quote
 
+import aiohttp
 import pytest
 
+from msnbridge.config import load_config
+from msnbridge.core.sessions import Sessions
 from puppets.event.contact import PresenceChanged
 from tests.msnp_server import MSNPTestServer
-from tests.synapse_server import SynapseServer, room_events, send_text
+from tests.synapse_server import SynapseServer, room_events, running_bridge, send_text
 from tests.test_faults_msn import fast_friend, texts
 from tests.test_faults_process import daemon, daemon_logging
 from tests.test_matrix_portals import (
@@ -142,5 +147,61 @@ async def test_sigkill_during_a_two_way_stream_loses_and_doubles_nothing(
         }
         lost_or_doubled = {k: v for k, v in list(report.items())[:4] if v}
         assert not lost_or_doubled, f"{lost_or_doubled}; failure reports: {failures}"
+    finally:
+        await bob.stop()
+
+
+async def test_a_message_for_a_session_being_restored_waits_for_it(
+    synapse: SynapseServer,
+    bridge_config: Callable[..., Path],
+    msn: MSNPTestServer,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The homeserver hands over a message while the bridge, restarted, has not restored
+    the sender's MSN session yet (restore made slow on purpose): it waits and goes out."""
+    from msnbridge.bridge import Bridge
+
+    config = bridge_config(**settings(msn), **{"bridge.secret_key": secrets.token_urlsafe(32)})
+    owner = await synapse.register_user()
+    bob, bob_events = await fast_friend(msn, BOB)
+    try:
+        async with running_bridge(config):
+            await log_in(synapse, owner)
+            await bob_events.wait_for(
+                PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN"
+            )
+            room = await _dm_room(synapse, owner, bob, "before the restart")
+        restore = Sessions.restore
+
+        async def slow_restore(self: Sessions, *args: object, **kwargs: object) -> int:
+            await asyncio.sleep(3)
+            return await restore(self, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(Sessions, "restore", slow_restore)
+        bridge = Bridge(load_config(str(config)))
+        starting = asyncio.create_task(bridge.start())
+        try:
+            url = f"{synapse.appservice.url}/_matrix/mau/ready"
+            async with aiohttp.ClientSession() as session:
+                for _ in range(200):
+                    with contextlib.suppress(aiohttp.ClientConnectionError):
+                        async with session.get(url) as resp:
+                            if resp.status == 200:
+                                break
+                    await asyncio.sleep(0.05)
+            assert not starting.done()  # the sessions are still being restored
+            await send_text(synapse, owner, room, "while restoring")
+            await starting
+            await bob_events.until(lambda: "while restoring" in texts(bob_events), timeout=30)
+            bot = bot_id(synapse)
+            assert not [
+                e
+                for e in await room_events(synapse, owner, room)
+                if e["sender"] == bot and "Not delivered" in e["content"].get("body", "")
+            ]
+        finally:
+            if not starting.done():
+                starting.cancel()
+            await bridge.stop()
     finally:
         await bob.stop()
