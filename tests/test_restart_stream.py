@@ -14,12 +14,14 @@ import contextlib
 import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 import pytest
 
 from msnbridge.config import load_config
+from msnbridge.core.router import Router
 from msnbridge.core.sessions import Sessions
 from puppets.event.contact import PresenceChanged
 from tests.msnp_server import MSNPTestServer
@@ -203,5 +205,46 @@ async def test_a_message_for_a_session_being_restored_waits_for_it(
             if not starting.done():
                 starting.cancel()
             await bridge.stop()
+    finally:
+        await bob.stop()
+
+
+async def test_an_event_taken_but_not_handled_at_the_stop_is_handled_at_the_next_start(
+    synapse: SynapseServer,
+    bridge_config: Callable[..., Path],
+    msn: MSNPTestServer,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The appservice answers a transaction before its events are handled; an event still
+    unhandled when the bridge goes away (stuck here on purpose, then cancelled at the
+    stop) is handled once at the next start."""
+    config = bridge_config(**settings(msn), **{"bridge.secret_key": secrets.token_urlsafe(32)})
+    owner = await synapse.register_user()
+    bob, bob_events = await fast_friend(msn, BOB)
+    try:
+        send = Router.send
+
+        async def stuck_send(self: Router, portal: Any, *args: Any, **kwargs: Any) -> Any:
+            if "stuck" in args[3].plain():
+                await asyncio.Event().wait()  # until cancelled at the stop
+            return await send(self, portal, *args, **kwargs)
+
+        monkeypatch.setattr(Router, "send", stuck_send)
+        async with running_bridge(config):
+            await log_in(synapse, owner)
+            await bob_events.wait_for(
+                PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN"
+            )
+            room = await _dm_room(synapse, owner, bob, "hi")
+            await send_text(synapse, owner, room, "stuck")
+            await send_text(synapse, owner, room, "after it")  # same room: waits behind it
+            await asyncio.sleep(1)
+        assert not [t for t in texts(bob_events) if t in ("stuck", "after it")]
+        monkeypatch.setattr(Router, "send", send)
+        async with running_bridge(config):
+            await bob_events.until(lambda: "after it" in texts(bob_events), timeout=30)
+            await asyncio.sleep(0.5)
+        got = [t for t in texts(bob_events) if t in ("stuck", "after it")]
+        assert got == ["stuck", "after it"]
     finally:
         await bob.stop()

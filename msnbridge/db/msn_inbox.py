@@ -1,5 +1,5 @@
 """msn_inbox: MSN messages received but not yet delivered to every side (see
-migrations/003_msn_inbox.sql); replayed at start-up after a kill."""
+migrations/003_message_inboxes.sql); replayed at start-up after a kill."""
 
 from __future__ import annotations
 

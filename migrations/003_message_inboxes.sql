@@ -15,3 +15,15 @@ CREATE TABLE msn_inbox (
     seq        BIGINT NOT NULL    -- receipt order (nanoseconds)
 );
 CREATE INDEX msn_inbox_seq ON msn_inbox (seq);
+
+-- Matrix events of portal rooms that the homeserver handed over (answered 200, so it will
+-- not send them again) but the bridge has not handled yet: written before the answer,
+-- deleted once handled, handled again at the next start after a kill. Commands (which
+-- may hold a password) are never written here.
+CREATE TABLE matrix_inbox (
+    event_id TEXT PRIMARY KEY,
+    room_id  TEXT NOT NULL,
+    event    TEXT NOT NULL,  -- the event as the homeserver sent it (JSON)
+    seq      BIGINT NOT NULL -- receipt order
+);
+CREATE INDEX matrix_inbox_seq ON matrix_inbox (seq);
