@@ -248,3 +248,40 @@ async def test_an_event_taken_but_not_handled_at_the_stop_is_handled_at_the_next
         assert got == ["stuck", "after it"]
     finally:
         await bob.stop()
+
+
+async def test_a_message_for_a_login_that_cannot_be_restored_says_why(
+    synapse: SynapseServer,
+    bridge_config: Callable[..., Path],
+    msn: MSNPTestServer,  # noqa: F811
+) -> None:
+    """The stored password cannot be read after bridge.secret_key changed: a message in the
+    owner's portal is reported with that reason, not "you are not logged in"."""
+    owner = await synapse.register_user()
+    bob, bob_events = await fast_friend(msn, BOB)
+    try:
+        first = {**settings(msn), "bridge.secret_key": secrets.token_urlsafe(32)}
+        async with running_bridge(bridge_config(**first)):
+            await log_in(synapse, owner)
+            await bob_events.wait_for(
+                PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN"
+            )
+            room = await _dm_room(synapse, owner, bob, "hi")
+        second = {**settings(msn), "bridge.secret_key": secrets.token_urlsafe(32)}
+        async with running_bridge(bridge_config(**second)):
+            await send_text(synapse, owner, room, "after the key changed")
+            bot = bot_id(synapse)
+            for _ in range(100):
+                reports = [
+                    e["content"].get("body", "")
+                    for e in await room_events(synapse, owner, room)
+                    if e["sender"] == bot and "Not delivered" in e["content"].get("body", "")
+                ]
+                if reports:
+                    break
+                await asyncio.sleep(0.2)
+            assert reports, "no failure report"
+            assert "could not be restored" in reports[0], reports
+            assert "not logged in" not in reports[0], reports
+    finally:
+        await bob.stop()
