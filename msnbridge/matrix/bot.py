@@ -123,6 +123,13 @@ class MatrixBot:
             extra={"event_id": event.event_id, **(extra or {})},
         )
         secret = self._secret_in(event.sender, room_id, text)
+        if secret != _Secret.NONE and (level is None or level < PermissionLevel.USER):
+            # Not theirs to log in with: no room is made for them; a password is still
+            # removed where the bot can, and the processor answers why not.
+            if secret == _Secret.HOLDS and await self.can_redact(room_id):
+                await self._remove_secret(room_id, event)
+            await self.side.commands.handle(ctx, text)
+            return
         if secret != _Secret.NONE and not await self.can_redact(room_id):
             self.side.commands.drop_prompt(event.sender, room_id)
             if secret == _Secret.HOLDS:
