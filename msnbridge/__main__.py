@@ -6,12 +6,14 @@ import argparse
 import asyncio
 import logging
 import logging.config
+import os
 import secrets
 import sys
 
 from .config import GENERATE, ConfigError, load_config
 from .db import DatabaseTooNew, MigrationError
 from .errors import StartupError
+from .private_files import DAEMON_UMASK, log_files, make_private
 from .secrets import SecretKeyError, generate_secret_key
 
 log = logging.getLogger("msnbridge")
@@ -63,7 +65,12 @@ def run(config_path: str) -> None:
     from .bridge import Bridge
 
     config = load_config(config_path)
-    logging.config.dictConfig(dict(config["logging"]))
+    # Whatever the bridge creates (database, log, files of libraries) is its own only.
+    os.umask(DAEMON_UMASK)
+    logging_config = dict(config["logging"])
+    for path in log_files(logging_config):
+        make_private(path)  # the log names users and their contacts
+    logging.config.dictConfig(logging_config)
     asyncio.run(Bridge(config).run())
 
 

@@ -15,6 +15,7 @@ from yarl import URL
 from puppets import Client, ClientConfig, SessionState
 from puppets.stats import ClientStats
 
+from . import log_safety
 from .config import Config
 from .core.account_commands import register_account_commands
 from .core.commands import CommandProcessor
@@ -29,7 +30,7 @@ from .irc.options import IRCOptions
 from .irc.side import IRCSide
 from .matrix import MatrixSide
 from .metrics import Health, Metrics
-from .permissions import Permissions
+from .permissions import PermissionLevel, Permissions
 from .secrets import SecretBox
 
 log = logging.getLogger("msnbridge")
@@ -57,6 +58,7 @@ class Bridge:
         self._stopping = asyncio.Event()
 
     async def start(self) -> None:
+        log_safety.install()  # before the appservice listens: no token in the access log
         self.db = await self._open_database()
         try:
             if self.metrics is not None:
@@ -76,6 +78,8 @@ class Bridge:
                 relay_default=self.config["bridge.relay.on_in_new_rooms"],
                 relay_allowed=self.config["bridge.relay.enabled"],
             )
+            # Events for these owners wait for their sessions instead of failing.
+            await self.sessions.expect_restore()
             register_account_commands(self.commands, self.sessions)
             register_contact_commands(self.commands, self.router)
             register_portal_commands(self.commands, self.router)
@@ -99,8 +103,17 @@ class Bridge:
         await self.router.update_portal_metrics()
         if interrupted := await self.router.report_interrupted():
             log.warning("%d messages were being sent when the bridge stopped", interrupted)
-        restored = await self.sessions.restore()
+        if replayed := await self.router.events.replay_inbox():
+            log.info("Delivering %d MSN messages received before the bridge stopped", replayed)
+        restored = await self.sessions.restore(self._may_log_in)
         log.info("msnbridge started; restoring %d MSN sessions", restored)
+        for owner, passport in self.sessions.not_allowed.items():
+            await self.router.events.notify(
+                owner,
+                NoticeKind.SIGNED_OUT,
+                f"Your MSN login as {passport} was not restored: you no longer have user "
+                f"rights on this bridge. You are signed out and your password is forgotten.",
+            )
         for owner, reason in self.sessions.unrestorable.items():
             await self.router.events.notify(
                 owner,
@@ -111,6 +124,10 @@ class Bridge:
 
     def _new_client(self, config: ClientConfig) -> Client:
         return Client(config, stats=self.puppet_stats)
+
+    def _may_log_in(self, owner: str) -> bool:
+        level = self.permissions.level_for(owner)
+        return level is not None and level >= PermissionLevel.USER
 
     def health(self) -> Health:
         """Serving when the appservice is up; degraded while some MSN session is not online."""

@@ -62,13 +62,14 @@ def daemon_logging(path: Path) -> dict[str, Any]:
 
 @contextlib.asynccontextmanager
 async def daemon(
-    synapse: SynapseServer, config: Path, cwd: Path
+    synapse: SynapseServer, config: Path, cwd: Path, umask: int = -1
 ) -> AsyncIterator[asyncio.subprocess.Process]:
-    """The bridge as a subprocess, once its appservice answers; killed if still running."""
+    """The bridge as a subprocess, once its appservice answers; killed if still running.
+    ``umask``: the one it starts with (-1: this process's)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "msnbridge", "-c", str(config),
         cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": str(REPO)}, umask=umask,
     )  # fmt: skip
     try:
         url = f"{synapse.appservice.url}/_matrix/mau/ready"

@@ -41,6 +41,8 @@ def describe_status(sessions: Sessions, owner: str, client: Client) -> str:
 
 
 def register_account_commands(processor: CommandProcessor, sessions: Sessions) -> None:
+    processor.login_owner = sessions.owns_login
+
     @processor.command(
         "login",
         help="Log in to MSN Messenger (the password inline or in your next message, which "
@@ -81,17 +83,32 @@ def register_account_commands(processor: CommandProcessor, sessions: Sessions) -
             return
         await ctx.reply(f"Logged in to MSN as {client.config.passport} (MSNP{client.protocol}).")
 
-    @processor.command("logout", help="Sign out of MSN and forget your password")
+    @processor.command(
+        "logout",
+        help="Sign out of MSN and forget your password",
+        for_login_owners=True,
+    )
     async def logout(ctx: CommandContext) -> None:
         if await sessions.logout(ctx.sender_id):
             await ctx.reply("Logged out of MSN. Your password is forgotten.")
         else:
             await ctx.reply("You are not logged in.")
 
-    @processor.command("status", help="Show your MSN login and its connection state")
+    @processor.command(
+        "status",
+        help="Show your MSN login and its connection state",
+        for_login_owners=True,
+    )
     async def status(ctx: CommandContext) -> None:
         client = sessions.get(ctx.sender_id)
         if client is None:
+            stored = await sessions.stored_login(ctx.sender_id)
+            if stored is not None:
+                await ctx.reply(
+                    f"Your login as {stored.passport} is stored but not connected "
+                    f"({stored.state}). Send 'logout' to forget it."
+                )
+                return
             await ctx.reply("You are not logged in. Send 'login <passport> <password>'.")
             return
         await ctx.reply(describe_status(sessions, ctx.sender_id, client))

@@ -58,9 +58,13 @@ class Command:
     level: PermissionLevel = PermissionLevel.USER
     aliases: tuple[str, ...] = ()
     sensitive: bool = False  # the arguments carry a secret: sides remove the message
+    # The owner of a stored MSN login may use it whatever their rights now (logout and
+    # status: a user whose rights were lowered can still sign out and wipe the password).
+    for_login_owners: bool = False
 
 
 AnswerHandler = Callable[[CommandContext, str], Awaitable[None]]
+LoginOwnerCheck = Callable[[str], Awaitable[bool]]
 PROMPT_TIMEOUT = 300.0  # seconds a question ("your password?") stays open
 
 
@@ -77,6 +81,8 @@ class CommandProcessor:
         self._names: dict[str, Command] = {}  # names and aliases
         # Questions waiting for the sender's next message in the same room.
         self._prompts: dict[tuple[str, str | None], _Prompt] = {}
+        # Whether a sender owns a stored MSN login (set by register_account_commands).
+        self.login_owner: LoginOwnerCheck | None = None
         self.register(
             Command("help", _help, "List the commands you can use", level=PermissionLevel.RELAY)
         )
@@ -98,11 +104,14 @@ class CommandProcessor:
         level: PermissionLevel = PermissionLevel.USER,
         aliases: tuple[str, ...] = (),
         sensitive: bool = False,
+        for_login_owners: bool = False,
     ) -> Callable[[Handler], Handler]:
         """Decorator form of register()."""
 
         def decorate(handler: Handler) -> Handler:
-            self.register(Command(name, handler, help, usage, level, aliases, sensitive))
+            self.register(
+                Command(name, handler, help, usage, level, aliases, sensitive, for_login_owners)
+            )
             return handler
 
         return decorate
@@ -137,10 +146,15 @@ class CommandProcessor:
         prompt = self._prompt(sender_id, room_id)
         return prompt is not None and prompt.secret
 
+    def drop_prompt(self, sender_id: str, room_id: str | None) -> None:
+        """Forget a question waiting for the sender's answer in this room."""
+        self._prompts.pop((sender_id, room_id), None)
+
     async def handle(self, ctx: CommandContext, text: str) -> None:
         """Runs one command line; every outcome (including failures) is answered."""
         ctx.processor = self
-        if ctx.level is None:
+        owner_exempt = await self._owner_exempt(ctx, text)
+        if ctx.level is None and not owner_exempt:
             await ctx.reply(REFUSAL)
             return
         prompt = self._prompt(ctx.sender_id, ctx.room_id)
@@ -163,7 +177,8 @@ class CommandProcessor:
         if command is None:
             await ctx.reply(f"Unknown command '{name}'. Send 'help' for the list of commands.")
             return
-        if ctx.level < command.level:
+        if (ctx.level is None or ctx.level < command.level) and not owner_exempt:
+            assert ctx.level is not None
             await ctx.reply(
                 f"'{command.name}' needs {command.level.name.lower()} rights on this bridge; "
                 f"you have {ctx.level.name.lower()} rights."
@@ -174,6 +189,15 @@ class CommandProcessor:
         except Exception:
             log.exception("Command %r from %s failed", command.name, ctx.sender_id)
             await ctx.reply(f"'{command.name}' failed with an internal error (it was logged).")
+
+    async def _owner_exempt(self, ctx: CommandContext, text: str) -> bool:
+        """Whether this line is a login owner's command they may use whatever their rights."""
+        if self._prompt(ctx.sender_id, ctx.room_id) is not None:
+            return False
+        command = self.get(text.strip().partition(" ")[0])
+        if command is None or not command.for_login_owners or self.login_owner is None:
+            return False
+        return await self.login_owner(ctx.sender_id)
 
 
 async def _help(ctx: CommandContext) -> None:

@@ -9,6 +9,7 @@ from puppets import Client, Lists, MSNPError, PuppetError
 
 from .commands import CommandContext, CommandProcessor
 from .router import NotConnected, Router
+from .text_safety import one_line
 from .wording import plural
 
 PRESENCE_CODES = {
@@ -59,7 +60,8 @@ def _contact_line(client: Client, passport: str) -> str:
     status = STATUS_WORDS.get(c.status, c.status)
     names = [client.contacts.groups[g].name for g in c.groups if g in client.contacts.groups]
     flags = [n for n, lst in (("blocked", Lists.BL), ("pending", Lists.PL)) if c.on(lst)]
-    nick = f" ({c.nick})" if c.nick and c.nick != c.passport else ""
+    name = one_line(c.nick or "")
+    nick = f" ({name})" if name and name != c.passport else ""
     psm = f" — “{c.psm}”" if c.psm else ""
     extra = f" [{', '.join(flags)}]" if flags else ""
     where = f" in {', '.join(names)}" if names else ""

@@ -33,17 +33,21 @@ from puppets.event.conversation import (
 )
 from puppets.event.offline import OfflineMessageReceived
 from puppets.event.session import ChallengeAnswered, SessionStateChanged, SystemNotice
+from puppets.message import TextMessage
+from puppets.textformat import TextFormat
 
 from ..db import message as message_db
+from ..db import msn_inbox
 from ..db import offline as offline_db
-from ..db.portal import Portal
+from ..db.msn_inbox import InboxEntry
+from ..db.portal import Portal, portal_key
 from ..formatting import MessageKind, from_msn
 from ..formatting.model import RichText, Span
 from ..metrics import Metrics
 from .outage import ConnectionNotice
 from .owner_queue import OwnerQueue
 from .sides import HELD, ContactChange, NoticeKind, OwnerNotice, PortalMessage
-from .text_safety import without_controls
+from .text_safety import one_line, without_controls
 from .wording import plural
 
 if TYPE_CHECKING:
@@ -60,11 +64,16 @@ class MsnEventRouter:
         self._switchboards: set[int] = set()  # ids of switchboards counted as open
         self._mailbox_told: set[str] = set()  # owners told their unread count this run
         self._stopping = False
+        # Each MSN message is written to msn_inbox as soon as it is read (a task per
+        # message, not behind the owner's queue), and removed once delivered.
+        self._inbox_writes: dict[int, tuple[str, asyncio.Task[None]]] = {}
 
     def on_puppet_event(self, owner: str, event: object) -> None:
         if self._stopping:
             return
         self._count(event)
+        if isinstance(event, MessageReceived):
+            self._record(owner, event)
         queue = self._queues.get(owner)
         if queue is None:
             queue = self._queues[owner] = OwnerQueue(owner)
@@ -83,6 +92,91 @@ class MsnEventRouter:
             except Exception:
                 log.exception("Routing %s for %s failed", type(event).__name__, owner)
             await asyncio.sleep(0)  # let other owners' workers (and the appservice) run
+
+    # --- the inbox: nothing the MSN server acknowledged is lost by a killed bridge ---
+
+    def _record(self, owner: str, event: MessageReceived) -> None:
+        conv = event.conversation
+        if conv is None:
+            return
+        bound = self.router.portals.bound_key(conv)
+        key = bound[1] if bound is not None else portal_key(self._people(owner, conv))
+        if not key:
+            return
+        msn_id = f"msn:{uuid.uuid4().hex}"
+        entry = InboxEntry(
+            msn_id,
+            owner,
+            key,
+            event.sender.lower(),
+            event.nick or "",
+            event.message.text,
+            event.message.format.header(),
+            event.message.context,
+        )
+        task = asyncio.get_running_loop().create_task(
+            msn_inbox.add(self.router.db, entry), name="msn-inbox"
+        )
+        self._inbox_writes[id(event)] = (msn_id, task)
+
+    async def _recorded(self, event: MessageReceived) -> str | None:
+        """The inbox id of a message, once its record is written (None: not recorded)."""
+        pending = self._inbox_writes.pop(id(event), None)
+        if pending is None:
+            return None
+        msn_id, task = pending
+        try:
+            await task
+        except Exception:
+            log.exception("Could not record an MSN message in the inbox")
+            return None
+        return msn_id
+
+    async def replay_inbox(self) -> int:
+        """At start-up, before the sessions: queue the messages a killed bridge received
+        but had not delivered, first in each owner's queue. Returns how many."""
+        entries = await msn_inbox.get_all(self.router.db)
+        for entry in entries:
+            self.on_puppet_event(entry.owner, entry)
+        return len(entries)
+
+    async def _replay(self, owner: str, entry: InboxEntry, started: float) -> None:
+        portal = await self.router.portals.get_or_create(owner, entry.portal_key.split(","))
+        message = TextMessage(entry.text, TextFormat.parse(entry.format), entry.context)
+        await self._deliver_text(portal, entry.sender, entry.nick, message, entry.msn_id, started)
+
+    async def _deliver_text(
+        self,
+        portal: Portal,
+        sender: str,
+        nick: str,
+        text: TextMessage,
+        msn_id: str,
+        started: float,
+        recorded: bool = True,
+    ) -> None:
+        router = self.router
+        rich = without_controls(from_msn(text))
+        # The inbox id is the Matrix transaction id: a delivery repeated after a kill
+        # (sent, but not yet removed from the inbox) is not a second message.
+        message = PortalMessage(sender, nick, rich, MessageKind.TEXT, txn_id=msn_id)
+        for side in router.serving(portal):
+            direction = f"msn_to_{side.name}"
+            try:
+                await router.ensure_on(side, portal)
+                delivered = await side.deliver_message(portal, message)
+            except Exception:
+                log.exception("The %s side failed to deliver a message", side.name)
+                if router.metrics is not None:
+                    router.metrics.message(direction, "failed")
+                continue
+            if router.metrics is not None and delivered != HELD:
+                router.metrics.message(direction, "delivered", Metrics.clock() - started)
+            if delivered is not None and delivered != HELD and side.name == "matrix":
+                link = message_db.MessageLink(delivered, portal.room_id or "", msn_id=msn_id)
+                await message_db.claim(router.db, link)
+        if recorded:
+            await msn_inbox.remove(router.db, msn_id)
 
     async def drain(self) -> None:
         """Wait until every queued event has been handled (tests, shutdown)."""
@@ -120,7 +214,9 @@ class MsnEventRouter:
     # --- routing ---
 
     async def handle(self, owner: str, event: object, started: float) -> None:
-        if isinstance(event, ConversationEvent):
+        if isinstance(event, InboxEntry):
+            await self._replay(owner, event, started)
+        elif isinstance(event, ConversationEvent):
             await self._conversation_event(owner, event, started)
         elif isinstance(event, contact_ev.PresenceChanged):
             await self._contact(owner, event.passport, ContactChange.PRESENCE)
@@ -129,7 +225,8 @@ class MsnEventRouter:
         elif isinstance(event, contact_ev.PersonalMessageChanged):
             await self._contact(owner, event.passport, ContactChange.PSM)
         elif isinstance(event, contact_ev.AddedBy):
-            nick = f" ({event.nick})" if event.nick and event.nick != event.passport else ""
+            name = one_line(event.nick or "")
+            nick = f" ({name})" if name and name != event.passport else ""
             await self.notify(
                 owner,
                 NoticeKind.CONTACTS,
@@ -281,33 +378,28 @@ class MsnEventRouter:
         conv = event.conversation
         if conv is None:
             return
+        recorded = await self._recorded(event) if isinstance(event, MessageReceived) else None
         if isinstance(event, ParticipantJoined):
             await self._joined(owner, conv, event)
             return
         create = isinstance(event, MessageReceived | NudgeReceived | OwnMessageFromOtherEndpoint)
         portal = await self.portal_of(owner, conv, create=create)
         if portal is None:
+            if recorded is not None:
+                await msn_inbox.remove(self.router.db, recorded)
             return
         router = self.router
         if isinstance(event, MessageReceived):
-            rich = without_controls(from_msn(event.message))
-            message = PortalMessage(event.sender.lower(), event.nick, rich, MessageKind.TEXT)
-            msn_id = f"msn:{uuid.uuid4().hex}"
-            for side in router.serving(portal):
-                direction = f"msn_to_{side.name}"
-                try:
-                    await router.ensure_on(side, portal)
-                    delivered = await side.deliver_message(portal, message)
-                except Exception:
-                    log.exception("The %s side failed to deliver a message", side.name)
-                    if router.metrics is not None:
-                        router.metrics.message(direction, "failed")
-                    continue
-                if router.metrics is not None and delivered != HELD:
-                    router.metrics.message(direction, "delivered", Metrics.clock() - started)
-                if delivered is not None and delivered != HELD and side.name == "matrix":
-                    link = message_db.MessageLink(delivered, portal.room_id or "", msn_id=msn_id)
-                    await message_db.claim(router.db, link)
+            msn_id = recorded or f"msn:{uuid.uuid4().hex}"
+            await self._deliver_text(
+                portal,
+                event.sender.lower(),
+                event.nick,
+                event.message,
+                msn_id,
+                started,
+                recorded=recorded is not None,
+            )
         elif isinstance(event, OwnMessageFromOtherEndpoint):
             # The owner wrote from their own Messenger (MPOP): shown as theirs, marked.
             name = router.own_name(owner)
@@ -324,7 +416,8 @@ class MsnEventRouter:
         elif isinstance(event, NudgeReceived):
             client = router.sessions.get(owner)
             contact = client.contacts.get(event.sender) if client is not None else None
-            nick = contact.nick if contact is not None and contact.nick else event.sender
+            nick = one_line(contact.nick if contact is not None and contact.nick else "")
+            nick = nick or event.sender
             for side in router.serving(portal):
                 await router.ensure_on(side, portal)
                 await _quietly(side.name, side.deliver_nudge(portal, event.sender.lower(), nick))
@@ -361,7 +454,8 @@ class MsnEventRouter:
             return
         for side in router.serving(portal):
             await _quietly(
-                side.name, side.participant_joined(portal, event.passport.lower(), event.nick)
+                side.name,
+                side.participant_joined(portal, event.passport.lower(), one_line(event.nick)),
             )
 
 

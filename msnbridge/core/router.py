@@ -26,7 +26,7 @@ from ..metrics import Metrics
 from .portal import PortalStore
 from .sessions import Sessions
 from .sides import PortalMessage, Side
-from .text_safety import without_controls
+from .text_safety import one_line, without_controls
 
 log = logging.getLogger("msnbridge.router")
 
@@ -122,11 +122,16 @@ class Router:
         will do too (a conversation's messages wait for it, up to offline_send_timeout)."""
         client = self.sessions.get(owner)
         if client is None:
-            raise NotConnected("you are not logged in to MSN")
+            raise NotConnected(self.sessions.why_no_session(owner))
         waiting = reconnecting_ok and client.state in _RECONNECTING
         if client.state is not SessionState.ONLINE and not waiting:
             raise NotConnected(f"your MSN session is {client.state.value}")
         return client
+
+    async def _wait_restored(self, owner: str) -> None:
+        """A message for a session being restored at start-up waits for it, as long as for
+        a reconnecting session (msn.offline_send_timeout)."""
+        await self.sessions.wait_restored(owner, self.sessions.offline_send_timeout)
 
     def conversation_for(self, portal: Portal) -> Conversation:
         """The live conversation carrying the portal, opened on demand."""
@@ -161,7 +166,7 @@ class Router:
         client = self.sessions.get(owner)
         if client is None:
             return owner
-        return client.contacts.own_nick or client.config.passport
+        return one_line(client.contacts.own_nick or "") or client.config.passport
 
     # --- from a side to MSN (and the other sides) ---
 
@@ -171,6 +176,7 @@ class Router:
         """``rich`` prefixed (and suffixed) as ``relay_format`` (default: bridge.relay.format)
         says."""
         relay_format = relay_format or self.relay_format
+        displayname = one_line(displayname)
         before, marker, after = relay_format.partition("{message}")
         if not marker:  # a format without {message}: the text goes after it
             before, after = relay_format + " ", ""
@@ -203,6 +209,8 @@ class Router:
         read (latency); ``origin_id`` dedupes retries (Matrix event ids)."""
         started = Metrics.clock() if started is None else started
         rich = without_controls(rich)
+        if sender_display is not None:  # it goes into the text and a header: one line
+            sender_display = one_line(sender_display) or "someone"
         msn_id = f"msn:{uuid.uuid4().hex}"
         claimed: message_db.MessageLink | None = None
         if origin_id is not None and origin_side == "matrix":
@@ -222,6 +230,7 @@ class Router:
             outgoing = self.relayed(outgoing, sender_display, relay_format)
         text, fmt = to_msn(outgoing)
         headers = [("P4-Context", sender_display)] if sender_display is not None else None
+        await self._wait_restored(portal.owner)
         try:
             conv = self.conversation_for(portal)
         except NotConnected as e:
@@ -253,6 +262,7 @@ class Router:
     async def send_nudge(
         self, portal: Portal, origin_side: str, origin_id: str | None = None
     ) -> DeliveryResult:
+        await self._wait_restored(portal.owner)
         try:
             result = await self.conversation_for(portal).send_nudge()
         except NotConnected as e:

@@ -7,6 +7,7 @@ TWN login needs it again; it is never logged.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 from collections.abc import Callable
 
@@ -77,6 +78,11 @@ class Sessions:
         self.logging_in: set[str] = set()
         # Tells owners about a long reconnect (a ConnectionNotice event to the listeners).
         self.outages = OutageWatch(float(config["msn.outage_notice_after"]), self._forward)
+        # Logins restore() signed out because their owner lost user rights (owner → passport).
+        self.not_allowed: dict[str, str] = {}
+        # Owners whose stored login is about to be restored (set at start-up before the
+        # sides listen, so their events wait for the session instead of failing).
+        self._restoring: dict[str, asyncio.Event] = {}
 
     def get(self, owner: str) -> Client | None:
         return self._clients.get(owner)
@@ -93,6 +99,10 @@ class Sessions:
             for client in self._clients.values():
                 counts[client.state.value] = counts.get(client.state.value, 0) + 1
             self.metrics.set_sessions(counts)
+
+    @property
+    def offline_send_timeout(self) -> float:
+        return float(self.config["msn.offline_send_timeout"])
 
     def client_config(
         self, passport: str, password: str, machine_guid: str | None = None
@@ -146,6 +156,12 @@ class Sessions:
             )
         holder = await user_db.get_by_passport(self.db, passport)
         if holder is not None and holder.id != owner:
+            # Only someone who knows the password learns that the account is bridged:
+            # anyone else gets the answer of a wrong password.
+            if not self._stored_password_is(holder, password):
+                if self.metrics is not None:
+                    self.metrics.login_failed("auth")
+                raise LoginFailed(describe_login_error(AuthenticationError()))
             raise LoginFailed(f"{passport} is bridged for someone else already")
         known = await user_db.get(self.db, owner)
         # The same endpoint as before for the same account (MSNP16+ MPOP).
@@ -203,6 +219,25 @@ class Sessions:
         log.info("%s logged in to MSN as %s (MSNP%s)", owner, passport, client.protocol)
         return client
 
+    def _stored_password_is(self, holder: User, password: str) -> bool:
+        if holder.password is None:
+            return False
+        try:
+            stored = self.secrets.decrypt(holder.password, context=holder.id)
+        except SecretKeyError:
+            return False
+        return hmac.compare_digest(stored.encode(), password.encode())
+
+    async def stored_login(self, owner: str) -> User | None:
+        """The owner's stored login (passport and encrypted password), if any."""
+        stored = await user_db.get(self.db, owner)
+        return stored if stored is not None and stored.passport is not None else None
+
+    async def owns_login(self, owner: str) -> bool:
+        """Whether the owner has a session or a stored login (logout and status are theirs
+        whatever their rights)."""
+        return owner in self._clients or await self.stored_login(owner) is not None
+
     async def logout(self, owner: str) -> bool:
         """Signs the session out and forgets the password; False if there was none."""
         client = self._clients.pop(owner, None)
@@ -211,16 +246,72 @@ class Sessions:
             await client.stop()
             self.report_states()
         stored = await user_db.get(self.db, owner)
+        had_login = stored is not None and (stored.passport or stored.password) is not None
         if stored is not None:
             stored.passport, stored.password, stored.state = None, None, "logged_out"
             await user_db.save(self.db, stored)
-        return client is not None
+        return client is not None or had_login
 
-    async def restore(self) -> int:
-        """Starts the sessions of every stored login (at start-up); returns how many."""
+    async def expect_restore(self) -> None:
+        """Before the sides take events: note whose sessions restore() will start."""
+        for stored in await user_db.get_all(self.db, with_login=True):
+            self._restoring.setdefault(stored.id, asyncio.Event())
+
+    async def wait_restored(self, owner: str, timeout: float) -> bool:
+        """Waits (up to ``timeout``) while the owner's session is being restored; False if
+        it is still not restored by then."""
+        pending = self._restoring.get(owner)
+        if pending is None or pending.is_set():
+            return True
+        try:
+            await asyncio.wait_for(pending.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def why_no_session(self, owner: str) -> str:
+        """Why the owner has no session, for the user."""
+        if (pending := self._restoring.get(owner)) is not None and not pending.is_set():
+            return "your MSN session is still being restored after a restart of the bridge"
+        if owner in self.unrestorable:
+            return f"your MSN login could not be restored ({self.unrestorable[owner]})"
+        if owner in self.not_allowed:
+            return "your MSN login was signed out: you no longer have user rights here"
+        return "you are not logged in to MSN"
+
+    def _restored(self, owner: str) -> None:
+        pending = self._restoring.pop(owner, None)
+        if pending is not None:
+            pending.set()
+
+    async def restore(self, may_log_in: Callable[[str], bool] | None = None) -> int:
+        """Starts the sessions of every stored login (at start-up); returns how many.
+
+        ``may_log_in(owner)``: whether the owner still has the rights to an MSN login. A
+        login whose owner lost them is not restored: it is signed out and its password
+        forgotten (listed in ``not_allowed``, so the owner is told once)."""
+        try:
+            return await self._restore(may_log_in)
+        finally:
+            for owner in list(self._restoring):  # nothing left to wait for
+                self._restored(owner)
+
+    async def _restore(self, may_log_in: Callable[[str], bool] | None) -> int:
         started = 0
         for stored in await user_db.get_all(self.db, with_login=True):
             assert stored.passport is not None and stored.password is not None
+            if may_log_in is not None and not may_log_in(stored.id):
+                log.warning(
+                    "Not restoring the MSN session of %s (%s): they no longer have user "
+                    "rights; signed out and the password forgotten",
+                    stored.id,
+                    stored.passport,
+                )
+                self.not_allowed[stored.id] = stored.passport
+                stored.passport, stored.password, stored.state = None, None, "logged_out"
+                await user_db.save(self.db, stored)
+                self._restored(stored.id)
+                continue
             try:
                 password = self.secrets.decrypt(stored.password, context=stored.id)
             except SecretKeyError as e:
@@ -228,6 +319,7 @@ class Sessions:
                 self.unrestorable[stored.id] = str(e)
                 stored.state = "needs_login"
                 await user_db.save(self.db, stored)
+                self._restored(stored.id)
                 continue
             client = self.client_factory(
                 self.client_config(stored.passport, password, stored.machine_guid)
@@ -238,6 +330,7 @@ class Sessions:
                 await user_db.save(self.db, stored)
             self._adopt(stored.id, client)
             await client.start()
+            self._restored(stored.id)
             started += 1
         return started
 

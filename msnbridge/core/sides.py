@@ -18,6 +18,7 @@ from puppets.event.conversation import DeliveryResult
 
 from ..db.portal import Portal
 from ..formatting import MessageKind, RichText
+from .text_safety import one_line
 
 __all__ = [
     "HELD",
@@ -51,6 +52,15 @@ class PortalMessage:
     origin_side: str = "msn"  # "msn", "matrix" or "irc"
     display: str | None = None  # relayed sender's name on the origin side (sender None)
     sent_at: float | None = None  # original unix time (offline messages); None = now
+    # The same on every delivery of this message, also one repeated after a restart: a
+    # side that can (Matrix: the transaction id) makes a repeat no second message.
+    txn_id: str | None = None
+
+    def __post_init__(self) -> None:
+        # Names are one line on every side (text_safety.one_line).
+        object.__setattr__(self, "nick", one_line(self.nick))
+        if self.display is not None:
+            object.__setattr__(self, "display", one_line(self.display))
 
 
 class NoticeKind(enum.Enum):

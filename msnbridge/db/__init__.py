@@ -11,6 +11,7 @@ from pathlib import Path
 
 from mautrix.util.async_db import Database, UnsupportedDatabaseVersion
 
+from ..private_files import prepare_sqlite
 from .upgrade import MIGRATIONS_DIR, VERSION_TABLE, MigrationError, build_upgrade_table
 
 __all__ = ["Database", "DatabaseTooNew", "MigrationError", "open_database", "schema_version"]
@@ -23,6 +24,7 @@ class DatabaseTooNew(Exception):
 async def open_database(url: str, *, migrations_dir: Path = MIGRATIONS_DIR) -> Database:
     """Connects and applies the migrations the database has not seen yet."""
     upgrade_table = build_upgrade_table(migrations_dir)
+    prepare_sqlite(url)  # users' data: 0600, and so its -wal/-shm
     db = Database.create(
         url, upgrade_table=upgrade_table, log=logging.getLogger("msnbridge.db"), owner_name=None
     )

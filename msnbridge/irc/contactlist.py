@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from puppets import Contact
 
+from ..core.text_safety import one_line
 from .bot import BotConnection
 from .options import IRCOptions, OfflineStyle
 from .puppets import Puppet, PuppetManager
@@ -30,6 +31,11 @@ STATE_NAMES = {
     "HDN": "Offline",
     "FLN": "Offline",
 }
+
+
+def _name(contact: Contact) -> str:
+    """The contact's nick as one line (text_safety.one_line), else the passport."""
+    return one_line(contact.nick or "") or contact.passport
 
 
 def away_text(contact: Contact) -> str | None:
@@ -93,7 +99,7 @@ class ContactListChannels:
                 self._announced[shown_key] = contact.status
                 state = STATE_NAMES.get(contact.status, contact.status)
                 psm = f" ({contact.psm})" if contact.psm and contact.online else ""
-                self.announce(channel, f"{contact.nick or passport} is {state}{psm}")
+                self.announce(channel, f"{_name(contact)} is {state}{psm}")
 
     def show(self, puppet: Puppet, channel: str) -> None:
         """Voice or devoice a puppet present in the channel, from its last status."""
@@ -113,7 +119,7 @@ class ContactListChannels:
                 self._announced[key] = contact.status
                 state = STATE_NAMES.get(contact.status, contact.status)
                 psm = f" ({contact.psm})" if contact.psm else ""
-                self.announce(channel, f"{contact.nick or contact.passport} is {state}{psm}")
+                self.announce(channel, f"{_name(contact)} is {state}{psm}")
 
     def is_contact_list(self, channel: str) -> bool:
         return any(key[0] == channel.lower() for key in self._shown)

@@ -23,7 +23,7 @@ from ..db import txn
 from ..errors import StartupError
 from ..metrics import Metrics, homeserver_error_kind
 from ..permissions import PermissionLevel, Permissions
-from . import bridge_info
+from . import bridge_info, inbox
 from .bot import MatrixBot
 from .ghosts import Ghosts
 from .ids import GhostIds
@@ -84,6 +84,7 @@ class BridgeAppService(AppService):
         super().__init__(*args, **kwargs)
         self.db = db
         self.transactions = _Forgetful()
+        self.is_portal_room: inbox.IsPortalRoom | None = None  # what matrix_inbox keeps
 
     async def _read_transaction_header(self, request: web.Request) -> tuple[str, dict[str, Any]]:
         txn_id, data = await super()._read_transaction_header(request)
@@ -98,6 +99,8 @@ class BridgeAppService(AppService):
 
     async def handle_transaction(self, txn_id: str, **kwargs: Any) -> JSON:
         key = transaction_key(txn_id, kwargs.get("events") or [], kwargs.get("ephemeral"))
+        if self.is_portal_room is not None:  # before the claim: a kill between loses nothing
+            await inbox.record(self.db, kwargs.get("events") or [], self.is_portal_room)
         if not await txn.claim(self.db, key):
             self.log.debug("Transaction %s was handled before; skipping it", txn_id)
             return {}
@@ -156,6 +159,25 @@ class MatrixSide:
         self._bridge_info: asyncio.Task[int] | None = None
         self._started = False
         self.az.matrix_event_handler(self._handle_event)
+        self.az.is_portal_room = self._is_portal_room
+
+    async def _is_portal_room(self, room_id: str) -> bool:
+        return await self.router.portals.by_room(room_id) is not None
+
+    async def _replay_inbox(self) -> None:
+        """Handle again what a killed bridge had taken from the homeserver but not handled,
+        before the homeserver sends anything newer (the ping makes it retry)."""
+        events = await inbox.left_over(self.db)
+        if events:
+            log.info("Handling %d Matrix events taken before the bridge stopped", len(events))
+        for raw in events:
+            try:
+                event = Event.deserialize(raw)
+            except Exception:
+                log.warning("Dropping an unreadable matrix_inbox event %s", raw.get("event_id"))
+                await inbox.done(self.db, str(raw.get("event_id")))
+                continue
+            await self.az.handle_matrix_event(event)
 
     async def _handle_event(self, event: Event) -> None:
         # mautrix runs each handler in its own task; remember them so stop() can let the
@@ -174,9 +196,18 @@ class MatrixSide:
                 await self._dispatch(event, started)
             else:
                 async with lock:
-                    await self._dispatch(event, started)
+                    try:
+                        await self._dispatch(event, started)
+                    finally:
+                        await self._handled(event)
         finally:
             self._inflight.discard(task)  # type: ignore[arg-type]
+
+    async def _handled(self, event: Event) -> None:
+        """Handled (or failed for good): off matrix_inbox. Not when cancelled at shutdown."""
+        cancelled = (task := asyncio.current_task()) is not None and task.cancelling()
+        if event.type.t in inbox.KEPT_TYPES and not cancelled:
+            await inbox.done(self.db, str(getattr(event, "event_id", "")))
 
     async def _dispatch(self, event: Event, started: float) -> None:
         try:
@@ -210,6 +241,7 @@ class MatrixSide:
         await self.az.start(host, port)
         log.info("Appservice listening on %s:%d", host, port)
         try:
+            await self._replay_inbox()
             await self._prepare_bot()
         except MatrixConnectionError as e:
             await self.az.stop()

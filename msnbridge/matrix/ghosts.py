@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 
 from mautrix.appservice import AppService, IntentAPI
 from mautrix.errors import MatrixError
@@ -15,11 +14,11 @@ from mautrix.util.async_db import Database
 
 from puppets.contacts import Contact
 
+from ..core.text_safety import one_line
 from ..db import ghost as ghost_db
 from .ids import GhostIds
 
 log = logging.getLogger("msnbridge.matrix.ghosts")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 # MSN status → Matrix presence and the words shown as status message.
 _PRESENCE: dict[str, tuple[PresenceState, str]] = {
@@ -73,7 +72,7 @@ class Ghosts:
 
     def displayname(self, passport: str, nick: str) -> str:
         # A nick is one line of text: CR/LF, NUL and escape codes from MSN go.
-        nick = " ".join(_CONTROL.sub(" ", nick).split())
+        nick = one_line(nick)
         return self.template.replace("{nick}", nick or passport).replace("{passport}", passport)
 
     async def ensure(self, passport: str, nick: str = "") -> IntentAPI:

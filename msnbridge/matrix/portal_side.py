@@ -218,7 +218,7 @@ class MatrixPortalSide:
             content.format, content.formatted_body = Format.HTML, html
         # One transaction id for every attempt: a retry after a lost answer is not a
         # second message.
-        txn_id = intent.api.get_txn_id()
+        txn_id = _txn_id(message.txn_id) if message.txn_id else intent.api.get_txn_id()
         # An offline message keeps its original time (appservice timestamp massaging).
         extra = {"timestamp": int(message.sent_at * 1000)} if message.sent_at else {}
         try:
@@ -394,3 +394,8 @@ class MatrixPortalSide:
 
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _txn_id(stable: str) -> str:
+    """A transaction id from a message's stable id (path-safe characters only)."""
+    return "msnbridge-" + "".join(c if c.isalnum() or c in "-_." else "-" for c in stable)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from ..config import Config
+from ..private_files import write_private
 from .ids import GhostIds
 
 
@@ -38,7 +40,9 @@ def build_registration(config: Config) -> dict[str, Any]:
 
 
 def write_registration(config: Config, path: str | Path) -> None:
+    """Written 0600: it holds the as_token and hs_token."""
     yaml = YAML(typ="safe")
     yaml.default_flow_style = False
-    with open(path, "w", encoding="utf-8") as stream:
-        yaml.dump(build_registration(config), stream)
+    text = io.StringIO()
+    yaml.dump(build_registration(config), text)
+    write_private(path, text.getvalue())
