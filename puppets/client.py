@@ -28,7 +28,9 @@ from .errors import (
 )
 from .event.conversation import ConversationEvent
 from .event.session import SessionState, SessionStateChanged
+from .msnobject import MSNObject
 from .notification import NotificationSession, SwitchboardInvite
+from .p2p import P2PService, PictureCache
 from .switchboard import Switchboard, SwitchboardTicket
 
 log = logging.getLogger("puppets.client")
@@ -37,9 +39,16 @@ Listener = Callable[[object], None]
 
 
 class Client:
-    def __init__(self, config: ClientConfig, http: aiohttp.ClientSession | None = None) -> None:
+    def __init__(
+        self,
+        config: ClientConfig,
+        http: aiohttp.ClientSession | None = None,
+        *,
+        pictures: PictureCache | None = None,
+    ) -> None:
         """``http``: an aiohttp session to share for Passport logins (many clients in one
-        process should share one); without it each login opens and closes its own."""
+        process should share one); without it each login opens and closes its own.
+        ``pictures``: a display picture cache to share, so a picture is fetched once."""
         self.config = config
         self.contacts = ContactList()
         self.state = SessionState.STOPPED
@@ -58,6 +67,9 @@ class Client:
         # What the owner asked for, re-applied after every reconnect.
         self._wanted_status: str | None = None
         self._wanted_psm: str | None = None
+        self._own_picture: tuple[MSNObject, bytes] | None = None
+        # Display pictures, emoticons and files (MSNSLP over switchboards).
+        self.p2p = P2PService(self, config.passport, self._emit, pictures)
 
     # --- listeners ---
 
@@ -69,6 +81,7 @@ class Client:
             self._listeners.remove(listener)
 
     def _emit(self, event: object) -> None:
+        self.p2p.observe(event)
         for listener in list(self._listeners):
             try:
                 listener(event)
@@ -135,6 +148,7 @@ class Client:
                 self._set_state(SessionState.CONNECTING)
             ns = NotificationSession(self.config, self.contacts, self._emit, self._http)
             ns.on_invite = self._on_invite
+            ns.own_msnobject = self._own_picture[0] if self._own_picture else None
             self.ns = ns
             try:
                 await ns.login()
@@ -207,6 +221,7 @@ class Client:
                 self._set_state(SessionState.STOPPED, "stopped")
         for task in list(self._tasks):
             task.cancel()
+        await self.p2p.close()
 
     def _spawn(self, coro: object) -> None:
         task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
@@ -226,6 +241,22 @@ class Client:
 
     async def set_nick(self, nick: str) -> None:
         await self._session().set_nick(nick)
+
+    async def set_display_picture(self, data: bytes | None) -> MSNObject | None:
+        """Show ``data`` (PNG, usually 96x96) as this session's display picture, or none.
+
+        Contacts who ask for it are served through MSNSLP; the object is announced with
+        CHG (MSNP9+) now if online, else at login. Returns the object.
+        """
+        obj = MSNObject.for_data(self.config.passport, data) if data else None
+        self._own_picture = (obj, data) if obj is not None and data else None
+        self.p2p.manager.set_own_object(obj, data)
+        ns = self.ns
+        if ns is not None:
+            ns.own_msnobject = obj
+            if self.state is SessionState.ONLINE and ns.protocol >= 9:
+                await ns.set_status(self._wanted_status or self.config.initial_status)
+        return obj
 
     async def set_psm(self, text: str) -> None:
         await self._session().set_psm(text)
@@ -331,6 +362,8 @@ class Client:
         return [*self._conversations.values(), *self._detached]
 
     def _on_conversation_event(self, event: ConversationEvent) -> None:
+        if self.p2p.handle(event):
+            return
         self._emit(event)
 
     def _on_invite(self, invite: SwitchboardInvite) -> None:

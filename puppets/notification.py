@@ -38,6 +38,8 @@ from .event import mailbox, session
 from .listformat import parse_presence
 from .lists import ListsMixin
 from .message import InitialMail, NewMail, Profile, SystemMessage, parse_payload
+from .msnobject import InvalidMSNObject, MSNObject
+from .msnobject import parse as parse_msnobject
 
 log = logging.getLogger("puppets.notification")
 
@@ -69,6 +71,17 @@ def _int(value: str, default: int = 0) -> int:
         return int(value)
     except ValueError:
         return default
+
+
+def _read_msnobject(passport: str, text: str | None) -> MSNObject | None:
+    """A contact's announced object, or None; a broken one is logged and ignored."""
+    if not text or text == "0":
+        return None
+    try:
+        return parse_msnobject(text)
+    except InvalidMSNObject as e:
+        log.info("%s announced an invalid MSNObject: %s", passport, e)
+        return None
 
 
 def _parse_ubx(payload: bytes) -> tuple[str, str]:
@@ -106,6 +119,7 @@ class NotificationSession(ListsMixin):
         self.conn: Connection | None = None
         self.closed: asyncio.Future[BaseException | None] | None = None
         self.on_invite: Callable[[SwitchboardInvite], None] | None = None
+        self.own_msnobject: MSNObject | None = None  # announced with CHG from MSNP9
         self._sync_done: asyncio.Event | None = None
         self._sync_expect: tuple[int, int] | None = None  # contacts, groups (MSNP8+)
         self._sync_seen = [0, 0]
@@ -271,7 +285,9 @@ class NotificationSession(ListsMixin):
 
     def _status_args(self, status: str) -> list[str]:
         if self.protocol >= 8:
-            return [status, str(self.config.caps)]
+            own = self.own_msnobject if self.protocol >= 9 else None
+            extra = [encode_arg(own.build())] if own is not None else []
+            return [status, str(self.config.caps), *extra]
         return [status]
 
     async def _go_online(self) -> None:
@@ -356,7 +372,8 @@ class NotificationSession(ListsMixin):
             c.caps = p.caps
         if p.msnobject is not None:
             c.msnobject = p.msnobject
-        self._emit(ev.PresenceChanged(c.passport, c.status, c.nick, c.caps, initial))
+        obj = _read_msnobject(c.passport, c.msnobject)
+        self._emit(ev.PresenceChanged(c.passport, c.status, c.nick, c.caps, initial, obj))
 
     def _on_iln(self, cmd: Command) -> None:
         self._presence(cmd.args, True)
