@@ -494,9 +494,12 @@ class P2PManager:
                 wait_ack=True,
                 stop=t.stop,
                 progress=t._progress,
+                on_ack_future=t,
             )
             t._finish("completed", "the contact received every byte")
         except asyncio.CancelledError:
+            if t.status == "completed":
+                return
             if not t.finished:
                 t._finish("cancelled", "cancelled")
             raise
@@ -519,6 +522,7 @@ class P2PManager:
         wait_ack: bool = False,
         stop: asyncio.Event | None = None,
         progress: Callable[[int], None] | None = None,
+        on_ack_future: OutgoingFile | None = None,
     ) -> None:
         """Write one P2P message in chunks, at most ``window`` unconfirmed at a time.
 
@@ -535,6 +539,8 @@ class P2PManager:
         if wait_ack:
             ack = asyncio.get_running_loop().create_future()
             self._acks[(peer, msg_id)] = ack
+            if on_ack_future is not None:
+                on_ack_future.data_ack = ack
         inflight: deque[asyncio.Future[DeliveryResult]] = deque()
         offset = 0
         try:

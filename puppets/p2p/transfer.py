@@ -200,6 +200,7 @@ class OutgoingFile(Transfer):
         self.answered: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self.stop = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
+        self.data_ack: asyncio.Future[None] | None = None  # the contact's ack of the data
 
     def cancel(self, reason: str = "cancelled") -> None:
         """Stop sending; the contact is told (BYE)."""
@@ -214,6 +215,11 @@ class OutgoingFile(Transfer):
             self.answered.set_result(msg.status)
 
     def on_bye(self) -> None:
+        ack = self.data_ack
+        if ack is not None and ack.done() and not ack.cancelled():
+            # The ack and the receiver's BYE came in one read: it has everything.
+            self._finish("completed", "the contact received every byte")
+            return
         self.stop.set()
         if not self.answered.done():
             self.answered.set_result(603)
