@@ -107,6 +107,7 @@ class P2PManager:
         self.ack_timeout = ack_timeout
         self.max_object = max_object
         self.own_objects: dict[str, tuple[MSNObject, bytes]] = {}  # by SHA1D: what we serve
+        self._picture: str | None = None  # SHA1D of the display picture among them
         self._sessions: dict[tuple[str, int], Session] = {}
         self._calls: dict[str, Session] = {}
         self._slp_in: dict[tuple[str, int], bytearray] = {}
@@ -158,8 +159,19 @@ class P2PManager:
     # --- the own picture ---
 
     def set_own_object(self, obj: MSNObject | None, data: bytes | None) -> None:
-        """Serve ``data`` to contacts who ask for ``obj`` (None: serve nothing)."""
-        self.own_objects = {} if obj is None or data is None else {obj.sha1d: (obj, data)}
+        """The display picture served to contacts who ask for it (None: none)."""
+        if self._picture is not None:
+            self.own_objects.pop(self._picture, None)
+        self._picture = None
+        if obj is not None and data is not None:
+            self.serve_object(obj, data)
+            self._picture = obj.sha1d
+
+    def serve_object(self, obj: MSNObject, data: bytes) -> None:
+        """Serve ``data`` (a custom emoticon, say) to contacts who ask for ``obj``."""
+        if not obj.matches(data):
+            raise ValueError("the data does not match the MSNObject's size and SHA1D")
+        self.own_objects[obj.sha1d] = (obj, data)
 
     # --- receiving ---
 
@@ -250,7 +262,8 @@ class P2PManager:
 
     def _post(self, peer: str, frame: Frame) -> None:
         """Queue a single-frame message; failures are only logged (the peer will time out)."""
-        self._spawn(self._post_checked(self.link.post(peer, build_payload(peer, frame))))
+        sent = asyncio.ensure_future(self.link.post(peer, build_payload(peer, frame)))
+        self._spawn(self._post_checked(sent))
 
     @staticmethod
     async def _post_checked(result: Awaitable[DeliveryResult]) -> None:

@@ -24,7 +24,7 @@ from ..event.conversation import (
 )
 from ..event.transfer import EmoticonReceived, LegacyInvitationRefused, RichContentReceived
 from ..mime import build_message
-from ..msnobject import MSNObject, parse_optional
+from ..msnobject import MSNObject, build_emoticon_list, parse_optional
 from .manager import ObjectFetchError, P2PManager
 from .pictures import PictureCache
 from .transfer import TransferError
@@ -54,6 +54,13 @@ def build_invitation_cancel(cookie: str, code: str = "REJECT_NOT_INSTALLED") -> 
     return build_message(
         [("Content-Type", "text/x-msmsgsinvite; charset=UTF-8")], body.encode("utf-8")
     )
+
+
+def build_emoticon_payload(pairs: list[tuple[str, MSNObject]], animated: bool = False) -> bytes:
+    """The message announcing custom emoticons; send it just before the text using them."""
+    kind = "text/x-mms-animemoticon" if animated else "text/x-mms-emoticon"
+    body = build_emoticon_list(pairs).encode("utf-8")
+    return build_message([("Content-Type", kind)], body)
 
 
 class _ConversationLink:
