@@ -121,7 +121,7 @@ async def test_winks_and_ink_are_reported_for_what_they_are(server, version):
 
 @pytest.mark.parametrize("version", VERSIONS)
 async def test_unknown_p2p_applications_are_declined(server, version):
-    (a, alice, aev), (b, bob, bev) = await _pair(server, version)
+    (a, alice, _aev), (b, bob, bev) = await _pair(server, version)
     try:
         from puppets.p2p.header import Frame, Header
         from puppets.p2p.transport import build_payload
