@@ -54,6 +54,9 @@ class FileContext:
         raw = data[_HEAD.size : _HEAD.size + NAME_BYTES]
         name = raw.decode("utf-16-le", "replace").split("\x00", 1)[0]
         # A name is never a path: keep only its last component, and something printable.
-        name = name.replace("\\", "/").rsplit("/", 1)[-1].strip() or "file"
+        name = name.replace("\\", "/").rsplit("/", 1)[-1]
+        name = "".join(c for c in name if c.isprintable()).strip()
+        if name in ("", ".", ".."):
+            name = "file"
         preview = data[length:] if kind == 0 else b""
         return cls(name, size, preview[:MAX_PREVIEW], version)
