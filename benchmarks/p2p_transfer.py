@@ -6,7 +6,8 @@ same bytes relayed as plain text messages, and the peak RSS of the two puppets.
 The server runs in its own process; sender and receiver puppets share this one. The file
 goes from a file on disk to a file on disk; the baseline sends 1664-byte text payloads
 (MSG A) with the same number of them unconfirmed at a time, and stops when the receiver
-has counted every byte.
+has counted every byte. Rounds alternate the two; the best of each is printed. MSG/s
+compares the work per message: a P2P chunk carries 1202 bytes, a text payload ~1546.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from puppets import Client, ClientConfig  # noqa: E402
 from puppets.event.conversation import MessageReceived  # noqa: E402
 from puppets.event.transfer import FileOffered  # noqa: E402
 from puppets.message import MAX_PAYLOAD, build_text  # noqa: E402
+from puppets.p2p.transport import chunk_size  # noqa: E402
 
 A, B = "sender@example.com", "receiver@example.com"
 
@@ -151,6 +153,7 @@ async def main() -> None:
     ap.add_argument("--size-mb", type=float, default=20.0)
     ap.add_argument("--version", type=int, default=12)
     ap.add_argument("--window", type=int, default=16, help="chunks unconfirmed at a time")
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     size = int(args.size_mb * 1024 * 1024)
 
@@ -178,11 +181,16 @@ async def main() -> None:
                 await c.start()
                 await c.wait_online(30)
             base_kib = status_kib("VmRSS")
+            file_s = plain_s = float("inf")
             with PeakRSS() as peak:
-                file_s = await file_transfer(sender, receiver, src, tmpdir / "got.bin")
-            if (tmpdir / "got.bin").stat().st_size != size:
-                raise SystemExit("the received file has the wrong size")
-            plain_s = await plain_messages(sender, receiver, size, args.window)
+                for _ in range(args.rounds):  # interleaved, best of each: a busy machine
+                    got = tmpdir / "got.bin"
+                    got.unlink(missing_ok=True)
+                    file_s = min(file_s, await file_transfer(sender, receiver, src, got))
+                    if got.stat().st_size != size:
+                        raise SystemExit("the received file has the wrong size")
+                    plain = await plain_messages(sender, receiver, size, args.window)
+                    plain_s = min(plain_s, plain)
         finally:
             await sender.stop()
             await receiver.stop()
@@ -190,13 +198,22 @@ async def main() -> None:
             await proc.wait()
 
     mib = size / (1 << 20)
-    print(f"{'what':<40}{'MiB/s':>10}{'vs baseline':>14}")
-    print(f"{'plain text MSGs (baseline)':<40}{mib / plain_s:>10.2f}{1.0:>13.2f}x")
-    print(f"{'file over MSNSLP (P2P chunks)':<40}{mib / file_s:>10.2f}{plain_s / file_s:>13.2f}x")
+    plain_msgs = -(-size // (MAX_PAYLOAD - len(build_text(""))))
+    file_msgs = -(-size // chunk_size(B))
+    print(f"{'what':<34}{'MiB/s':>8}{'vs baseline':>13}{'MSG/s':>9}{'data/MSG':>10}")
+    print(
+        f"{'plain text MSGs (baseline)':<34}{mib / plain_s:>8.2f}{1.0:>12.2f}x"
+        f"{plain_msgs / plain_s:>9.0f}{size // plain_msgs:>10}"
+    )
+    print(
+        f"{'file over MSNSLP (P2P chunks)':<34}{mib / file_s:>8.2f}{plain_s / file_s:>12.2f}x"
+        f"{file_msgs / file_s:>9.0f}{chunk_size(B):>10}"
+    )
     print(
         f"{size / (1 << 20):.0f} MiB at MSNP{args.version}, window {args.window}: "
-        f"RSS {base_kib / 1024:.1f} MiB before, peak {peak.peak / 1024:.1f} MiB during "
-        f"the transfer (+{(peak.peak - base_kib) / 1024:.1f} MiB, both puppets)"
+        f"best of {args.rounds} rounds; RSS {base_kib / 1024:.1f} MiB before, peak "
+        f"{peak.peak / 1024:.1f} MiB during the rounds (+{(peak.peak - base_kib) / 1024:.1f} MiB,"
+        " both puppets)"
     )
 
 
