@@ -231,3 +231,43 @@ async def test_asking_for_an_object_we_do_not_have_is_declined(server, version):
     finally:
         await alice.stop()
         await bob.stop()
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_receiver_gives_up_when_the_sender_vanishes(server, version, tmp_path):
+    (_a, alice, _aev), (b, bob, bev) = await _pair(server, version)
+    bob.p2p.manager.data_timeout = 1.0
+    stalled = asyncio.Event()
+
+    async def stalls():
+        yield b"\x01" * 50_000
+        stalled.set()
+        await asyncio.Event().wait()  # never more
+
+    try:
+        alice.p2p.manager.send_file(b, stalls(), name="stall.bin", size=100_000)
+        offer = await bev.wait_for(FileOffered)
+        dest = tmp_path / "stall.bin"
+        offer.transfer.accept(dest)
+        await asyncio.wait_for(stalled.wait(), 10)
+        assert await offer.transfer.wait(timeout=10) == "timed out"
+        assert "no data" in offer.transfer.reason and not dest.exists()
+    finally:
+        await alice.stop()
+        await bob.stop()
+
+
+async def test_too_many_open_offers_are_declined(server, tmp_path):
+    (_a, alice, _aev), (b, bob, bev) = await _pair(server, 12)
+    bob.p2p.manager.max_incoming = 1
+    src = tmp_path / "x.txt"
+    src.write_bytes(b"x")
+    try:
+        first = alice.p2p.manager.send_file(b, src)
+        await bev.wait_for(FileOffered)
+        second = alice.p2p.manager.send_file(b, src)
+        assert await second.wait(timeout=10) == "declined"
+        assert not first.finished and len(bev.of(FileOffered)) == 1
+    finally:
+        await alice.stop()
+        await bob.stop()

@@ -97,6 +97,9 @@ class P2PManager:
         answer_timeout: float = 120.0,
         ack_timeout: float = 60.0,
         max_object: int = MAX_OBJECT,
+        max_incoming: int = 16,
+        data_timeout: float = 120.0,
+        offer_timeout: float = 24 * 3600.0,
     ) -> None:
         self.passport = passport.lower()
         self.link = link
@@ -106,6 +109,9 @@ class P2PManager:
         self.answer_timeout = answer_timeout
         self.ack_timeout = ack_timeout
         self.max_object = max_object
+        self.max_incoming = max_incoming  # offers and incoming transfers open at once
+        self.data_timeout = data_timeout  # an accepted transfer without data this long fails
+        self.offer_timeout = offer_timeout  # an offer nobody answers this long is dropped
         self.own_objects: dict[str, tuple[MSNObject, bytes]] = {}  # by SHA1D: what we serve
         self._picture: str | None = None  # SHA1D of the display picture among them
         self._sessions: dict[tuple[str, int], Session] = {}
@@ -408,10 +414,30 @@ class P2PManager:
             log.info("p2p: %s offered a file with a bad context: %s", peer, e)
             self._send_slp(peer, slp.response(msg, 603, "Decline", {"SessionID": str(sid)}))
             return
+        waiting = sum(1 for s in self._sessions.values() if isinstance(s, IncomingFile))
+        if waiting >= self.max_incoming:
+            log.info("p2p: %s offered a file while %d are open: declined", peer, waiting)
+            self._send_slp(peer, slp.response(msg, 603, "Decline", {"SessionID": str(sid)}))
+            return
         transfer = IncomingFile(self, peer, sid, msg, ctx.name, ctx.size, ctx.preview)
         transfer.branch = msg.branch
         self._register(transfer)
+        self._spawn(self._watch_incoming(transfer))
         self.emit(FileOffered(peer, ctx.name, ctx.size, ctx.preview, transfer))
+
+    async def _watch_incoming(self, t: IncomingFile) -> None:
+        """End an incoming transfer whose data stopped (the sender vanished): no offer or
+        half-written file waits forever."""
+        loop = asyncio.get_running_loop()
+        while not t.finished:
+            limit = self.data_timeout if t.accepted else self.offer_timeout
+            idle = loop.time() - t.last_activity
+            if idle >= limit:
+                what = "no data" if t.accepted else "no answer to the offer"
+                self.send_bye(t)
+                t._finish("timed out", f"{what} for {limit:g} s")
+                return
+            await asyncio.sleep(min(limit - idle, 5.0) + 0.01)
 
     def answer_invite(self, transfer: IncomingFile, status: int, reason: str) -> None:
         body = {"SessionID": str(transfer.session_id)}

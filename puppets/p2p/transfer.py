@@ -125,6 +125,7 @@ class IncomingFile(Transfer):
         self._stream: Writable | None = None
         self._own_file: BinaryIO | None = None
         self.accepted = False
+        self.last_activity = asyncio.get_running_loop().time()
 
     def accept(self, destination: str | Path | Writable) -> None:
         """Take the file into ``destination``: a path (created; removed on failure) or a
@@ -138,6 +139,7 @@ class IncomingFile(Transfer):
         else:
             self._stream = destination
         self.accepted = True
+        self.last_activity = asyncio.get_running_loop().time()
         self.manager.answer_invite(self, 200, "OK")
         if self.size == 0:
             self._complete()
@@ -164,6 +166,7 @@ class IncomingFile(Transfer):
             self.manager.send_bye(self)
             self._finish("failed", f"data out of order or of the wrong size ({offset}/{total})")
             return
+        self.last_activity = asyncio.get_running_loop().time()
         try:
             self._stream.write(data)
         except (OSError, ValueError) as e:
