@@ -40,6 +40,7 @@ from .lists import ListsMixin
 from .message import InitialMail, NewMail, Profile, SystemMessage, parse_payload
 from .msnobject import InvalidMSNObject, MSNObject
 from .msnobject import parse as parse_msnobject
+from .p2p.transport import CAPS_MSNC1
 
 log = logging.getLogger("puppets.notification")
 
@@ -287,7 +288,9 @@ class NotificationSession(ListsMixin):
         if self.protocol >= 8:
             own = self.own_msnobject if self.protocol >= 9 else None
             extra = [encode_arg(own.build())] if own is not None else []
-            return [status, str(self.config.caps), *extra]
+            # MSNP9+: we speak MSNSLP (puppets.p2p), so say so unless told otherwise.
+            caps = self.config.caps or (CAPS_MSNC1 if self.protocol >= 9 else 0)
+            return [status, str(caps), *extra]
         return [status]
 
     async def _go_online(self) -> None:

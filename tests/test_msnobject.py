@@ -136,10 +136,12 @@ async def test_presence_carries_the_parsed_object(server, version):
         try:
             mine = await bob.set_display_picture(DATA)
             seen = await ev.wait_for(
-                PresenceChanged, lambda e: e.passport == b and e.msnobject is not None
+                PresenceChanged,
+                lambda e: e.passport == b and not e.initial and e.msnobject is not None,
             )
             assert seen.msnobject == mine
             assert server.account(b).msnobj == mine.build()
+            assert seen.caps & 0x10000000  # MSNC1: peers will talk MSNSLP to us
         finally:
             await bob.stop()
     finally:

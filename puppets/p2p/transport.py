@@ -15,6 +15,9 @@ __all__ = ["CONTENT_TYPE", "build_payload", "chunk_size", "parse_payload"]
 
 CONTENT_TYPE = "application/x-msnmsgrp2p"
 MAX_CHUNK = 1202
+# Client-id capability bits: MSNC1 (Messenger 6.0 P2P). Peers only ask for pictures and
+# offer files over MSNSLP to clients announcing it; others get MSNFTP invitations.
+CAPS_MSNC1 = 0x10000000
 
 
 def envelope(dest: str) -> bytes:
