@@ -26,6 +26,7 @@ from puppets.event.conversation import (
     TypingReceived,
 )
 from puppets.event.session import ChallengeAnswered, SessionStateChanged, SystemNotice
+from puppets.event.transfer import DisplayPictureReceived
 
 from ..db import message as message_db
 from ..db.portal import Portal
@@ -114,6 +115,8 @@ class MsnEventRouter:
             await self._conversation_event(owner, event, started)
         elif isinstance(event, contact_ev.PresenceChanged):
             await self._contact(owner, event.passport, ContactChange.PRESENCE)
+        elif isinstance(event, DisplayPictureReceived):
+            await self._picture(owner, event)
         elif isinstance(event, contact_ev.ContactListSynced):
             await self._synced(owner)
         elif isinstance(event, contact_ev.PersonalMessageChanged):
@@ -210,6 +213,16 @@ class MsnEventRouter:
                 await side.contact_changed(owner, contact, change)
             except Exception:
                 log.exception("The %s side failed on a contact change", side.name)
+
+    async def _picture(self, owner: str, event: DisplayPictureReceived) -> None:
+        for side in self.router.sides:
+            handler = getattr(side, "contact_picture", None)  # sides showing pictures
+            if handler is None:
+                continue
+            try:
+                await handler(owner, event.passport, event.msnobject.sha1d, event.data)
+            except Exception:
+                log.exception("The %s side failed on a display picture", side.name)
 
     # --- conversations ---
 

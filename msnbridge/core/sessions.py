@@ -21,6 +21,7 @@ from puppets import (
     SignedOutElsewhere,
 )
 from puppets.event.session import SessionStateChanged
+from puppets.p2p import PictureCache
 
 from ..config import Config
 from ..db import user as user_db
@@ -68,6 +69,7 @@ class Sessions:
         self.listeners: list[Listener] = []
         self.metrics: Metrics | None = None
         self._clients: dict[str, Client] = {}
+        self.pictures = PictureCache()  # display pictures by SHA1D, shared by all sessions
         # Logins restore() could not start, with why (the owners are told at start-up).
         self.unrestorable: dict[str, str] = {}
 
@@ -196,6 +198,9 @@ class Sessions:
 
     def _adopt(self, owner: str, client: Client) -> Callable[[object], None]:
         self._clients[owner] = client
+        if owner.startswith("@"):  # Matrix shows contacts' pictures as ghost avatars
+            client.p2p.manager.pictures = self.pictures  # one fetch per picture for all
+            client.p2p.auto_fetch_pictures = True
 
         def forward(event: object) -> None:
             self._forward(owner, event)

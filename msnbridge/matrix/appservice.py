@@ -22,6 +22,7 @@ from ..db import txn
 from ..errors import StartupError
 from ..metrics import Metrics, homeserver_error_kind
 from ..permissions import PermissionLevel, Permissions
+from .avatars import MediaUploads
 from .bot import MatrixBot
 from .ghosts import Ghosts
 from .ids import GhostIds
@@ -112,6 +113,7 @@ class MatrixSide:
             config["appservice.displayname_template"],
             config["bridge.presence_refresh_interval"],
         )
+        self.media = MediaUploads(self.az, db)  # display pictures, by SHA1D
         self.portal_side = MatrixPortalSide(self)
         self.inbound = MatrixInbound(self)
         router.add_side(self.portal_side)

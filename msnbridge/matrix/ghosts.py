@@ -10,7 +10,7 @@ import re
 
 from mautrix.appservice import AppService, IntentAPI
 from mautrix.errors import MatrixError
-from mautrix.types import PresenceState
+from mautrix.types import ContentURI, PresenceState
 from mautrix.util.async_db import Database
 
 from puppets.contacts import Contact
@@ -94,6 +94,21 @@ class Ghosts:
                 await intent.ensure_registered()
             self._stored[passport] = stored
         return intent
+
+    async def set_avatar(self, passport: str, mxc: str) -> None:
+        """Show ``mxc`` as the ghost's avatar (nothing is sent when it is shown already)."""
+        passport = passport.lower()
+        intent = await self.ensure(passport)
+        async with self._locks.setdefault(passport, asyncio.Lock()):
+            stored = self._stored.get(passport) or await ghost_db.get(self.db, passport)
+            if stored is None:
+                stored = ghost_db.Ghost(passport, intent.mxid)
+            if stored.avatar_set and stored.avatar_url == mxc:
+                return
+            await intent.set_avatar_url(ContentURI(mxc))
+            stored.avatar_url, stored.avatar_set = mxc, True
+            await ghost_db.save(self.db, stored)
+            self._stored[passport] = stored
 
     async def update(self, contact: Contact) -> None:
         """Name and presence of a contact, as the owner's session sees them now."""

@@ -265,6 +265,18 @@ class MatrixPortalSide:
             return
         await self.side.bot.send_notice(RoomID(stored.management_room), notice.text)
 
+    async def contact_picture(self, owner: str, passport: str, sha1d: str, data: bytes) -> None:
+        """A contact's display picture (checked against its SHA1D) becomes their ghost's
+        avatar; uploaded once per SHA1D whoever's contact it is."""
+        if not owner.startswith("@"):
+            return
+        try:
+            mxc = await self.side.media.mxc_for(sha1d, data, f"{passport}.png")
+            await self.side.ghost_users.set_avatar(passport, mxc)
+        except MatrixError as e:
+            self._hs_error(e)
+            raise
+
     async def contact_changed(self, owner: str, contact: Contact, change: ContactChange) -> None:
         if not owner.startswith("@") or change is ContactChange.REMOVED:
             return

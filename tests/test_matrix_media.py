@@ -1,0 +1,107 @@
+"""Pictures and files with the whole bridge: a real Synapse, the MSNP test server, and the
+MSN contact a puppet client in this process."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import struct
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import quote
+
+import aiohttp
+
+from puppets.msnobject import MSNObject
+from tests.msnp_server import MSNPTestServer
+from tests.synapse_server import SynapseServer, running_bridge
+from tests.test_matrix_portals import (
+    BOB,
+    friend,
+    ghost_id,
+    log_in,
+    msn,  # noqa: F401  (fixture)
+    settings,
+    until,
+)
+
+
+def tiny_png(seed: bytes) -> bytes:
+    """A valid 4x4 RGB PNG whose pixels depend on ``seed``."""
+    raw = b"".join(b"\x00" + (seed * 12)[:12] for _ in range(4))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    ihdr = struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
+async def download(synapse: SynapseServer, mxc: str, token: str) -> bytes:
+    server_name, media_id = mxc.removeprefix("mxc://").split("/", 1)
+    url = f"{synapse.url}/_matrix/client/v1/media/download/{server_name}/{media_id}"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(url, headers={"Authorization": f"Bearer {token}"}) as resp,
+    ):
+        assert resp.status == 200, await resp.text()
+        return await resp.read()
+
+
+async def test_a_contacts_display_picture_becomes_the_ghosts_avatar(
+    synapse: SynapseServer,
+    bridge_config: Callable[..., Path],
+    msn: MSNPTestServer,  # noqa: F811 (the fixture imported above)
+) -> None:
+    config = bridge_config(**settings(msn))
+    owner = await synapse.register_user()
+    bob, _ = await friend(msn, BOB)
+    picture = tiny_png(os.urandom(3))
+    obj: MSNObject | None = await bob.set_display_picture(picture)
+    assert obj is not None
+    try:
+        async with running_bridge(config) as bridge:
+            await log_in(synapse, owner)
+            ghost = ghost_id(synapse, BOB)
+
+            async def avatar() -> str | None:
+                try:
+                    profile = await synapse.request(
+                        "GET",
+                        f"/_matrix/client/v3/profile/{quote(ghost)}",
+                        token=owner.access_token,
+                    )
+                except Exception:
+                    return None
+                return profile.get("avatar_url")
+
+            await until(avatar, timeout=30)
+            mxc = await avatar()
+            assert mxc is not None
+            data = await download(synapse, mxc, owner.access_token)
+            assert base64.b64encode(hashlib.sha1(data).digest()).decode() == obj.sha1d
+            # The mxc is remembered per SHA1D: a new picture replaces it, the old stays known.
+            second = tiny_png(os.urandom(3))
+            obj2 = await bob.set_display_picture(second)
+            assert obj2 is not None
+
+            async def changed() -> bool:
+                return (await avatar()) not in (None, mxc)
+
+            await until(changed, timeout=30)
+            new = await avatar()
+            assert new is not None
+            assert await download(synapse, new, owner.access_token) == second
+            db = bridge.db
+            assert await db.fetchval("SELECT mxc FROM media WHERE sha1d=$1", obj.sha1d) == mxc
+            assert await db.fetchval("SELECT mxc FROM media WHERE sha1d=$1", obj2.sha1d) == new
+    finally:
+        await bob.stop()
