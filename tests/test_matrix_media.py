@@ -16,15 +16,19 @@ import aiohttp
 
 from puppets.msnobject import MSNObject
 from tests.msnp_server import MSNPTestServer
-from tests.synapse_server import SynapseServer, running_bridge
+from tests.synapse_server import SynapseServer, is_notice_from, running_bridge, wait_for_event
 from tests.test_matrix_portals import (
+    ALICE,
     BOB,
+    bot_id,
     friend,
     ghost_id,
+    join,
     log_in,
     msn,  # noqa: F401  (fixture)
     settings,
     until,
+    wait_invite,
 )
 
 
@@ -103,5 +107,60 @@ async def test_a_contacts_display_picture_becomes_the_ghosts_avatar(
             db = bridge.db
             assert await db.fetchval("SELECT mxc FROM media WHERE sha1d=$1", obj.sha1d) == mxc
             assert await db.fetchval("SELECT mxc FROM media WHERE sha1d=$1", obj2.sha1d) == new
+    finally:
+        await bob.stop()
+
+
+async def test_a_file_from_msn_arrives_in_matrix_and_one_over_the_limit_is_refused(
+    synapse: SynapseServer,
+    bridge_config: Callable[..., Path],
+    msn: MSNPTestServer,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
+) -> None:
+    config = bridge_config(
+        **settings(msn, files={"max_incoming_size": 1_000_000, "temp_dir": str(tmp_path / "t")})
+    )
+    owner = await synapse.register_user()
+    bob, _ = await friend(msn, BOB)
+    data = os.urandom(300_000)
+    src = tmp_path / "holiday notes.bin"
+    src.write_bytes(data)
+    image = tiny_png(b"abc")
+    img = tmp_path / "pic.png"
+    img.write_bytes(image)
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"\0" * 1_000_001)
+    try:
+        async with running_bridge(config):
+            management = await log_in(synapse, owner)
+            sent = bob.p2p.manager.send_file(ALICE, src)
+            assert await sent.wait(timeout=60) == "completed"
+            room = await wait_invite(synapse, owner)
+            await join(synapse, owner, room)
+            ghost = ghost_id(synapse, BOB)
+            event = await wait_for_event(
+                synapse, owner, room, lambda e: e["content"].get("msgtype") == "m.file"
+            )
+            assert event["sender"] == ghost
+            content = event["content"]
+            assert content["body"] == "holiday notes.bin"
+            assert content["info"]["size"] == len(data)
+            assert await download(synapse, content["url"], owner.access_token) == data
+
+            pic = bob.p2p.manager.send_file(ALICE, img)
+            assert await pic.wait(timeout=60) == "completed"
+            event = await wait_for_event(
+                synapse, owner, room, lambda e: e["content"].get("msgtype") == "m.image"
+            )
+            info = event["content"]["info"]
+            assert (info["mimetype"], info["w"], info["h"]) == ("image/png", 4, 4)
+            assert await download(synapse, event["content"]["url"], owner.access_token) == image
+
+            refused = bob.p2p.manager.send_file(ALICE, big)
+            assert await refused.wait(timeout=30) == "declined"
+            await wait_for_event(
+                synapse, owner, management, is_notice_from(bot_id(synapse), "larger than")
+            )
+            assert list((tmp_path / "t").iterdir()) == []  # nothing left waiting on disk
     finally:
         await bob.stop()

@@ -26,12 +26,18 @@ from puppets.event.conversation import (
     TypingReceived,
 )
 from puppets.event.session import ChallengeAnswered, SessionStateChanged, SystemNotice
-from puppets.event.transfer import DisplayPictureReceived
+from puppets.event.transfer import (
+    DisplayPictureReceived,
+    FileOffered,
+    LegacyInvitationRefused,
+    TransferFinished,
+)
 
 from ..db import message as message_db
 from ..db.portal import Portal
 from ..formatting import MessageKind, from_msn
 from ..metrics import Metrics
+from .msn_files import MsnFileRouter
 from .sides import ContactChange, NoticeKind, OwnerNotice, PortalMessage
 from .text_safety import without_controls
 
@@ -49,6 +55,7 @@ class MsnEventRouter:
         self._switchboards: set[int] = set()  # ids of switchboards counted as open
         self._mailbox_told: set[str] = set()  # owners told their unread count this run
         self._stopping = False
+        self.files = MsnFileRouter(router)
 
     def on_puppet_event(self, owner: str, event: object) -> None:
         if self._stopping:
@@ -117,6 +124,8 @@ class MsnEventRouter:
             await self._contact(owner, event.passport, ContactChange.PRESENCE)
         elif isinstance(event, DisplayPictureReceived):
             await self._picture(owner, event)
+        elif isinstance(event, FileOffered | TransferFinished | LegacyInvitationRefused):
+            await self.files.handle(owner, event)
         elif isinstance(event, contact_ev.ContactListSynced):
             await self._synced(owner)
         elif isinstance(event, contact_ev.PersonalMessageChanged):

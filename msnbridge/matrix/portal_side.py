@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mautrix.errors import MatrixConnectionError, MatrixError, MatrixRequestError
@@ -41,6 +42,7 @@ from ..db import user as user_db
 from ..db.portal import Portal
 from ..formatting import MessageKind, rich_to_html
 from ..metrics import homeserver_error_kind
+from .files import send_file
 
 if TYPE_CHECKING:
     from .appservice import MatrixSide
@@ -264,6 +266,19 @@ class MatrixPortalSide:
             log.info("No management room to tell %s: %s", owner, notice.text)
             return
         await self.side.bot.send_notice(RoomID(stored.management_room), notice.text)
+
+    async def deliver_file(
+        self, portal: Portal, passport: str, nick: str, path: Path, name: str, size: int
+    ) -> str | None:
+        """A file received from an MSN contact, posted by their ghost as Matrix media."""
+        if not portal.room_id:
+            return None
+        intent = await self._ghost_in(portal, passport, nick)
+        try:
+            return str(await send_file(intent, RoomID(portal.room_id), path, name, size))
+        except MatrixError as e:
+            self._hs_error(e)
+            raise
 
     async def contact_picture(self, owner: str, passport: str, sha1d: str, data: bytes) -> None:
         """A contact's display picture (checked against its SHA1D) becomes their ghost's
