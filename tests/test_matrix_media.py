@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from puppets.event.transfer import FileOffered
 from puppets.msnobject import MSNObject
 from tests.msnp_server import MSNPTestServer
 from tests.synapse_server import SynapseServer, is_notice_from, running_bridge, wait_for_event
@@ -26,6 +27,7 @@ from tests.test_matrix_portals import (
     join,
     log_in,
     msn,  # noqa: F401  (fixture)
+    put_event,
     settings,
     until,
     wait_invite,
@@ -162,5 +164,62 @@ async def test_a_file_from_msn_arrives_in_matrix_and_one_over_the_limit_is_refus
                 synapse, owner, management, is_notice_from(bot_id(synapse), "larger than")
             )
             assert list((tmp_path / "t").iterdir()) == []  # nothing left waiting on disk
+    finally:
+        await bob.stop()
+
+
+async def upload(synapse: SynapseServer, token: str, data: bytes, mime: str) -> str:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{synapse.url}/_matrix/media/v3/upload?filename=x",
+            data=data,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": mime},
+        ) as resp,
+    ):
+        assert resp.status == 200, await resp.text()
+        return (await resp.json())["content_uri"]
+
+
+async def test_a_matrix_image_arrives_at_the_msn_peer_byte_for_byte(
+    synapse: SynapseServer,
+    bridge_config: Callable[..., Path],
+    msn: MSNPTestServer,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
+) -> None:
+    config = bridge_config(**settings(msn, files={"max_outgoing_size": 500_000}))
+    owner = await synapse.register_user()
+    bob, bob_events = await friend(msn, BOB)
+    image = tiny_png(b"xyz") + os.urandom(200_000)  # a PNG header, then bulk
+    try:
+        async with running_bridge(config):
+            await log_in(synapse, owner)
+            assert (await bob.conversation([ALICE]).send_text("send me the photo")).ok
+            room = await wait_invite(synapse, owner)
+            await join(synapse, owner, room)
+            mxc = await upload(synapse, owner.access_token, image, "image/png")
+            content = {
+                "msgtype": "m.image",
+                "body": "photo.png",
+                "url": mxc,
+                "info": {"mimetype": "image/png", "size": len(image)},
+            }
+            await put_event(synapse, owner, room, "m.room.message", content)
+            offer = await bob_events.wait_for(FileOffered, timeout=30)
+            assert (offer.sender, offer.name, offer.size) == (ALICE, "photo.png", len(image))
+            dest = tmp_path / "got.png"
+            offer.transfer.accept(dest)
+            assert await offer.transfer.wait(timeout=60) == "completed"
+            assert dest.read_bytes() == image
+
+            # Declined by the contact, and too large for the bridge: both said in the room.
+            await put_event(synapse, owner, room, "m.room.message", {**content, "body": "b.png"})
+            offer = await bob_events.wait_for(FileOffered, lambda e: e.name == "b.png", timeout=30)
+            offer.transfer.decline()
+            bot = bot_id(synapse)
+            await wait_for_event(synapse, owner, room, is_notice_from(bot, "declined"))
+            big = {**content, "body": "huge.png", "info": {"size": 600_000}}
+            await put_event(synapse, owner, room, "m.room.message", big)
+            await wait_for_event(synapse, owner, room, is_notice_from(bot, "over the limit"))
     finally:
         await bob.stop()

@@ -27,6 +27,7 @@ from .bot import MatrixBot
 from .ghosts import Ghosts
 from .ids import GhostIds
 from .inbound import MatrixInbound
+from .outgoing_files import OutgoingFiles
 from .portal_side import MatrixPortalSide
 from .settings import MATRIX_OPTIONS
 
@@ -114,6 +115,7 @@ class MatrixSide:
             config["bridge.presence_refresh_interval"],
         )
         self.media = MediaUploads(self.az, db)  # display pictures, by SHA1D
+        self.outgoing_files = OutgoingFiles(self)  # Matrix media → MSN file transfers
         self.portal_side = MatrixPortalSide(self)
         self.inbound = MatrixInbound(self)
         router.add_side(self.portal_side)
@@ -248,6 +250,7 @@ class MatrixSide:
         if self._ephemeral_check is not None:
             self._ephemeral_check.cancel()
         await self.ghost_users.stop()
+        await self.outgoing_files.stop()
         await self.inbound.stop()
         if self._inflight:
             _, pending = await asyncio.wait(self._inflight, timeout=STOP_GRACE)
