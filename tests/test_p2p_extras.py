@@ -3,6 +3,7 @@ pictures), legacy MSNFTP invitations (answered with a cancel), winks and ink."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 
 import pytest
@@ -138,6 +139,59 @@ async def test_unknown_p2p_applications_are_declined(server, version):
         assert (await conv.submit([build_payload(b, frame)], "D")).ok
         declined = await bev.wait_for(P2PInvitationDeclined)
         assert declined.euf_guid == slp.EUF_WEBCAM and declined.sender == a
+    finally:
+        await alice.stop()
+        await bob.stop()
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_direct_connection_proposals_are_answered_not_listening(server, version):
+    (a, alice, _aev), (b, bob, _bev) = await _pair(server, version)
+    from puppets.event.conversation import P2PPayloadReceived
+    from puppets.p2p.header import Frame, Header
+    from puppets.p2p.slp import parse_slp
+    from puppets.p2p.transport import build_payload, parse_payload
+
+    seen: list[bytes] = []
+    real = alice.p2p.handle
+
+    def spy(event):
+        if isinstance(event, P2PPayloadReceived):
+            seen.append(event.payload)
+        return real(event)
+
+    alice.p2p.handle = spy  # type: ignore[method-assign]
+    try:
+        call = slp.new_guid()
+        invite = slp.request(
+            "INVITE",
+            b,
+            a,
+            call_id=call,
+            content_type=slp.CT_TRANSFER_REQUEST,
+            body={"Bridges": "TRUDPv1 TCPv1", "NetID": "0", "Conn-Type": "Firewall"},
+        ).build()
+        frame = Frame(Header(0, 7, 0, len(invite), len(invite)), invite, 0)
+        conv = alice.conversation([b])
+        assert (await conv.submit([build_payload(b, frame)], "D")).ok
+
+        def answered() -> bool:
+            for payload in seen:
+                _, got = parse_payload(payload)
+                if got.data:
+                    msg = parse_slp(got.data)
+                    if msg.call_id == call:
+                        return True
+            return False
+
+        for _ in range(200):
+            if answered():
+                break
+            await asyncio.sleep(0.05)
+        replies = [parse_slp(parse_payload(p)[1].data) for p in seen if parse_payload(p)[1].data]
+        reply = next(r for r in replies if r.call_id == call)
+        assert reply.status == 200 and reply.content_type == slp.CT_TRANSFER_RESPONSE
+        assert reply.field("Listening") == "false"
     finally:
         await alice.stop()
         await bob.stop()

@@ -300,6 +300,16 @@ class P2PManager:
             return  # ACK: only for direct connections, which we do not make
         if msg.recipient and msg.recipient != self.passport:
             return
+        if msg.content_type == slp.CT_TRANSFER_REQUEST:
+            # The peer proposes a direct connection: say we do not listen, so the data
+            # stays on the switchboard (what clients without direct connections answer).
+            answer = slp.response(msg, 200, "OK", slp.NO_DIRECT_CONNECTION)
+            answer.headers = [
+                (k, slp.CT_TRANSFER_RESPONSE if k == "Content-Type" else v)
+                for k, v in answer.headers
+            ]
+            self._send_slp(sender, answer)
+            return
         sid = msg.session_id
         guid = msg.field("EUF-GUID").upper()
         app_id = msg.field("AppID")

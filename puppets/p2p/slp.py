@@ -41,6 +41,12 @@ APP_FILE = 2
 CT_SESSION_REQUEST = "application/x-msnmsgr-sessionreqbody"
 CT_SESSION_CLOSE = "application/x-msnmsgr-sessionclosebody"
 CT_TRANSFER_REQUEST = "application/x-msnmsgr-transreqbody"
+CT_TRANSFER_RESPONSE = "application/x-msnmsgr-transrespbody"
+NO_DIRECT_CONNECTION = {
+    "Bridge": "TCPv1",
+    "Listening": "false",
+    "Nonce": "{00000000-0000-0000-0000-000000000000}",
+}
 
 MAX_SLP = 64 * 1024  # an INVITE with a file preview is a few KiB; more is not SLP
 METHODS = frozenset({"INVITE", "BYE", "ACK"})
