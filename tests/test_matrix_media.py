@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from puppets.event.contact import PresenceChanged
 from puppets.event.transfer import FileOffered
 from puppets.msnobject import MSNObject
 from tests.msnp_server import MSNPTestServer
@@ -221,5 +222,44 @@ async def test_a_matrix_image_arrives_at_the_msn_peer_byte_for_byte(
             big = {**content, "body": "huge.png", "info": {"size": 600_000}}
             await put_event(synapse, owner, room, "m.room.message", big)
             await wait_for_event(synapse, owner, room, is_notice_from(bot, "over the limit"))
+    finally:
+        await bob.stop()
+
+
+async def test_the_owners_matrix_avatar_becomes_their_msn_display_picture(
+    synapse: SynapseServer,
+    bridge_config: Callable[..., Path],
+    msn: MSNPTestServer,  # noqa: F811 (the fixture imported above)
+) -> None:
+    config = bridge_config(**settings(msn))
+    owner = await synapse.register_user()
+    first = tiny_png(b"one")
+    mxc = await upload(synapse, owner.access_token, first, "image/png")
+    profile = f"/_matrix/client/v3/profile/{quote(owner.user_id)}/avatar_url"
+    await synapse.request("PUT", profile, {"avatar_url": mxc}, token=owner.access_token)
+    bob, bob_events = await friend(msn, BOB)
+    try:
+        async with running_bridge(config):
+            await log_in(synapse, owner)
+            seen = await bob_events.wait_for(
+                PresenceChanged,
+                lambda e: e.passport == ALICE and e.msnobject is not None,
+                timeout=30,
+            )
+            assert seen.msnobject.matches(first)
+            got = await bob.p2p.manager.fetch_object(ALICE, seen.msnobject, timeout=20)
+            assert got == first
+            # A new avatar reaches the rooms as a member event: the picture follows.
+            second = tiny_png(b"two")
+            mxc2 = await upload(synapse, owner.access_token, second, "image/png")
+            await synapse.request("PUT", profile, {"avatar_url": mxc2}, token=owner.access_token)
+            again = await bob_events.wait_for(
+                PresenceChanged,
+                lambda e: (
+                    e.passport == ALICE and e.msnobject is not None and e.msnobject.matches(second)
+                ),
+                timeout=30,
+            )
+            assert await bob.p2p.manager.fetch_object(ALICE, again.msnobject) == second
     finally:
         await bob.stop()

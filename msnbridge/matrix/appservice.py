@@ -12,7 +12,7 @@ from typing import Any
 from mautrix.appservice import AppService, IntentAPI
 from mautrix.appservice.state_store.asyncpg import PgASStateStore
 from mautrix.errors import MatrixConnectionError, MatrixError, MatrixRequestError
-from mautrix.types import JSON, Event, PresenceState
+from mautrix.types import JSON, Event, EventType, PresenceState
 from mautrix.util.async_db import Database
 
 from ..config import Config
@@ -22,7 +22,7 @@ from ..db import txn
 from ..errors import StartupError
 from ..metrics import Metrics, homeserver_error_kind
 from ..permissions import PermissionLevel, Permissions
-from .avatars import MediaUploads
+from .avatars import MediaUploads, OwnerPictures
 from .bot import MatrixBot
 from .ghosts import Ghosts
 from .ids import GhostIds
@@ -116,6 +116,8 @@ class MatrixSide:
         )
         self.media = MediaUploads(self.az, db)  # display pictures, by SHA1D
         self.outgoing_files = OutgoingFiles(self)  # Matrix media → MSN file transfers
+        self.owner_pictures = OwnerPictures(self)  # owners' avatars → MSN display pictures
+        router.sessions.listeners.append(self.owner_pictures.on_puppet_event)
         self.portal_side = MatrixPortalSide(self)
         self.inbound = MatrixInbound(self)
         router.add_side(self.portal_side)
@@ -148,6 +150,8 @@ class MatrixSide:
             self._inflight.discard(task)  # type: ignore[arg-type]
 
     async def _dispatch(self, event: Event, started: float) -> None:
+        if event.type == EventType.ROOM_MEMBER:
+            self.owner_pictures.on_member(event)  # type: ignore[arg-type]
         try:
             if await self.inbound.handle(event, started):
                 return
@@ -251,6 +255,7 @@ class MatrixSide:
             self._ephemeral_check.cancel()
         await self.ghost_users.stop()
         await self.outgoing_files.stop()
+        await self.owner_pictures.stop()
         await self.inbound.stop()
         if self._inflight:
             _, pending = await asyncio.wait(self._inflight, timeout=STOP_GRACE)
