@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 import struct
 import zlib
 from collections.abc import Callable
@@ -14,9 +15,11 @@ from urllib.parse import quote
 
 import aiohttp
 
+from msnbridge.core.msn_emoticons import emoticons_in_html
 from puppets.event.contact import PresenceChanged
 from puppets.event.transfer import FileOffered
-from puppets.msnobject import MSNObject
+from puppets.msnobject import TYPE_EMOTICON, MSNObject
+from puppets.p2p.service import build_emoticon_payload
 from tests.msnp_server import MSNPTestServer
 from tests.synapse_server import SynapseServer, is_notice_from, running_bridge, wait_for_event
 from tests.test_matrix_portals import (
@@ -261,5 +264,49 @@ async def test_the_owners_matrix_avatar_becomes_their_msn_display_picture(
                 timeout=30,
             )
             assert await bob.p2p.manager.fetch_object(ALICE, again.msnobject) == second
+    finally:
+        await bob.stop()
+
+
+def test_emoticons_become_inline_images_only_in_text() -> None:
+    html = '<strong>a :cat: b</strong> <a href="x:cat:y">:cat:</a> &lt;3 (dog)'
+    got = emoticons_in_html(
+        html, ((":cat:", "mxc://s/c"), ("(dog)", "mxc://s/d"), ("<3", "mxc://s/h"))
+    )
+    cat = '<img data-mx-emoticon src="mxc://s/c" alt=":cat:" title=":cat:" height="32">'
+    assert got.count(cat) == 2
+    assert 'href="x:cat:y"' in got  # never inside a tag
+    assert 'alt="&lt;3"' in got and 'src="mxc://s/d"' in got
+
+
+async def test_custom_emoticons_from_msn_become_inline_images(
+    synapse: SynapseServer,
+    bridge_config: Callable[..., Path],
+    msn: MSNPTestServer,  # noqa: F811 (the fixture imported above)
+) -> None:
+    config = bridge_config(**settings(msn))
+    owner = await synapse.register_user()
+    bob, _ = await friend(msn, BOB)
+    cat = tiny_png(b"cat")
+    obj = MSNObject.for_data(BOB, cat, TYPE_EMOTICON)
+    bob.p2p.manager.serve_object(obj, cat)
+    try:
+        async with running_bridge(config):
+            await log_in(synapse, owner)
+            conv = bob.conversation([ALICE])
+            assert (await conv.submit([build_emoticon_payload([(":cat:", obj)])], "A")).ok
+            assert (await conv.send_text("look :cat: here")).ok
+            room = await wait_invite(synapse, owner)
+            await join(synapse, owner, room)
+            event = await wait_for_event(
+                synapse, owner, room, lambda e: "look" in e["content"].get("body", "")
+            )
+            content = event["content"]
+            assert content["body"] == "look :cat: here"
+            src = re.search(
+                r'<img data-mx-emoticon src="([^"]+)" alt=":cat:"', content["formatted_body"]
+            )
+            assert src is not None
+            assert await download(synapse, src.group(1), owner.access_token) == cat
     finally:
         await bob.stop()

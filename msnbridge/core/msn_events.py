@@ -18,6 +18,7 @@ from puppets.event import contact as contact_ev
 from puppets.event import mailbox
 from puppets.event.conversation import (
     ConversationEvent,
+    EmoticonsAnnounced,
     MessageReceived,
     NudgeReceived,
     ParticipantJoined,
@@ -37,6 +38,7 @@ from ..db import message as message_db
 from ..db.portal import Portal
 from ..formatting import MessageKind, from_msn
 from ..metrics import Metrics
+from .msn_emoticons import MsnEmoticons
 from .msn_files import MsnFileRouter
 from .sides import ContactChange, NoticeKind, OwnerNotice, PortalMessage
 from .text_safety import without_controls
@@ -56,6 +58,7 @@ class MsnEventRouter:
         self._mailbox_told: set[str] = set()  # owners told their unread count this run
         self._stopping = False
         self.files = MsnFileRouter(router)
+        self.emoticons = MsnEmoticons(router)
 
     def on_puppet_event(self, owner: str, event: object) -> None:
         if self._stopping:
@@ -268,6 +271,9 @@ class MsnEventRouter:
         if isinstance(event, ParticipantJoined):
             await self._joined(owner, conv, event)
             return
+        if isinstance(event, EmoticonsAnnounced):
+            await self.emoticons.announced(owner, event)
+            return
         create = isinstance(event, MessageReceived | NudgeReceived)
         portal = await self.portal_of(owner, conv, create=create)
         if portal is None:
@@ -275,7 +281,13 @@ class MsnEventRouter:
         router = self.router
         if isinstance(event, MessageReceived):
             rich = without_controls(from_msn(event.message))
-            message = PortalMessage(event.sender.lower(), event.nick, rich, MessageKind.TEXT)
+            message = PortalMessage(
+                event.sender.lower(),
+                event.nick,
+                rich,
+                MessageKind.TEXT,
+                emoticons=self.emoticons.take(owner, event.sender),
+            )
             msn_id = f"msn:{uuid.uuid4().hex}"
             for side in router.serving(portal):
                 direction = f"msn_to_{side.name}"

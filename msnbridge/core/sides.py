@@ -41,6 +41,8 @@ class PortalMessage:
     kind: MessageKind = MessageKind.TEXT
     origin_side: str = "msn"  # "msn", "matrix" or "irc"
     display: str | None = None  # relayed sender's name on the origin side (sender None)
+    # Custom emoticons of an MSN message: (shortcut, image URL) for sides that show them.
+    emoticons: tuple[tuple[str, str], ...] = ()
 
 
 class NoticeKind(enum.Enum):

@@ -36,6 +36,7 @@ from mautrix.types.event.beeper import (
 from puppets.contacts import Contact
 from puppets.event.conversation import DeliveryResult
 
+from ..core.msn_emoticons import emoticons_in_html
 from ..core.router import describe_result
 from ..core.sides import ContactChange, OwnerNotice, PortalMessage
 from ..db import user as user_db
@@ -149,6 +150,8 @@ class MatrixPortalSide:
             body = prefix + body
             html = f"{_escape(prefix)}{html}" if html else None
             msgtype = MessageType.TEXT
+        if message.emoticons:
+            html = emoticons_in_html(html or _escape(body).replace("\n", "<br>"), message.emoticons)
         content = TextMessageEventContent(msgtype=msgtype, body=body)
         if html:
             content.format, content.formatted_body = Format.HTML, html
@@ -279,6 +282,10 @@ class MatrixPortalSide:
         except MatrixError as e:
             self._hs_error(e)
             raise
+
+    async def emoticon_url(self, sha1d: str, data: bytes, shortcut: str) -> str:
+        """The mxc of a custom emoticon's image (uploaded once per SHA1D)."""
+        return str(await self.side.media.mxc_for(sha1d, data, f"{shortcut}.png"))
 
     async def contact_picture(self, owner: str, passport: str, sha1d: str, data: bytes) -> None:
         """A contact's display picture (checked against its SHA1D) becomes their ghost's
