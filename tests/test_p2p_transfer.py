@@ -271,3 +271,21 @@ async def test_too_many_open_offers_are_declined(server, tmp_path):
     finally:
         await alice.stop()
         await bob.stop()
+
+
+async def test_offering_to_an_offline_contact_fails_clearly(server, tmp_path):
+    (_a, alice, _aev), (b, bob, _bev) = await _pair(server, 12)
+    await bob.stop()
+    src = tmp_path / "x.txt"
+    src.write_bytes(b"x")
+    try:
+        sending = alice.p2p.manager.send_file(b, src)
+        assert await sending.wait(timeout=30) == "failed"
+        assert "offline" in sending.reason
+        obj = MSNObject.for_data(b, b"pic")
+        from puppets.p2p import ObjectFetchError
+
+        with pytest.raises(ObjectFetchError, match="offline"):
+            await alice.p2p.manager.fetch_object(b, obj, timeout=10)
+    finally:
+        await alice.stop()

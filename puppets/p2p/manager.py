@@ -325,7 +325,16 @@ class P2PManager:
             self.emit(P2PInvitationDeclined(sender, guid, int(app_id) if app_id.isdigit() else 0))
 
     def _send_slp(self, peer: str, msg: SLPMessage) -> None:
-        self._spawn(self._send_message(peer, 0, msg.build(), 0, 0))
+        """Queue an SLP message we need not wait for (answers, BYEs); a failure is logged:
+        the peer's own timeout ends its side."""
+        self._spawn(self._send_quietly(peer, msg))
+
+    async def _send_quietly(self, peer: str, msg: SLPMessage) -> None:
+        try:
+            await self._send_message(peer, 0, msg.build(), 0, 0)
+        except TransferError as e:
+            what = msg.method or msg.status
+            log.info("p2p: %s %s to %s not sent: %s", what, msg.call_id, peer, e)
 
     def _decode_context(self, msg: SLPMessage) -> bytes:
         try:
@@ -399,6 +408,8 @@ class P2PManager:
         try:
             await self._send_message(peer, 0, invite.build(), 0, 0)
             return await asyncio.wait_for(asyncio.shield(session.result), timeout)
+        except TransferError as e:
+            raise ObjectFetchError(f"could not ask {peer} for it: {e}") from None
         except TimeoutError:
             self._end_fetch(session, "timed out")
             raise ObjectFetchError(f"{peer} did not send the picture in {timeout:g} s") from None
