@@ -18,7 +18,8 @@ import aiohttp
 from msnbridge.core.msn_emoticons import emoticons_in_html
 from puppets.event.contact import PresenceChanged
 from puppets.event.transfer import FileOffered
-from puppets.msnobject import TYPE_EMOTICON, MSNObject
+from puppets.mime import build_message
+from puppets.msnobject import TYPE_EMOTICON, TYPE_WINK, MSNObject
 from puppets.p2p.service import build_emoticon_payload
 from tests.msnp_server import MSNPTestServer
 from tests.synapse_server import SynapseServer, is_notice_from, running_bridge, wait_for_event
@@ -308,5 +309,33 @@ async def test_custom_emoticons_from_msn_become_inline_images(
             )
             assert src is not None
             assert await download(synapse, src.group(1), owner.access_token) == cat
+    finally:
+        await bob.stop()
+
+
+async def test_a_wink_is_said_in_words(
+    synapse: SynapseServer,
+    bridge_config: Callable[..., Path],
+    msn: MSNPTestServer,  # noqa: F811 (the fixture imported above)
+) -> None:
+    config = bridge_config(**settings(msn))
+    owner = await synapse.register_user()
+    bob, _ = await friend(msn, BOB)
+    wink = MSNObject.for_data(BOB, b"MSCF cabinet", TYPE_WINK)
+    try:
+        async with running_bridge(config):
+            await log_in(synapse, owner)
+            datacast = build_message(
+                [("Content-Type", "text/x-msnmsgr-datacast")],
+                f"ID: 2\r\nData: {wink.build()}\r\n\r\n".encode(),
+            )
+            assert (await bob.conversation([ALICE]).submit([datacast], "A")).ok
+            room = await wait_invite(synapse, owner)
+            await join(synapse, owner, room)
+            event = await wait_for_event(
+                synapse, owner, room, lambda e: e["content"].get("msgtype") == "m.emote"
+            )
+            assert event["content"]["body"] == "sent a wink (not shown here)"
+            assert event["sender"] == ghost_id(synapse, BOB)
     finally:
         await bob.stop()

@@ -31,12 +31,13 @@ from puppets.event.transfer import (
     DisplayPictureReceived,
     FileOffered,
     LegacyInvitationRefused,
+    RichContentReceived,
     TransferFinished,
 )
 
 from ..db import message as message_db
 from ..db.portal import Portal
-from ..formatting import MessageKind, from_msn
+from ..formatting import MessageKind, RichText, from_msn
 from ..metrics import Metrics
 from .msn_emoticons import MsnEmoticons
 from .msn_files import MsnFileRouter
@@ -129,6 +130,8 @@ class MsnEventRouter:
             await self._picture(owner, event)
         elif isinstance(event, FileOffered | TransferFinished | LegacyInvitationRefused):
             await self.files.handle(owner, event)
+        elif isinstance(event, RichContentReceived):
+            await self._rich_content(owner, event)
         elif isinstance(event, contact_ev.ContactListSynced):
             await self._synced(owner)
         elif isinstance(event, contact_ev.PersonalMessageChanged):
@@ -235,6 +238,22 @@ class MsnEventRouter:
                 await handler(owner, event.passport, event.msnobject.sha1d, event.data)
             except Exception:
                 log.exception("The %s side failed on a display picture", side.name)
+
+    async def _rich_content(self, owner: str, event: RichContentReceived) -> None:
+        """Winks, voice clips and ink: said in words, as an action (they are not carried)."""
+        portal = await self.router.portals.get_or_create(owner, [event.sender])
+        client = self.router.sessions.get(owner)
+        contact = client.contacts.get(event.sender) if client is not None else None
+        nick = contact.nick if contact is not None and contact.nick else event.sender
+        article = "an" if event.kind[0] in "aeiou" else "a"
+        text = f"sent {article} {event.kind} (not shown here)"
+        message = PortalMessage(
+            event.sender.lower(), nick, RichText.from_plain(text, MessageKind.EMOTE),
+            MessageKind.EMOTE,
+        )  # fmt: skip
+        for side in self.router.serving(portal):
+            await self.router.ensure_on(side, portal)
+            await _quietly(side.name, side.deliver_message(portal, message))
 
     # --- conversations ---
 
