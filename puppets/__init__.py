@@ -17,6 +17,8 @@ from .errors import (
     SignedOutElsewhere,
 )
 from .event.session import SessionState
+from .msnobject import InvalidMSNObject, MSNObject
+from .p2p import PictureCache
 
 __all__ = [
     "AuthenticationError",
@@ -26,9 +28,12 @@ __all__ = [
     "Contact",
     "ContactList",
     "Group",
+    "InvalidMSNObject",
     "Lists",
+    "MSNObject",
     "MSNPError",
     "NotSupported",
+    "PictureCache",
     "ProtocolError",
     "PuppetError",
     "ReplyTimeout",

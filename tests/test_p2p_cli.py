@@ -170,3 +170,11 @@ async def test_display_picture_and_save_pictures(server, tmp_path):
     finally:
         await friend.stop()
         assert await _stop(proc) == 0
+
+
+async def test_send_file_of_a_missing_path_is_a_usage_error(server, tmp_path):
+    proc = await _spawn(server, "send-file", FRIEND, str(tmp_path / "nope.bin"))
+    async with asyncio.timeout(30):
+        _, err = await proc.communicate()
+    assert proc.returncode == 2
+    assert b"not a readable file" in err
