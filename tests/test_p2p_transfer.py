@@ -289,3 +289,20 @@ async def test_offering_to_an_offline_contact_fails_clearly(server, tmp_path):
             await alice.p2p.manager.fetch_object(b, obj, timeout=10)
     finally:
         await alice.stop()
+
+
+async def test_an_empty_file(server, tmp_path):
+    (_a, alice, _aev), (b, bob, bev) = await _pair(server, 12)
+    src = tmp_path / "empty.txt"
+    src.write_bytes(b"")
+    try:
+        sending = alice.p2p.manager.send_file(b, src)
+        offer = await bev.wait_for(FileOffered)
+        dest = tmp_path / "got-empty.txt"
+        offer.transfer.accept(dest)
+        assert await sending.wait(timeout=20) == "completed"
+        assert await offer.transfer.wait(timeout=10) == "completed"
+        assert dest.exists() and dest.read_bytes() == b""
+    finally:
+        await alice.stop()
+        await bob.stop()

@@ -141,8 +141,6 @@ class IncomingFile(Transfer):
         self.accepted = True
         self.last_activity = asyncio.get_running_loop().time()
         self.manager.answer_invite(self, 200, "OK")
-        if self.size == 0:
-            self._complete()
 
     def decline(self) -> None:
         if self.finished or self.accepted:
