@@ -306,3 +306,39 @@ async def test_an_empty_file(server, tmp_path):
     finally:
         await alice.stop()
         await bob.stop()
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_transfers_both_ways_at_once_do_not_mix(server, version, tmp_path):
+    (a, alice, aev), (b, bob, bev) = await _pair(server, version)
+    files = {}
+    for name in ("one.bin", "two.bin", "three.bin"):
+        files[name] = os.urandom(300_000)
+        (tmp_path / name).write_bytes(files[name])
+
+    def accept_all(recorder: Recorder, where: str):
+        def on(event: object) -> None:
+            if isinstance(event, FileOffered):
+                event.transfer.accept(tmp_path / where / event.name)
+
+        return on
+
+    for who in ("at_alice", "at_bob"):
+        (tmp_path / who).mkdir()
+    alice.add_listener(accept_all(aev, "at_alice"))
+    bob.add_listener(accept_all(bev, "at_bob"))
+    try:
+        sends = [
+            alice.p2p.manager.send_file(b, tmp_path / "one.bin"),
+            alice.p2p.manager.send_file(b, tmp_path / "two.bin"),
+            bob.p2p.manager.send_file(a, tmp_path / "three.bin"),
+        ]
+        statuses = await asyncio.gather(*(t.wait(timeout=60) for t in sends))
+        assert statuses == ["completed"] * 3
+        await bev.until(lambda: len(bev.of(TransferFinished)) >= 3)  # 2 received + 1 sent
+        for name in ("one.bin", "two.bin"):
+            assert (tmp_path / "at_bob" / name).read_bytes() == files[name]
+        assert (tmp_path / "at_alice" / "three.bin").read_bytes() == files["three.bin"]
+    finally:
+        await alice.stop()
+        await bob.stop()
