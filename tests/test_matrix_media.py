@@ -3,6 +3,7 @@ MSN contact a puppet client in this process."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import os
@@ -114,6 +115,22 @@ async def test_a_contacts_display_picture_becomes_the_ghosts_avatar(
             db = bridge.db
             assert await db.fetchval("SELECT mxc FROM media WHERE sha1d=$1", obj.sha1d) == mxc
             assert await db.fetchval("SELECT mxc FROM media WHERE sha1d=$1", obj2.sha1d) == new
+            assert bridge.sessions is not None and bridge.sessions.pictures.fetches == 2
+        # After a restart the login is restored; the picture shown already is not fetched.
+        async with running_bridge(config) as bridge:
+            assert bridge.sessions is not None and bridge.router is not None
+            sessions, router = bridge.sessions, bridge.router
+
+            def bob_seen() -> bool:
+                client = sessions.get(owner.user_id)
+                contact = client.contacts.get(BOB) if client is not None else None
+                return contact is not None and contact.msnobject is not None
+
+            await until(bob_seen, timeout=30)
+            await router.events.drain()
+            await asyncio.sleep(1.0)  # room for a fetch that should not start
+            assert sessions.pictures.fetches == 0
+            assert await avatar() == new
     finally:
         await bob.stop()
 

@@ -118,6 +118,9 @@ class MatrixSide:
         self.outgoing_files = OutgoingFiles(self)  # Matrix media → MSN file transfers
         self.owner_pictures = OwnerPictures(self)  # owners' avatars → MSN display pictures
         router.sessions.listeners.append(self.owner_pictures.on_puppet_event)
+        router.sessions.picture_wanted = lambda passport, obj: self.ghost_users.needs_avatar(
+            passport, obj.sha1d
+        )
         self.portal_side = MatrixPortalSide(self)
         self.inbound = MatrixInbound(self)
         router.add_side(self.portal_side)

@@ -16,6 +16,7 @@ from mautrix.util.async_db import Database
 from puppets.contacts import Contact
 
 from ..db import ghost as ghost_db
+from ..db import media as media_db
 from .ids import GhostIds
 
 log = logging.getLogger("msnbridge.matrix.ghosts")
@@ -109,6 +110,14 @@ class Ghosts:
             stored.avatar_url, stored.avatar_set = mxc, True
             await ghost_db.save(self.db, stored)
             self._stored[passport] = stored
+
+    async def needs_avatar(self, passport: str, sha1d: str) -> bool:
+        """False when the ghost shows the picture with this SHA1D already."""
+        passport = passport.lower()
+        stored = self._stored.get(passport) or await ghost_db.get(self.db, passport)
+        if stored is None or not stored.avatar_set or not stored.avatar_url:
+            return True
+        return stored.avatar_url != await media_db.get(self.db, sha1d)
 
     async def update(self, contact: Contact) -> None:
         """Name and presence of a contact, as the owner's session sees them now."""

@@ -83,6 +83,9 @@ class P2PService:
         self.manager = P2PManager(passport, _ConversationLink(owner), emit, pictures=pictures)
         self.auto_fetch_pictures = False  # fetch contacts' pictures as they are announced
         self.auto_fetch_emoticons = False
+        # Asked before fetching an announced picture: False skips it (the application has
+        # it already, e.g. from before a restart). None: fetch every new picture.
+        self.picture_wanted: Callable[[str, MSNObject], Awaitable[bool]] | None = None
         self.max_concurrent_fetches = 2
         self._fetching = asyncio.Semaphore(self.max_concurrent_fetches)
         self._seen_pictures: dict[str, str] = {}  # passport -> SHA1D last fetched
@@ -113,6 +116,9 @@ class P2PService:
         self._spawn(self._fetch_picture(event.passport, obj))
 
     async def _fetch_picture(self, passport: str, obj: MSNObject) -> None:
+        wanted = self.picture_wanted
+        if wanted is not None and not await wanted(passport, obj):
+            return
         async with self._fetching:
             try:
                 await self.manager.fetch_picture(passport, obj)
