@@ -5,10 +5,11 @@ complete message (an SLP message, a data message) is acknowledged as MSNC v1 doe
 per message. SLP messages (session 0) are reassembled up to a bound; data goes straight
 to its session's sink chunk by chunk, so nothing larger than a chunk is held.
 
-Outgoing messages are cut into chunks that fit the switchboard payload limit and written
-through a :class:`P2PLink` (the client's conversation with the contact). Flow control is
-a window of switchboard ``MSG D`` not yet acknowledged by the server: the sender reads the
-next chunk from its source only when fewer than ``window`` are outstanding.
+Outgoing messages go through a :class:`~.sending.MessageSender`: cut into chunks that
+fit the switchboard payload limit and written through a :class:`P2PLink` (the client's
+conversation with the contact). Flow control is a window of switchboard ``MSG D`` not yet
+acknowledged by the server: the next chunk is read from its source only when fewer than
+``window`` are outstanding.
 """
 
 from __future__ import annotations
@@ -18,10 +19,8 @@ import base64
 import binascii
 import logging
 import random
-from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from pathlib import Path
-from typing import Protocol
 
 from ..event.conversation import DeliveryResult
 from ..event.transfer import DisplayPictureReceived, FileOffered, P2PInvitationDeclined
@@ -31,23 +30,17 @@ from . import slp
 from .filecontext import FileContext, FileContextError
 from .header import Flags, Frame, Header, P2PFormatError
 from .pictures import PictureCache
+from .sending import DEFAULT_WINDOW, MessageSender, P2PLink, read_path
 from .slp import SLPError, SLPMessage, parse_slp
 from .transfer import IncomingFile, OutgoingFile, Transfer, TransferError
-from .transport import build_payload, chunk_size, parse_payload
+from .transport import parse_payload
 
 __all__ = ["ObjectFetchError", "P2PLink", "P2PManager"]
 
 log = logging.getLogger("puppets.p2p")
 
-DEFAULT_WINDOW = 16
 MAX_PARTIAL_SLP = 8  # SLP messages being reassembled per contact
 MAX_OBJECT = 1 << 20  # display pictures and emoticons larger than this are refused
-
-
-class P2PLink(Protocol):
-    def post(self, peer: str, payload: bytes) -> Awaitable[DeliveryResult]:
-        """Queue ``payload`` for ``peer`` now (order kept); await the server's ACK."""
-        ...
 
 
 class ObjectFetchError(Exception):
@@ -102,12 +95,11 @@ class P2PManager:
         offer_timeout: float = 24 * 3600.0,
     ) -> None:
         self.passport = passport.lower()
-        self.link = link
+        self.sender = MessageSender(link, window, ack_timeout)
+        self._send_message = self.sender.send
         self.emit = emit
         self.pictures = pictures if pictures is not None else PictureCache()
-        self.window = max(1, window)
         self.answer_timeout = answer_timeout
-        self.ack_timeout = ack_timeout
         self.max_object = max_object
         self.max_incoming = max_incoming  # offers and incoming transfers open at once
         self.data_timeout = data_timeout  # an accepted transfer without data this long fails
@@ -117,15 +109,21 @@ class P2PManager:
         self._sessions: dict[tuple[str, int], Session] = {}
         self._calls: dict[str, Session] = {}
         self._slp_in: dict[tuple[str, int], bytearray] = {}
-        self._acks: dict[tuple[str, int], asyncio.Future[None]] = {}
-        self._next_id = random.randint(1000, 2**30)
         self._tasks: set[asyncio.Task[object]] = set()
 
     # --- ids and tasks ---
 
+    @property
+    def window(self) -> int:
+        """Chunks written but not yet confirmed by the server, at most (flow control)."""
+        return self.sender.window
+
+    @window.setter
+    def window(self, value: int) -> None:
+        self.sender.window = max(1, value)
+
     def _new_id(self) -> int:
-        self._next_id = self._next_id + 1 if self._next_id < 2**32 - 1 else 1000
-        return self._next_id
+        return self.sender.new_id()
 
     def _new_session_id(self, peer: str) -> int:
         while True:
@@ -156,9 +154,7 @@ class P2PManager:
             elif isinstance(session, _ObjectFetch):
                 session.fail(reason)
             self.forget(session)
-        for fut in self._acks.values():
-            fut.cancel()
-        self._acks.clear()
+        self.sender.close()
         for task in list(self._tasks):
             task.cancel()
 
@@ -192,9 +188,7 @@ class P2PManager:
             return  # a group switchboard: meant for someone else
         h = frame.header
         if h.flags & Flags.ACK:
-            fut = self._acks.pop((sender, h.ack_id), None)
-            if fut is not None and not fut.done():
-                fut.set_result(None)
+            self.sender.acked(sender, h.ack_id)
             return
         if h.session_id == 0:
             self._feed_slp(sender, h, frame.data)
@@ -268,8 +262,7 @@ class P2PManager:
 
     def _post(self, peer: str, frame: Frame) -> None:
         """Queue a single-frame message; failures are only logged (the peer will time out)."""
-        sent = asyncio.ensure_future(self.link.post(peer, build_payload(peer, frame)))
-        self._spawn(self._post_checked(sent))
+        self._spawn(self._post_checked(self.sender.post_frame(peer, frame)))
 
     @staticmethod
     async def _post_checked(result: Awaitable[DeliveryResult]) -> None:
@@ -543,7 +536,7 @@ class P2PManager:
             if status != 200:
                 t._finish("declined", "the contact declined the file", by_peer=True)
                 return
-            chunks = _read_path(Path(source)) if isinstance(source, str | Path) else source
+            chunks = read_path(Path(source)) if isinstance(source, str | Path) else source
             await self._send_message(
                 t.peer,
                 t.session_id,
@@ -567,109 +560,3 @@ class P2PManager:
             if not t.finished:
                 self.send_bye(t)
                 t._finish("failed", str(e) or type(e).__name__)
-
-    # --- sending one message ---
-
-    async def _send_message(
-        self,
-        peer: str,
-        session_id: int,
-        data: bytes | AsyncIterable[bytes],
-        flags: int,
-        app_id: int,
-        *,
-        total: int | None = None,
-        wait_ack: bool = False,
-        stop: asyncio.Event | None = None,
-        progress: Callable[[int], None] | None = None,
-        on_ack_future: OutgoingFile | None = None,
-    ) -> None:
-        """Write one P2P message in chunks, at most ``window`` unconfirmed at a time.
-
-        With ``wait_ack``, returns once the contact acknowledged the whole message.
-        Raises TransferError when the switchboard refuses a chunk or ``stop`` is set.
-        """
-        if isinstance(data, bytes):
-            total = len(data)
-        assert total is not None
-        size = chunk_size(peer)
-        msg_id = self._new_id()
-        unique = random.randint(1, 2**31)
-        ack: asyncio.Future[None] | None = None
-        if wait_ack:
-            ack = asyncio.get_running_loop().create_future()
-            self._acks[(peer, msg_id)] = ack
-            if on_ack_future is not None:
-                on_ack_future.data_ack = ack
-        inflight: deque[asyncio.Future[DeliveryResult]] = deque()
-        offset = 0
-        try:
-            async for piece in _rechunk(data, size):
-                if stop is not None and stop.is_set():
-                    raise TransferError("stopped")
-                if offset + len(piece) > total:
-                    raise TransferError(f"the source holds more than the {total} bytes offered")
-                while len(inflight) >= self.window:
-                    _check(await inflight.popleft())
-                header = Header(session_id, msg_id, offset, total, len(piece), flags, unique)
-                payload = build_payload(peer, Frame(header, piece, app_id))
-                inflight.append(asyncio.ensure_future(self.link.post(peer, payload)))
-                offset += len(piece)
-                if progress is not None:
-                    progress(offset)
-            while inflight:
-                _check(await inflight.popleft())
-            if offset != total:
-                raise TransferError(f"the source ended after {offset} of {total} bytes")
-            if offset == 0:  # an empty message still travels as one empty chunk
-                header = Header(session_id, msg_id, 0, 0, 0, flags, unique)
-                _check(await self.link.post(peer, build_payload(peer, Frame(header, b"", app_id))))
-            if ack is not None:
-                waiters = [ack]
-                if stop is not None:
-                    waiters.append(asyncio.ensure_future(stop.wait()))
-                try:
-                    done, _ = await asyncio.wait(
-                        waiters, timeout=self.ack_timeout, return_when=asyncio.FIRST_COMPLETED
-                    )
-                finally:
-                    for w in waiters[1:]:
-                        w.cancel()
-                if ack not in done:
-                    if stop is not None and stop.is_set():
-                        raise TransferError("stopped")
-                    raise TransferError("the contact did not acknowledge the data in time")
-        finally:
-            for fut in inflight:
-                fut.cancel()
-            self._acks.pop((peer, msg_id), None)
-
-
-def _check(result: DeliveryResult) -> None:
-    if not result.ok:
-        raise TransferError(f"the switchboard did not take a chunk: {result.reason}")
-
-
-async def _read_path(path: Path, block: int = 64 * 1024) -> AsyncIterator[bytes]:
-    with path.open("rb") as f:
-        while True:
-            data = f.read(block)
-            if not data:
-                return
-            yield data
-
-
-async def _rechunk(data: bytes | AsyncIterable[bytes], size: int) -> AsyncIterator[bytes]:
-    """``data`` in pieces of exactly ``size`` bytes (the last may be shorter)."""
-    if isinstance(data, bytes):
-        for i in range(0, len(data), size):
-            yield data[i : i + size]
-        return
-    pending = bytearray()
-    async for block in data:
-        pending += block
-        while len(pending) >= size:
-            yield bytes(pending[:size])
-            del pending[:size]
-    if pending:
-        yield bytes(pending)
