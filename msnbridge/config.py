@@ -67,6 +67,10 @@ def _positive_seconds(value: int) -> str | None:
     return None if value > 0 else "expected a positive number of seconds"
 
 
+def _positive_size(value: int) -> str | None:
+    return None if value > 0 else "expected a positive number"
+
+
 def _msnp_version(value: int) -> str | None:
     return None if 2 <= value <= 18 else "expected an MSNP version from 2 to 18"
 
@@ -149,6 +153,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("msn.offline_send_timeout", int, 60, _positive_seconds, "60"),
     # Tell an owner their MSN session is down once it has been reconnecting this long.
     Option("msn.outage_notice_after", int, 120, _positive_seconds, "120"),
+    # Files between MSN and Matrix (docs/pictures-and-files.md): largest file each way,
+    # transfers under way per owner, where incoming files wait (system temp dir if empty).
+    Option("files", dict, {}),
+    Option("files.max_incoming_size", int, 100 * 1024 * 1024, _positive_size, "104857600"),
+    Option("files.max_outgoing_size", int, 100 * 1024 * 1024, _positive_size, "104857600"),
+    Option("files.max_in_flight", int, 4, _positive_size, "4"),
+    Option("files.temp_dir", str, ""),
     Option("irc", dict, {"enabled": False}),
     Option("irc.enabled", bool, False),
     Option("metrics.enabled", bool, False),

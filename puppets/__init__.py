@@ -17,6 +17,8 @@ from .errors import (
     SignedOutElsewhere,
 )
 from .event.session import SessionState
+from .msnobject import InvalidMSNObject, MSNObject
+from .p2p import PictureCache
 from .soap import SoapError, SoapFault, SoapHTTPError
 
 __all__ = [
@@ -27,9 +29,12 @@ __all__ = [
     "Contact",
     "ContactList",
     "Group",
+    "InvalidMSNObject",
     "Lists",
+    "MSNObject",
     "MSNPError",
     "NotSupported",
+    "PictureCache",
     "ProtocolError",
     "PuppetError",
     "ReplyTimeout",

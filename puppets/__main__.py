@@ -4,20 +4,26 @@
         --password-env MSN_PASSWORD info
     ... send bob@example.com "hello"      # prints the delivery result
     ... listen                            # prints every event as a JSON line
+    ... send-file bob@example.com photo.jpg   # offers a file (MSNSLP through the switchboard)
+    ... listen --accept-files DIR --save-pictures DIR
+    ... --display-picture me.png listen   # the picture this session shows
 
 MSNP2-18: MSNP13+ also needs the SOAP services (--services-url for a revival server that
 serves them all on one host). Sending to an offline contact on MSNP13+ stores an offline
 message and prints the status SENT_AS_OIM.
 
-Exit status: 0 ok, 2 usage, 3 message not delivered, 4 login refused, 5 network or timeout.
+Exit status: 0 ok, 2 usage, 3 message or file not delivered (declined, failed), 4 login
+refused, 5 network or timeout.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import dataclasses
 import enum
+import hashlib
 import json
 import os
 import sys
@@ -27,6 +33,7 @@ from typing import Any
 from .client import Client
 from .config import HIGHEST_VERSION, LOWEST_VERSION, ClientConfig
 from .errors import AuthenticationError, MSNPError, PuppetError, SignedOutElsewhere
+from .event.transfer import DisplayPictureReceived, FileOffered, TransferFinished
 
 EXIT_UNDELIVERED = 3
 EXIT_REFUSED = 4
@@ -40,8 +47,10 @@ def _jsonable(value: Any) -> Any:
         return {
             f.name: _jsonable(getattr(value, f.name))
             for f in dataclasses.fields(value)
-            if f.name not in ("switchboard", "conversation")
+            if f.name not in ("switchboard", "conversation", "transfer")
         }
+    if isinstance(value, bytes | bytearray):
+        return {"bytes": len(value)}  # pictures, previews: their size, not their content
     if isinstance(value, set | frozenset | list | tuple):
         return [_jsonable(v) for v in value]
     if isinstance(value, dict):
@@ -119,12 +128,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--endpoint-name", default="msnbridge", help="MSNP18: endpoint name (default msnbridge)"
     )
+    p.add_argument("--display-picture", metavar="PATH", help="the picture this session shows")
     sub = p.add_subparsers(dest="action", required=True)
     sub.add_parser("info", help="log in, print version, contact list and presence as JSON")
     send = sub.add_parser("send", help="send a message and print its delivery result")
     send.add_argument("to", help="the contact's passport")
     send.add_argument("text")
+    send_file = sub.add_parser(
+        "send-file", help="offer a file; exit 0 once the contact has every byte"
+    )
+    send_file.add_argument("to", help="the contact's passport")
+    send_file.add_argument("path")
+    send_file.add_argument(
+        "--answer-timeout",
+        type=float,
+        default=120.0,
+        help="seconds to wait for the contact to accept (default 120)",
+    )
     listen = sub.add_parser("listen", help="print incoming events as JSON lines")
+    listen.add_argument(
+        "--accept-files",
+        metavar="DIR",
+        help="accept every offered file into DIR; print name, size and sha256 as JSON",
+    )
+    listen.add_argument(
+        "--save-pictures", metavar="DIR", help="fetch contacts' display pictures into DIR"
+    )
     listen.add_argument(
         "--for",
         dest="duration",
@@ -163,6 +192,12 @@ async def _run(args: argparse.Namespace) -> int:
     printing = args.action == "listen"
     if printing:
         client.add_listener(lambda ev: print(event_to_json(ev), flush=True))
+        if args.accept_files:
+            _accept_files(client, Path(args.accept_files))
+        if args.save_pictures:
+            _save_pictures(client, Path(args.save_pictures))
+    if args.picture_data:
+        await client.set_display_picture(args.picture_data)
     await client.start()
     try:
         try:
@@ -188,6 +223,8 @@ async def _run(args: argparse.Namespace) -> int:
                 json.dumps({"to": args.to, "status": result.status.name, "reason": result.reason})
             )
             return 0 if result.ok else EXIT_UNDELIVERED
+        if args.action == "send-file":
+            return await _send_file(client, args)
         try:
             async with asyncio.timeout(args.duration):
                 await asyncio.Event().wait()
@@ -198,6 +235,88 @@ async def _run(args: argparse.Namespace) -> int:
         await client.stop()
 
 
+async def _send_file(client: Client, args: argparse.Namespace) -> int:
+    transfer = client.p2p.manager.send_file(
+        args.to, Path(args.path), answer_timeout=args.answer_timeout
+    )
+    status = await transfer.wait()
+    out = {
+        "to": args.to,
+        "name": transfer.name,
+        "size": transfer.size,
+        "status": status,
+        "reason": transfer.reason,
+    }
+    print(json.dumps(out, ensure_ascii=False), flush=True)
+    return 0 if status == "completed" else EXIT_UNDELIVERED
+
+
+def _free_name(directory: Path, name: str) -> Path:
+    """``name`` in ``directory``, with " (n)" added before the suffix if it is taken."""
+    candidate = directory / name
+    stem, suffix = candidate.stem, candidate.suffix
+    n = 1
+    while candidate.exists():
+        candidate = directory / f"{stem} ({n}){suffix}"
+        n += 1
+    return candidate
+
+
+def _accept_files(client: Client, directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    paths: dict[int, Path] = {}
+
+    def on_event(event: object) -> None:
+        if isinstance(event, FileOffered):
+            path = _free_name(directory, event.name)
+            path.touch(exist_ok=False)  # reserve the name before the data comes
+            paths[id(event.transfer)] = path
+            event.transfer.accept(path)
+        elif isinstance(event, TransferFinished) and event.incoming:
+            path = paths.pop(id(event.transfer), None)
+            if path is None or event.status != "completed":
+                return
+            digest = hashlib.sha256()
+            with path.open("rb") as f:
+                while block := f.read(1 << 16):
+                    digest.update(block)
+            line = {
+                "event": "FileReceived",
+                "from": event.peer,
+                "name": event.name,
+                "size": event.size,
+                "sha256": digest.hexdigest(),
+                "path": str(path),
+            }
+            print(json.dumps(line, ensure_ascii=False), flush=True)
+
+    client.add_listener(on_event)
+
+
+def _save_pictures(client: Client, directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    client.p2p.auto_fetch_pictures = True
+
+    def on_event(event: object) -> None:
+        if isinstance(event, DisplayPictureReceived):
+            name = base64.b64decode(event.msnobject.sha1d).hex()
+            path = directory / f"{event.passport}-{name}"
+            path.write_bytes(event.data)
+            line = {"event": "PictureSaved", "passport": event.passport, "path": str(path)}
+            print(json.dumps(line, ensure_ascii=False), flush=True)
+
+    client.add_listener(on_event)
+
+
+def _read_inputs(args: argparse.Namespace) -> bytes | None:
+    """Check the files named on the command line before logging in (usage errors)."""
+    if args.action == "send-file" and not Path(args.path).is_file():
+        raise OSError(f"{args.path} is not a readable file")
+    if args.display_picture:
+        return Path(args.display_picture).read_bytes()
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not LOWEST_VERSION <= args.min_version <= args.max_version <= HIGHEST_VERSION:
@@ -205,6 +324,11 @@ def main(argv: list[str] | None = None) -> int:
             f"error: versions must satisfy {LOWEST_VERSION} <= min <= max <= {HIGHEST_VERSION}",
             file=sys.stderr,
         )
+        return 2
+    try:
+        args.picture_data = _read_inputs(args)
+    except OSError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     try:
         return asyncio.run(_run(args))

@@ -29,8 +29,10 @@ from .errors import (
 from .event.conversation import ConversationEvent, DeliveryResult
 from .event.session import SessionState, SessionStateChanged
 from .logthrottle import ThrottledLog
+from .msnobject import MSNObject
 from .notification import NotificationSession, SwitchboardInvite
 from .offline import OfflineMessages
+from .p2p import P2PService, PictureCache
 from .services import AccountServices
 from .stats import ClientStats
 from .switchboard import Switchboard, SwitchboardTicket, normalize_passport
@@ -47,12 +49,15 @@ class Client:
         http: aiohttp.ClientSession | None = None,
         stats: ClientStats | None = None,
         seen_offline_ids: Iterable[str] = (),
+        *,
+        pictures: PictureCache | None = None,
     ) -> None:
         """``http``: an aiohttp session to share for Passport logins and SOAP (many
         clients in one process should share one); without it each login opens its own.
         ``stats``: the counters to add to (share one to total many clients).
         ``seen_offline_ids``: offline messages delivered before (see
-        :attr:`seen_offline_ids`), never delivered again."""
+        :attr:`seen_offline_ids`), never delivered again.
+        ``pictures``: a display picture cache to share, so a picture is fetched once."""
         self.config = config
         self.stats = stats if stats is not None else ClientStats()
         self._invite_log = ThrottledLog(log)  # a server can send any number of bad RNGs
@@ -76,6 +81,10 @@ class Client:
         # MSNP13+: kept across reconnects (tokens, machine GUID, offline-message ids).
         self.services = AccountServices(config, http, seen_offline_ids)
         self.offline = OfflineMessages(self.services, self._emit)
+
+        self._own_picture: tuple[MSNObject, bytes] | None = None
+        # Display pictures, emoticons and files (MSNSLP over switchboards).
+        self.p2p = P2PService(self, config.passport, self._emit, pictures)
 
     @property
     def machine_guid(self) -> str:
@@ -103,6 +112,7 @@ class Client:
             self._listeners.remove(listener)
 
     def _emit(self, event: object) -> None:
+        self.p2p.observe(event)
         for listener in list(self._listeners):
             try:
                 listener(event)
@@ -172,6 +182,7 @@ class Client:
             )
             ns.on_invite = self._on_invite
             ns.on_offline_notice = self._on_offline_notice
+            ns.own_msnobject = self._own_picture[0] if self._own_picture else None
             self.ns = ns
             try:
                 await ns.login()
@@ -245,6 +256,7 @@ class Client:
         for task in list(self._tasks):
             task.cancel()
         await self.services.close()
+        await self.p2p.close()
 
     def _spawn(self, coro: object) -> None:
         task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
@@ -270,6 +282,22 @@ class Client:
 
     async def set_nick(self, nick: str) -> None:
         await self._session().set_nick(nick)
+
+    async def set_display_picture(self, data: bytes | None) -> MSNObject | None:
+        """Show ``data`` (PNG, usually 96x96) as this session's display picture, or none.
+
+        Contacts who ask for it are served through MSNSLP; the object is announced with
+        CHG (MSNP9+) now if online, else at login. Returns the object.
+        """
+        obj = MSNObject.for_data(self.config.passport, data) if data else None
+        self._own_picture = (obj, data) if obj is not None and data else None
+        self.p2p.manager.set_own_object(obj, data)
+        ns = self.ns
+        if ns is not None:
+            ns.own_msnobject = obj
+            if self.state is SessionState.ONLINE and ns.protocol >= 9:
+                await ns.set_status(self._wanted_status or self.config.initial_status)
+        return obj
 
     async def set_psm(self, text: str) -> None:
         await self._session().set_psm(text)
@@ -420,6 +448,8 @@ class Client:
         return [*self._conversations.values(), *self._detached]
 
     def _on_conversation_event(self, event: ConversationEvent) -> None:
+        if self.p2p.handle(event):
+            return
         self._emit(event)
 
     def _on_invite(self, invite: SwitchboardInvite) -> None:

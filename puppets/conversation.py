@@ -54,6 +54,10 @@ def _failed(reason: str) -> DeliveryResult:
     return DeliveryResult(DeliveryStatus.FAILED, reason)
 
 
+async def _done(result: DeliveryResult) -> DeliveryResult:
+    return result
+
+
 class Conversation:
     """Messages to a fixed set of people, over whichever switchboard is current."""
 
@@ -148,14 +152,24 @@ class Conversation:
                 await sb.send_typing()
 
     async def _send(self, payloads: list[bytes], ack: str) -> DeliveryResult:
+        return await self.submit(payloads, ack)
+
+    def submit(self, payloads: list[bytes], ack: str = "A") -> Awaitable[DeliveryResult]:
+        """Queue raw payloads now, in call order; await the result later.
+
+        The P2P layer uses this (ack ``D``) to keep a window of chunks in flight.
+        """
         if self._closed:
-            return _failed("the conversation is closed")
+            return _done(_failed("the conversation is closed"))
         item = _Outgoing(payloads, ack, asyncio.get_running_loop().create_future())
         self._queue.append(item)
         if self._pump_task is None or self._pump_task.done():
             self._pump_task = asyncio.get_running_loop().create_task(
                 self._pump(), name="conversation-pump"
             )
+        return self._outcome(item)
+
+    async def _outcome(self, item: _Outgoing) -> DeliveryResult:
         outcome = await item.future
         if isinstance(outcome, DeliveryResult):
             return outcome

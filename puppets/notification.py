@@ -41,6 +41,9 @@ from .listformat import parse_presence
 from .lists import ListsMixin
 from .logthrottle import ThrottledLog
 from .message import InitialMail, NewMail, Profile, SystemMessage, parse_message, parse_payload
+from .msnobject import InvalidMSNObject, MSNObject
+from .msnobject import parse as parse_msnobject
+from .p2p.transport import CAPS_MSNC1
 from .services import AccountServices
 from .stats import ClientStats
 from .ubx import endpoint_payloads, endpoints_of, parse_ubx, psm_payload
@@ -78,6 +81,17 @@ def _int(value: str, default: int = 0) -> int:
         return default
 
 
+def _read_msnobject(passport: str, text: str | None) -> MSNObject | None:
+    """A contact's announced object, or None; a broken one is logged and ignored."""
+    if not text or text == "0":
+        return None
+    try:
+        return parse_msnobject(text)
+    except InvalidMSNObject as e:
+        log.info("%s announced an invalid MSNObject: %s", passport, e)
+        return None
+
+
 class NotificationSession(ListsMixin):
     """One login to a notification server."""
 
@@ -105,6 +119,7 @@ class NotificationSession(ListsMixin):
         self.conn: Connection | None = None
         self.closed: asyncio.Future[BaseException | None] | None = None
         self.on_invite: Callable[[SwitchboardInvite], None] | None = None
+        self.own_msnobject: MSNObject | None = None  # announced with CHG from MSNP9
         self._sync_done: asyncio.Event | None = None
         self._sync_expect: tuple[int, int] | None = None  # contacts, groups (MSNP8+)
         self._sync_seen = [0, 0]
@@ -304,11 +319,15 @@ class NotificationSession(ListsMixin):
     # --- going online, keepalive, challenges ---
 
     def _status_args(self, status: str) -> list[str]:
+        if self.protocol < 8:
+            return [status]
+        own = self.own_msnobject if self.protocol >= 9 else None
+        extra = [encode_arg(own.build())] if own is not None else []
         if self.protocol >= 16:
-            return [status, f"{self.config.caps}:0"]  # caps:extended caps
-        if self.protocol >= 8:
-            return [status, str(self.config.caps)]
-        return [status]
+            return [status, f"{self.config.caps}:0", *extra]  # caps:extended caps
+        # MSNP9+: we speak MSNSLP (puppets.p2p), so say so unless told otherwise.
+        caps = self.config.caps or (CAPS_MSNC1 if self.protocol >= 9 else 0)
+        return [status, str(caps), *extra]
 
     async def _go_online(self) -> None:
         assert self.conn is not None
@@ -423,7 +442,8 @@ class NotificationSession(ListsMixin):
             c.caps = p.caps
         if p.msnobject is not None:
             c.msnobject = p.msnobject
-        self._emit(ev.PresenceChanged(c.passport, c.status, c.nick, c.caps, initial))
+        obj = _read_msnobject(c.passport, c.msnobject)
+        self._emit(ev.PresenceChanged(c.passport, c.status, c.nick, c.caps, initial, obj))
 
     def _on_iln(self, cmd: Command) -> None:
         self._presence(cmd.args, True)

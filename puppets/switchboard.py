@@ -27,10 +27,12 @@ from .event.conversation import (
     DatacastReceived,
     DeliveryResult,
     DeliveryStatus,
+    EmoticonsAnnounced,
     InvitationReceived,
     MessageReceived,
     NudgeReceived,
     OwnMessageFromOtherEndpoint,
+    P2PPayloadReceived,
     ParticipantJoined,
     ParticipantLeft,
     SwitchboardClosed,
@@ -53,6 +55,7 @@ from .message import (
     parse_payload,
     split_text,
 )
+from .msnobject import parse_emoticon_list
 
 __all__ = ["PendingDelivery", "Switchboard", "SwitchboardTicket", "normalize_passport"]
 
@@ -458,6 +461,10 @@ class Switchboard:
             return
         if sender in self.participants:
             self.participants[sender] = nick
+        special = _p2p_or_emoticons(sender, cmd.payload, self)
+        if special is not None:
+            self._emit(special)
+            return
         parsed = parse_payload(cmd.payload, sender=sender, assembler=self._chunks)
         if parsed is None:
             return  # one chunk of a longer message; the rest is still on its way
@@ -513,6 +520,26 @@ class Switchboard:
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         return f"<Switchboard {state} session={self.session_id} with {sorted(self.participants)}>"
+
+
+_P2P_TYPE = b"application/x-msnmsgrp2p"
+_EMOTICON_TYPES = {"text/x-mms-emoticon": False, "text/x-mms-animemoticon": True}
+
+
+def _p2p_or_emoticons(sender: str, payload: bytes, sb: Switchboard) -> ConversationEvent | None:
+    """P2P frames and emoticon lists, which the text parsers have no use for."""
+    head = payload[:200].lower()
+    if _P2P_TYPE in head:
+        msg = parse_message(payload)
+        if msg.content_type == _P2P_TYPE.decode():
+            return P2PPayloadReceived(sender, payload, switchboard=sb)
+    elif b"x-mms-" in head:
+        msg = parse_message(payload)
+        animated = _EMOTICON_TYPES.get(msg.content_type)
+        if animated is not None:
+            body = msg.body.decode("utf-8", "replace")
+            return EmoticonsAnnounced(sender, parse_emoticon_list(body), animated, switchboard=sb)
+    return None
 
 
 _HANDLERS: dict[str, Callable[[Switchboard, Command], None]] = {

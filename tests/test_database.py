@@ -29,7 +29,7 @@ PG_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 TABLES = (
     "users", "contacts", "contact_groups", "ghosts", "portals",
     "message_map", "txn_seen", "irc_nicks", "irc_allowed", "bridge_info_sent",
-    "irc_backlog", "offline_seen", "msn_inbox", "matrix_inbox",
+    "irc_backlog", "offline_seen", "msn_inbox", "matrix_inbox", "media",
 )  # fmt: skip
 CURRENT = len(read_migrations())  # the newest schema version the code knows
 NEXT = f"{CURRENT + 1:03d}"  # the number a migration of a newer version would take

@@ -470,11 +470,18 @@ async def test_relay_of_a_matrix_user_without_login_and_transaction_retries(
             await bob_events.wait_for(
                 MessageReceived, lambda e: e.message.text == "* Alice reacted 👍 to: “hey”"
             )
-            image = {"msgtype": "m.image", "body": "cat.png", "url": "mxc://localhost/AbCdEf"}
-            await put_event(synapse, owner, room, "m.room.message", image)
+            # A sticker stays a link; an image in a 1:1 chat is offered as a file
+            # (test_matrix_media.py), and one whose media is gone is reported.
+            sticker = {"body": "cat.png", "url": "mxc://localhost/AbCdEf", "info": {}}
+            await put_event(synapse, owner, room, "m.sticker", sticker)
             got = await bob_events.wait_for(MessageReceived, lambda e: "cat.png" in e.message.text)
             url = f"{synapse.url}/_matrix/media/v3/download/localhost/AbCdEf"
-            assert got.message.text == f"[image] cat.png: {url}"
+            assert got.message.text == f"[sticker] cat.png: {url}"
+            image = {"msgtype": "m.image", "body": "gone.png", "url": "mxc://localhost/AbCdEf"}
+            await put_event(synapse, owner, room, "m.room.message", image)
+            await wait_for_event(
+                synapse, owner, room, is_notice_from(bot_id(synapse), "the file was not sent")
+            )
             assert [e.message.text for e in bob_events.of(MessageReceived)].count("only once") == 1
     finally:
         await bob.stop()

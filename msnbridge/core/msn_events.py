@@ -23,6 +23,7 @@ from puppets.event import contact as contact_ev
 from puppets.event import mailbox
 from puppets.event.conversation import (
     ConversationEvent,
+    EmoticonsAnnounced,
     MessageReceived,
     NudgeReceived,
     OwnMessageFromOtherEndpoint,
@@ -33,6 +34,13 @@ from puppets.event.conversation import (
 )
 from puppets.event.offline import OfflineMessageReceived
 from puppets.event.session import ChallengeAnswered, SessionStateChanged, SystemNotice
+from puppets.event.transfer import (
+    DisplayPictureReceived,
+    FileOffered,
+    LegacyInvitationRefused,
+    RichContentReceived,
+    TransferFinished,
+)
 from puppets.message import TextMessage
 from puppets.textformat import TextFormat
 
@@ -41,9 +49,11 @@ from ..db import msn_inbox
 from ..db import offline as offline_db
 from ..db.msn_inbox import InboxEntry
 from ..db.portal import Portal, portal_key
-from ..formatting import MessageKind, from_msn
-from ..formatting.model import RichText, Span
+from ..formatting import MessageKind, RichText, from_msn
+from ..formatting.model import Span
 from ..metrics import Metrics
+from .msn_emoticons import MsnEmoticons
+from .msn_files import MsnFileRouter
 from .outage import ConnectionNotice
 from .owner_queue import OwnerQueue
 from .sides import HELD, ContactChange, NoticeKind, OwnerNotice, PortalMessage
@@ -67,6 +77,8 @@ class MsnEventRouter:
         # Each MSN message is written to msn_inbox as soon as it is read (a task per
         # message, not behind the owner's queue), and removed once delivered.
         self._inbox_writes: dict[int, tuple[str, asyncio.Task[None]]] = {}
+        self.files = MsnFileRouter(router)
+        self.emoticons = MsnEmoticons(router)
 
     def on_puppet_event(self, owner: str, event: object) -> None:
         if self._stopping:
@@ -154,12 +166,15 @@ class MsnEventRouter:
         msn_id: str,
         started: float,
         recorded: bool = True,
+        emoticons: tuple[tuple[str, str], ...] = (),
     ) -> None:
         router = self.router
         rich = without_controls(from_msn(text))
         # The inbox id is the Matrix transaction id: a delivery repeated after a kill
         # (sent, but not yet removed from the inbox) is not a second message.
-        message = PortalMessage(sender, nick, rich, MessageKind.TEXT, txn_id=msn_id)
+        message = PortalMessage(
+            sender, nick, rich, MessageKind.TEXT, txn_id=msn_id, emoticons=emoticons
+        )
         for side in router.serving(portal):
             direction = f"msn_to_{side.name}"
             try:
@@ -220,6 +235,12 @@ class MsnEventRouter:
             await self._conversation_event(owner, event, started)
         elif isinstance(event, contact_ev.PresenceChanged):
             await self._contact(owner, event.passport, ContactChange.PRESENCE)
+        elif isinstance(event, DisplayPictureReceived):
+            await self._picture(owner, event)
+        elif isinstance(event, FileOffered | TransferFinished | LegacyInvitationRefused):
+            await self.files.handle(owner, event)
+        elif isinstance(event, RichContentReceived):
+            await self._rich_content(owner, event)
         elif isinstance(event, contact_ev.ContactListSynced):
             await self._synced(owner)
         elif isinstance(event, contact_ev.PersonalMessageChanged):
@@ -346,6 +367,32 @@ class MsnEventRouter:
             except Exception:
                 log.exception("The %s side failed on a contact change", side.name)
 
+    async def _picture(self, owner: str, event: DisplayPictureReceived) -> None:
+        for side in self.router.sides:
+            handler = getattr(side, "contact_picture", None)  # sides showing pictures
+            if handler is None:
+                continue
+            try:
+                await handler(owner, event.passport, event.msnobject.sha1d, event.data)
+            except Exception:
+                log.exception("The %s side failed on a display picture", side.name)
+
+    async def _rich_content(self, owner: str, event: RichContentReceived) -> None:
+        """Winks, voice clips and ink: said in words, as an action (they are not carried)."""
+        portal = await self.router.portals.get_or_create(owner, [event.sender])
+        client = self.router.sessions.get(owner)
+        contact = client.contacts.get(event.sender) if client is not None else None
+        nick = contact.nick if contact is not None and contact.nick else event.sender
+        article = "an" if event.kind[0] in "aeiou" else "a"
+        text = f"sent {article} {event.kind} (not shown here)"
+        message = PortalMessage(
+            event.sender.lower(), nick, RichText.from_plain(text, MessageKind.EMOTE),
+            MessageKind.EMOTE,
+        )  # fmt: skip
+        for side in self.router.serving(portal):
+            await self.router.ensure_on(side, portal)
+            await _quietly(side.name, side.deliver_message(portal, message))
+
     # --- conversations ---
 
     def _people(self, owner: str, conv: Conversation) -> set[str]:
@@ -382,6 +429,9 @@ class MsnEventRouter:
         if isinstance(event, ParticipantJoined):
             await self._joined(owner, conv, event)
             return
+        if isinstance(event, EmoticonsAnnounced):
+            await self.emoticons.announced(owner, event)
+            return
         create = isinstance(event, MessageReceived | NudgeReceived | OwnMessageFromOtherEndpoint)
         portal = await self.portal_of(owner, conv, create=create)
         if portal is None:
@@ -399,6 +449,7 @@ class MsnEventRouter:
                 msn_id,
                 started,
                 recorded=recorded is not None,
+                emoticons=self.emoticons.take(owner, event.sender),
             )
         elif isinstance(event, OwnMessageFromOtherEndpoint):
             # The owner wrote from their own Messenger (MPOP): shown as theirs, marked.

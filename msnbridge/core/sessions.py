@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from mautrix.util.async_db import Database
 
@@ -22,6 +22,8 @@ from puppets import (
     SignedOutElsewhere,
 )
 from puppets.event.session import SessionStateChanged
+from puppets.msnobject import MSNObject
+from puppets.p2p import PictureCache
 
 from ..config import Config
 from ..db import offline as offline_db
@@ -71,6 +73,10 @@ class Sessions:
         self.listeners: list[Listener] = []
         self.metrics: Metrics | None = None
         self._clients: dict[str, Client] = {}
+        self.pictures = PictureCache()  # display pictures by SHA1D, shared by all sessions
+        # Set by the side showing pictures: whether a contact's announced picture is still
+        # needed (not after a restart when it is shown already).
+        self.picture_wanted: Callable[[str, MSNObject], Awaitable[bool]] | None = None
         # Logins restore() could not start, with why (the owners are told at start-up).
         self.unrestorable: dict[str, str] = {}
         # Owners whose `login` is waiting for its first outcome: that command reports and
@@ -351,6 +357,10 @@ class Sessions:
 
     def _adopt(self, owner: str, client: Client) -> Callable[[object], None]:
         self._clients[owner] = client
+        if owner.startswith("@"):  # Matrix shows contacts' pictures as ghost avatars
+            client.p2p.manager.pictures = self.pictures  # one fetch per picture for all
+            client.p2p.auto_fetch_pictures = True
+            client.p2p.picture_wanted = self.picture_wanted
 
         def forward(event: object) -> None:
             self._forward(owner, event)

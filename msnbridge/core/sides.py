@@ -55,6 +55,8 @@ class PortalMessage:
     # The same on every delivery of this message, also one repeated after a restart: a
     # side that can (Matrix: the transaction id) makes a repeat no second message.
     txn_id: str | None = None
+    # Custom emoticons of an MSN message: (shortcut, image URL) for sides that show them.
+    emoticons: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         # Names are one line on every side (text_safety.one_line).

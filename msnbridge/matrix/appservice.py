@@ -13,7 +13,7 @@ from aiohttp import web
 from mautrix.appservice import AppService, IntentAPI
 from mautrix.appservice.state_store.asyncpg import PgASStateStore
 from mautrix.errors import MatrixConnectionError, MatrixError, MatrixRequestError
-from mautrix.types import JSON, Event, PresenceState
+from mautrix.types import JSON, Event, EventType, PresenceState
 from mautrix.util.async_db import Database
 
 from ..config import Config
@@ -24,10 +24,12 @@ from ..errors import StartupError
 from ..metrics import Metrics, homeserver_error_kind
 from ..permissions import PermissionLevel, Permissions
 from . import bridge_info, inbox
+from .avatars import MediaUploads, OwnerPictures
 from .bot import MatrixBot
 from .ghosts import Ghosts
 from .ids import GhostIds
 from .inbound import MatrixInbound
+from .outgoing_files import OutgoingFiles
 from .portal_side import MatrixPortalSide
 from .settings import MATRIX_OPTIONS
 
@@ -149,6 +151,13 @@ class MatrixSide:
             config["appservice.displayname_template"],
             config["bridge.presence_refresh_interval"],
         )
+        self.media = MediaUploads(self.az, db)  # display pictures, by SHA1D
+        self.outgoing_files = OutgoingFiles(self)  # Matrix media → MSN file transfers
+        self.owner_pictures = OwnerPictures(self)  # owners' avatars → MSN display pictures
+        router.sessions.listeners.append(self.owner_pictures.on_puppet_event)
+        router.sessions.picture_wanted = lambda passport, obj: self.ghost_users.needs_avatar(
+            passport, obj.sha1d
+        )
         self.portal_side = MatrixPortalSide(self)
         self.inbound = MatrixInbound(self)
         router.add_side(self.portal_side)
@@ -210,6 +219,8 @@ class MatrixSide:
             await inbox.done(self.db, str(getattr(event, "event_id", "")))
 
     async def _dispatch(self, event: Event, started: float) -> None:
+        if event.type == EventType.ROOM_MEMBER:
+            self.owner_pictures.on_member(event)  # type: ignore[arg-type]
         try:
             if await self.inbound.handle(event, started):
                 return
@@ -317,6 +328,8 @@ class MatrixSide:
             if task is not None:
                 task.cancel()
         await self.ghost_users.stop()
+        await self.outgoing_files.stop()
+        await self.owner_pictures.stop()
         await self.inbound.stop()
         if self._inflight:
             _, pending = await asyncio.wait(self._inflight, timeout=STOP_GRACE)

@@ -9,13 +9,14 @@ import logging
 
 from mautrix.appservice import AppService, IntentAPI
 from mautrix.errors import MatrixError
-from mautrix.types import PresenceState
+from mautrix.types import ContentURI, PresenceState
 from mautrix.util.async_db import Database
 
 from puppets.contacts import Contact
 
 from ..core.text_safety import one_line
 from ..db import ghost as ghost_db
+from ..db import media as media_db
 from .ids import GhostIds
 
 log = logging.getLogger("msnbridge.matrix.ghosts")
@@ -93,6 +94,29 @@ class Ghosts:
                 await intent.ensure_registered()
             self._stored[passport] = stored
         return intent
+
+    async def set_avatar(self, passport: str, mxc: str) -> None:
+        """Show ``mxc`` as the ghost's avatar (nothing is sent when it is shown already)."""
+        passport = passport.lower()
+        intent = await self.ensure(passport)
+        async with self._locks.setdefault(passport, asyncio.Lock()):
+            stored = self._stored.get(passport) or await ghost_db.get(self.db, passport)
+            if stored is None:
+                stored = ghost_db.Ghost(passport, intent.mxid)
+            if stored.avatar_set and stored.avatar_url == mxc:
+                return
+            await intent.set_avatar_url(ContentURI(mxc))
+            stored.avatar_url, stored.avatar_set = mxc, True
+            await ghost_db.save(self.db, stored)
+            self._stored[passport] = stored
+
+    async def needs_avatar(self, passport: str, sha1d: str) -> bool:
+        """False when the ghost shows the picture with this SHA1D already."""
+        passport = passport.lower()
+        stored = self._stored.get(passport) or await ghost_db.get(self.db, passport)
+        if stored is None or not stored.avatar_set or not stored.avatar_url:
+            return True
+        return stored.avatar_url != await media_db.get(self.db, sha1d)
 
     async def update(self, contact: Contact) -> None:
         """Name and presence of a contact, as the owner's session sees them now."""

@@ -192,6 +192,10 @@ class MatrixInbound:
             quoted = await self._text_of(portal, reply_to) or "(an earlier message)"
         if event.type == EventType.STICKER:
             content.msgtype = MessageType.STICKER
+        elif event.sender == portal.owner and self.side.outgoing_files.wants(portal, content):
+            self._stop_typing(portal)
+            self.side.outgoing_files.start(portal, str(event.event_id), content)
+            return
         rendered = render_content(content, self.side.media_base, quoted)
         if rendered is None:
             await self.side.bot.send_notice(

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
@@ -43,6 +44,7 @@ from mautrix.types.event.beeper import (
 from puppets.contacts import Contact
 from puppets.event.conversation import DeliveryResult
 
+from ..core.msn_emoticons import emoticons_in_html
 from ..core.router import describe_result
 from ..core.sides import ContactChange, NoticeKind, OwnerNotice, PortalMessage
 from ..db import user as user_db
@@ -50,6 +52,7 @@ from ..db.portal import Portal
 from ..formatting import MessageKind, rich_to_html
 from ..metrics import homeserver_error_kind
 from . import bridge_info
+from .files import send_file
 
 if TYPE_CHECKING:
     from .appservice import MatrixSide
@@ -213,6 +216,8 @@ class MatrixPortalSide:
             body = prefix + body
             html = f"{_escape(prefix)}{html}" if html else None
             msgtype = MessageType.TEXT
+        if message.emoticons:
+            html = emoticons_in_html(html or _escape(body).replace("\n", "<br>"), message.emoticons)
         content = TextMessageEventContent(msgtype=msgtype, body=body)
         if html:
             content.format, content.formatted_body = Format.HTML, html
@@ -375,6 +380,35 @@ class MatrixPortalSide:
             log.info("No management room to tell %s: %s", owner, notice.text)
             return
         await self.side.bot.send_notice(RoomID(stored.management_room), notice.text)
+
+    async def deliver_file(
+        self, portal: Portal, passport: str, nick: str, path: Path, name: str, size: int
+    ) -> str | None:
+        """A file received from an MSN contact, posted by their ghost as Matrix media."""
+        if not portal.room_id:
+            return None
+        intent = await self._ghost_in(portal, passport, nick)
+        try:
+            return str(await send_file(intent, RoomID(portal.room_id), path, name, size))
+        except MatrixError as e:
+            self._hs_error(e)
+            raise
+
+    async def emoticon_url(self, sha1d: str, data: bytes, shortcut: str) -> str:
+        """The mxc of a custom emoticon's image (uploaded once per SHA1D)."""
+        return str(await self.side.media.mxc_for(sha1d, data, f"{shortcut}.png"))
+
+    async def contact_picture(self, owner: str, passport: str, sha1d: str, data: bytes) -> None:
+        """A contact's display picture (checked against its SHA1D) becomes their ghost's
+        avatar; uploaded once per SHA1D whoever's contact it is."""
+        if not owner.startswith("@"):
+            return
+        try:
+            mxc = await self.side.media.mxc_for(sha1d, data, f"{passport}.png")
+            await self.side.ghost_users.set_avatar(passport, mxc)
+        except MatrixError as e:
+            self._hs_error(e)
+            raise
 
     async def contact_changed(self, owner: str, contact: Contact, change: ContactChange) -> None:
         if not owner.startswith("@") or change is ContactChange.REMOVED:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..contacts import Lists
+from ..msnobject import MSNObject
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +21,7 @@ class PresenceChanged:
     nick: str
     caps: int = 0
     initial: bool = False  # part of the ILN burst after login
+    msnobject: MSNObject | None = None  # display picture object (MSNP9+), when valid
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ..conversation import Conversation
     from ..message import Datacast, Invitation, TextMessage
+    from ..msnobject import MSNObject
     from ..switchboard import Switchboard
 
 __all__ = [
@@ -20,10 +21,12 @@ __all__ = [
     "DatacastReceived",
     "DeliveryResult",
     "DeliveryStatus",
+    "EmoticonsAnnounced",
     "InvitationReceived",
     "MessageReceived",
     "NudgeReceived",
     "OwnMessageFromOtherEndpoint",
+    "P2PPayloadReceived",
     "ParticipantJoined",
     "ParticipantLeft",
     "SwitchboardClosed",
@@ -121,6 +124,24 @@ class InvitationReceived(ConversationEvent):
 class UnknownPayloadReceived(ConversationEvent):
     sender: str
     content_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class P2PPayloadReceived(ConversationEvent):
+    """An ``application/x-msnmsgrp2p`` payload; the client's P2P layer consumes it."""
+
+    sender: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EmoticonsAnnounced(ConversationEvent):
+    """``text/x-mms-emoticon`` / ``text/x-mms-animemoticon``: the custom emoticons the
+    next message uses, as (shortcut, MSNObject) pairs."""
+
+    sender: str
+    emoticons: list[tuple[str, MSNObject]]
+    animated: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,8 @@ JSON answer per stdout line, e.g.
 ``{"command": "flood_presence", "passport": "a@x", "count": 30000, "seconds": 3}``
 → ``{"sent": 30000}`` (NLN lines for strangers down that account's NS connection).
 
-accounts.json: a list of {"passport", "password", "nick", "contacts": [passport or
-{"passport", "lists", "groups"}], "groups": [name]}.
+accounts.json: a list of {"passport", "password", "nick", "msnobj", "contacts": [passport
+or {"passport", "lists", "groups"}], "groups": [name]}.
 """
 
 from __future__ import annotations
@@ -51,7 +51,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def load_accounts(server: MSNPTestServer, entries: list[dict[str, Any]]) -> None:
     for entry in entries:
-        server.add_account(entry["passport"], entry["password"], nick=entry.get("nick"))
+        account = server.add_account(entry["passport"], entry["password"], nick=entry.get("nick"))
+        # A display picture object, offered in presence as servers do (its client, when one
+        # signs in, announces its own with CHG).
+        account.msnobj = entry.get("msnobj", "")
     for entry in entries:
         for name in entry.get("groups", []):
             server.add_group(entry["passport"], name)

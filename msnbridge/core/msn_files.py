@@ -1,0 +1,156 @@
+"""Files offered from MSN: accepted within the configured limits into a temporary file,
+handed to the sides that carry files (Matrix media), then removed.
+
+A refused or failed transfer is told in the portal (and to the sender's Messenger, which
+shows the decline or cancel). Legacy MSNFTP offers, which need a direct connection, are
+cancelled by the puppet library; the owner is told here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from puppets.event.transfer import FileOffered, LegacyInvitationRefused, TransferFinished
+
+from .sides import NoticeKind
+
+if TYPE_CHECKING:
+    from puppets.p2p import Transfer
+
+    from .router import Router
+
+log = logging.getLogger("msnbridge.router.files")
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} bytes"
+
+
+def _reserve(temp_dir: str) -> Path:
+    """A new private file for an incoming transfer (small, synchronous file-system calls)."""
+    directory = Path(temp_dir) if temp_dir else Path(tempfile.gettempdir()) / "msnbridge"
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, name = tempfile.mkstemp(prefix="in-", dir=directory)
+    os.close(fd)
+    return Path(name)
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+class MsnFileRouter:
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        self._incoming: dict[int, tuple[str, Path]] = {}  # id(transfer) -> owner, temp path
+
+    @property
+    def _limits(self) -> tuple[int, int, str]:
+        c = self.router.sessions.config
+        return c["files.max_incoming_size"], c["files.max_in_flight"], c["files.temp_dir"]
+
+    def _sides(self) -> list[object]:
+        return [s for s in self.router.sides if hasattr(s, "deliver_file")]
+
+    def in_flight(self, owner: str) -> int:
+        return sum(1 for o, _ in self._incoming.values() if o == owner)
+
+    async def handle(self, owner: str, event: object) -> None:
+        if isinstance(event, FileOffered):
+            await self._offered(owner, event)
+        elif isinstance(event, TransferFinished) and event.incoming:
+            await self._finished(owner, event)
+        elif isinstance(event, LegacyInvitationRefused):
+            what = f" ({event.file_name})" if event.file_name else ""
+            await self._tell(
+                owner,
+                event.sender,
+                f"{event.sender} tried to send a file{what} with an old Messenger transfer "
+                "that the bridge cannot take; they were told it was not accepted.",
+            )
+
+    async def _offered(self, owner: str, event: FileOffered) -> None:
+        max_size, max_flight, temp_dir = self._limits
+        transfer = event.transfer
+        reason = None
+        if not self._sides() or not owner.startswith("@"):
+            reason = "files are not bridged for this login"
+        elif event.size > max_size:
+            reason = f"it is larger than the bridge's limit of {human_size(max_size)}"
+        elif self.in_flight(owner) >= max_flight:
+            reason = f"{max_flight} files are on their way already"
+        if reason is not None:
+            transfer.decline()
+            await self._tell(
+                owner,
+                event.sender,
+                f"A file from {event.sender} ({event.name}, {human_size(event.size)}) was "
+                f"refused: {reason}.",
+            )
+            return
+        path = _reserve(temp_dir)
+        self._incoming[id(transfer)] = (owner, path)
+        try:
+            transfer.accept(path)
+        except Exception:
+            self._incoming.pop(id(transfer), None)
+            _remove(path)
+            raise
+
+    async def _finished(self, owner: str, event: TransferFinished) -> None:
+        entry = self._incoming.pop(id(event.transfer), None)
+        if entry is None:
+            return
+        _, path = entry
+        try:
+            if event.status != "completed":
+                await self._tell(
+                    owner,
+                    event.peer,
+                    f"A file from {event.peer} ({event.name}) did not arrive: {event.reason}.",
+                )
+                return
+            portal = await self.router.portals.get_or_create(owner, [event.peer])
+            nick = self._nick(owner, event.peer)
+            for side in self._sides():
+                if not side.serves(portal):  # type: ignore[attr-defined]
+                    continue
+                try:
+                    await self.router.ensure_on(side, portal)  # type: ignore[arg-type]
+                    await side.deliver_file(  # type: ignore[attr-defined]
+                        portal, event.peer, nick, path, event.name, event.size
+                    )
+                except Exception:
+                    log.exception("The %s side failed to deliver a file", side.name)  # type: ignore[attr-defined]
+                    await self._tell(
+                        owner,
+                        event.peer,
+                        f"A file from {event.peer} ({event.name}) arrived "
+                        "but could not be shown here.",
+                    )
+        finally:
+            _remove(path)
+
+    def _nick(self, owner: str, passport: str) -> str:
+        client = self.router.sessions.get(owner)
+        contact = client.contacts.get(passport) if client is not None else None
+        return contact.nick if contact is not None and contact.nick else passport
+
+    async def _tell(self, owner: str, passport: str, text: str) -> None:
+        await self.router.events.notify(owner, NoticeKind.INFO, text)
+
+    def forget(self, transfer: Transfer) -> None:
+        entry = self._incoming.pop(id(transfer), None)
+        if entry is not None:
+            _remove(entry[1])

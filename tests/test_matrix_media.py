@@ -1,0 +1,358 @@
+"""Pictures and files with the whole bridge: a real Synapse, the MSNP test server, and the
+MSN contact a puppet client in this process."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import os
+import re
+import struct
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import quote
+
+import aiohttp
+
+from msnbridge.core.msn_emoticons import emoticons_in_html
+from puppets.event.contact import PresenceChanged
+from puppets.event.transfer import FileOffered
+from puppets.mime import build_message
+from puppets.msnobject import TYPE_EMOTICON, TYPE_WINK, MSNObject
+from puppets.p2p.service import build_emoticon_payload
+from tests.msnp_server import MSNPTestServer
+from tests.synapse_server import SynapseServer, is_notice_from, running_bridge, wait_for_event
+from tests.test_matrix_portals import (
+    ALICE,
+    BOB,
+    bot_id,
+    friend,
+    ghost_id,
+    join,
+    log_in,
+    msn,  # noqa: F401  (fixture)
+    put_event,
+    settings,
+    until,
+    wait_invite,
+)
+
+
+def tiny_png(seed: bytes) -> bytes:
+    """A valid 4x4 RGB PNG whose pixels depend on ``seed``."""
+    raw = b"".join(b"\x00" + (seed * 12)[:12] for _ in range(4))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    ihdr = struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
+async def download(synapse: SynapseServer, mxc: str, token: str) -> bytes:
+    server_name, media_id = mxc.removeprefix("mxc://").split("/", 1)
+    url = f"{synapse.url}/_matrix/client/v1/media/download/{server_name}/{media_id}"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(url, headers={"Authorization": f"Bearer {token}"}) as resp,
+    ):
+        assert resp.status == 200, await resp.text()
+        return await resp.read()
+
+
+async def test_a_contacts_display_picture_becomes_the_ghosts_avatar(
+    synapse: SynapseServer,
+    bridge_config: Callable[..., Path],
+    msn: MSNPTestServer,  # noqa: F811 (the fixture imported above)
+) -> None:
+    config = bridge_config(**settings(msn))
+    owner = await synapse.register_user()
+    bob, _ = await friend(msn, BOB)
+    picture = tiny_png(os.urandom(3))
+    obj: MSNObject | None = await bob.set_display_picture(picture)
+    assert obj is not None
+    try:
+        async with running_bridge(config) as bridge:
+            await log_in(synapse, owner)
+            ghost = ghost_id(synapse, BOB)
+
+            async def avatar() -> str | None:
+                try:
+                    profile = await synapse.request(
+                        "GET",
+                        f"/_matrix/client/v3/profile/{quote(ghost)}",
+                        token=owner.access_token,
+                    )
+                except Exception:
+                    return None
+                return profile.get("avatar_url")
+
+            await until(avatar, timeout=30)
+            mxc = await avatar()
+            assert mxc is not None
+            data = await download(synapse, mxc, owner.access_token)
+            assert base64.b64encode(hashlib.sha1(data).digest()).decode() == obj.sha1d
+            # The mxc is remembered per SHA1D: a new picture replaces it, the old stays known.
+            second = tiny_png(os.urandom(3))
+            obj2 = await bob.set_display_picture(second)
+            assert obj2 is not None
+
+            async def changed() -> bool:
+                return (await avatar()) not in (None, mxc)
+
+            await until(changed, timeout=30)
+            new = await avatar()
+            assert new is not None
+            assert await download(synapse, new, owner.access_token) == second
+            db = bridge.db
+            assert await db.fetchval("SELECT mxc FROM media WHERE sha1d=$1", obj.sha1d) == mxc
+            assert await db.fetchval("SELECT mxc FROM media WHERE sha1d=$1", obj2.sha1d) == new
+            assert bridge.sessions is not None and bridge.sessions.pictures.fetches == 2
+        # After a restart the login is restored; the picture shown already is not fetched.
+        async with running_bridge(config) as bridge:
+            assert bridge.sessions is not None and bridge.router is not None
+            sessions, router = bridge.sessions, bridge.router
+
+            def bob_seen() -> bool:
+                client = sessions.get(owner.user_id)
+                contact = client.contacts.get(BOB) if client is not None else None
+                return contact is not None and contact.msnobject is not None
+
+            await until(bob_seen, timeout=30)
+            await router.events.drain()
+            await asyncio.sleep(1.0)  # room for a fetch that should not start
+            assert sessions.pictures.fetches == 0
+            assert await avatar() == new
+    finally:
+        await bob.stop()
+
+
+async def test_a_file_from_msn_arrives_in_matrix_and_one_over_the_limit_is_refused(
+    synapse: SynapseServer,
+    bridge_config: Callable[..., Path],
+    msn: MSNPTestServer,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
+) -> None:
+    config = bridge_config(
+        **settings(msn, files={"max_incoming_size": 1_000_000, "temp_dir": str(tmp_path / "t")})
+    )
+    owner = await synapse.register_user()
+    bob, _ = await friend(msn, BOB)
+    data = os.urandom(300_000)
+    src = tmp_path / "holiday notes.bin"
+    src.write_bytes(data)
+    image = tiny_png(b"abc")
+    img = tmp_path / "pic.png"
+    img.write_bytes(image)
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"\0" * 1_000_001)
+    try:
+        async with running_bridge(config):
+            management = await log_in(synapse, owner)
+            sent = bob.p2p.manager.send_file(ALICE, src)
+            assert await sent.wait(timeout=60) == "completed"
+            room = await wait_invite(synapse, owner)
+            await join(synapse, owner, room)
+            ghost = ghost_id(synapse, BOB)
+            event = await wait_for_event(
+                synapse, owner, room, lambda e: e["content"].get("msgtype") == "m.file"
+            )
+            assert event["sender"] == ghost
+            content = event["content"]
+            assert content["body"] == "holiday notes.bin"
+            assert content["info"]["size"] == len(data)
+            assert await download(synapse, content["url"], owner.access_token) == data
+
+            pic = bob.p2p.manager.send_file(ALICE, img)
+            assert await pic.wait(timeout=60) == "completed"
+            event = await wait_for_event(
+                synapse, owner, room, lambda e: e["content"].get("msgtype") == "m.image"
+            )
+            info = event["content"]["info"]
+            assert (info["mimetype"], info["w"], info["h"]) == ("image/png", 4, 4)
+            assert await download(synapse, event["content"]["url"], owner.access_token) == image
+
+            refused = bob.p2p.manager.send_file(ALICE, big)
+            assert await refused.wait(timeout=30) == "declined"
+            await wait_for_event(
+                synapse, owner, management, is_notice_from(bot_id(synapse), "larger than")
+            )
+            assert list((tmp_path / "t").iterdir()) == []  # nothing left waiting on disk
+    finally:
+        await bob.stop()
+
+
+async def upload(synapse: SynapseServer, token: str, data: bytes, mime: str) -> str:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{synapse.url}/_matrix/media/v3/upload?filename=x",
+            data=data,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": mime},
+        ) as resp,
+    ):
+        assert resp.status == 200, await resp.text()
+        return (await resp.json())["content_uri"]
+
+
+async def test_a_matrix_image_arrives_at_the_msn_peer_byte_for_byte(
+    synapse: SynapseServer,
+    bridge_config: Callable[..., Path],
+    msn: MSNPTestServer,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
+) -> None:
+    config = bridge_config(**settings(msn, files={"max_outgoing_size": 500_000}))
+    owner = await synapse.register_user()
+    bob, bob_events = await friend(msn, BOB)
+    image = tiny_png(b"xyz") + os.urandom(200_000)  # a PNG header, then bulk
+    try:
+        async with running_bridge(config):
+            await log_in(synapse, owner)
+            assert (await bob.conversation([ALICE]).send_text("send me the photo")).ok
+            room = await wait_invite(synapse, owner)
+            await join(synapse, owner, room)
+            mxc = await upload(synapse, owner.access_token, image, "image/png")
+            content = {
+                "msgtype": "m.image",
+                "body": "photo.png",
+                "url": mxc,
+                "info": {"mimetype": "image/png", "size": len(image)},
+            }
+            await put_event(synapse, owner, room, "m.room.message", content)
+            offer = await bob_events.wait_for(FileOffered, timeout=30)
+            assert (offer.sender, offer.name, offer.size) == (ALICE, "photo.png", len(image))
+            dest = tmp_path / "got.png"
+            offer.transfer.accept(dest)
+            assert await offer.transfer.wait(timeout=60) == "completed"
+            assert dest.read_bytes() == image
+
+            # Declined by the contact, and too large for the bridge: both said in the room.
+            await put_event(synapse, owner, room, "m.room.message", {**content, "body": "b.png"})
+            offer = await bob_events.wait_for(FileOffered, lambda e: e.name == "b.png", timeout=30)
+            offer.transfer.decline()
+            bot = bot_id(synapse)
+            await wait_for_event(synapse, owner, room, is_notice_from(bot, "declined"))
+            big = {**content, "body": "huge.png", "info": {"size": 600_000}}
+            await put_event(synapse, owner, room, "m.room.message", big)
+            await wait_for_event(synapse, owner, room, is_notice_from(bot, "over the limit"))
+    finally:
+        await bob.stop()
+
+
+async def test_the_owners_matrix_avatar_becomes_their_msn_display_picture(
+    synapse: SynapseServer,
+    bridge_config: Callable[..., Path],
+    msn: MSNPTestServer,  # noqa: F811 (the fixture imported above)
+) -> None:
+    config = bridge_config(**settings(msn))
+    owner = await synapse.register_user()
+    first = tiny_png(b"one")
+    mxc = await upload(synapse, owner.access_token, first, "image/png")
+    profile = f"/_matrix/client/v3/profile/{quote(owner.user_id)}/avatar_url"
+    await synapse.request("PUT", profile, {"avatar_url": mxc}, token=owner.access_token)
+    bob, bob_events = await friend(msn, BOB)
+    try:
+        async with running_bridge(config):
+            await log_in(synapse, owner)
+            seen = await bob_events.wait_for(
+                PresenceChanged,
+                lambda e: e.passport == ALICE and e.msnobject is not None,
+                timeout=30,
+            )
+            assert seen.msnobject.matches(first)
+            got = await bob.p2p.manager.fetch_object(ALICE, seen.msnobject, timeout=20)
+            assert got == first
+            # A new avatar reaches the rooms as a member event: the picture follows.
+            second = tiny_png(b"two")
+            mxc2 = await upload(synapse, owner.access_token, second, "image/png")
+            await synapse.request("PUT", profile, {"avatar_url": mxc2}, token=owner.access_token)
+            again = await bob_events.wait_for(
+                PresenceChanged,
+                lambda e: (
+                    e.passport == ALICE and e.msnobject is not None and e.msnobject.matches(second)
+                ),
+                timeout=30,
+            )
+            assert await bob.p2p.manager.fetch_object(ALICE, again.msnobject) == second
+    finally:
+        await bob.stop()
+
+
+def test_emoticons_become_inline_images_only_in_text() -> None:
+    html = '<strong>a :cat: b</strong> <a href="x:cat:y">:cat:</a> &lt;3 (dog)'
+    got = emoticons_in_html(
+        html, ((":cat:", "mxc://s/c"), ("(dog)", "mxc://s/d"), ("<3", "mxc://s/h"))
+    )
+    cat = '<img data-mx-emoticon src="mxc://s/c" alt=":cat:" title=":cat:" height="32">'
+    assert got.count(cat) == 2
+    assert 'href="x:cat:y"' in got  # never inside a tag
+    assert 'alt="&lt;3"' in got and 'src="mxc://s/d"' in got
+
+
+async def test_custom_emoticons_from_msn_become_inline_images(
+    synapse: SynapseServer,
+    bridge_config: Callable[..., Path],
+    msn: MSNPTestServer,  # noqa: F811 (the fixture imported above)
+) -> None:
+    config = bridge_config(**settings(msn))
+    owner = await synapse.register_user()
+    bob, _ = await friend(msn, BOB)
+    cat = tiny_png(b"cat")
+    obj = MSNObject.for_data(BOB, cat, TYPE_EMOTICON)
+    bob.p2p.manager.serve_object(obj, cat)
+    try:
+        async with running_bridge(config):
+            await log_in(synapse, owner)
+            conv = bob.conversation([ALICE])
+            assert (await conv.submit([build_emoticon_payload([(":cat:", obj)])], "A")).ok
+            assert (await conv.send_text("look :cat: here")).ok
+            room = await wait_invite(synapse, owner)
+            await join(synapse, owner, room)
+            event = await wait_for_event(
+                synapse, owner, room, lambda e: "look" in e["content"].get("body", "")
+            )
+            content = event["content"]
+            assert content["body"] == "look :cat: here"
+            src = re.search(
+                r'<img data-mx-emoticon src="([^"]+)" alt=":cat:"', content["formatted_body"]
+            )
+            assert src is not None
+            assert await download(synapse, src.group(1), owner.access_token) == cat
+    finally:
+        await bob.stop()
+
+
+async def test_a_wink_is_said_in_words(
+    synapse: SynapseServer,
+    bridge_config: Callable[..., Path],
+    msn: MSNPTestServer,  # noqa: F811 (the fixture imported above)
+) -> None:
+    config = bridge_config(**settings(msn))
+    owner = await synapse.register_user()
+    bob, _ = await friend(msn, BOB)
+    wink = MSNObject.for_data(BOB, b"MSCF cabinet", TYPE_WINK)
+    try:
+        async with running_bridge(config):
+            await log_in(synapse, owner)
+            datacast = build_message(
+                [("Content-Type", "text/x-msnmsgr-datacast")],
+                f"ID: 2\r\nData: {wink.build()}\r\n\r\n".encode(),
+            )
+            assert (await bob.conversation([ALICE]).submit([datacast], "A")).ok
+            room = await wait_invite(synapse, owner)
+            await join(synapse, owner, room)
+            event = await wait_for_event(
+                synapse, owner, room, lambda e: e["content"].get("msgtype") == "m.emote"
+            )
+            assert event["content"]["body"] == "sent a wink (not shown here)"
+            assert event["sender"] == ghost_id(synapse, BOB)
+    finally:
+        await bob.stop()
