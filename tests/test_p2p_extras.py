@@ -22,13 +22,13 @@ from puppets.p2p.service import build_emoticon_payload
 from tests.msnp_server import MSNPTestServer
 from tests.puppet_helpers import online_client
 
-VERSIONS = [9, 12]
+VERSIONS = [9, 12, 18]
 _ids = itertools.count()
 
 
 @pytest.fixture(scope="module")
 async def server():
-    srv = MSNPTestServer(versions=(2, 12))
+    srv = MSNPTestServer(versions=(2, 18))
     await srv.start()
     yield srv
     await srv.stop()

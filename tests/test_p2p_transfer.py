@@ -24,8 +24,8 @@ from puppets.p2p import PictureCache
 from tests.msnp_server import MSNPTestServer
 from tests.puppet_helpers import Recorder, make_config, online_client
 
-# MSNP18 joins when the MSNP13-18 work lands (its server side and the v2 framing).
-VERSIONS = [9, 12]
+# MSNP9 (the first with MSNSLP), 12 and 18 (SSO, MPOP; the v1 framing still serves).
+VERSIONS = [9, 12, 18]
 BIG = 5 * 1024 * 1024
 
 _ids = itertools.count()
@@ -33,7 +33,7 @@ _ids = itertools.count()
 
 @pytest.fixture(scope="module")
 async def server():
-    srv = MSNPTestServer(versions=(2, 12))
+    srv = MSNPTestServer(versions=(2, 18))
     await srv.start()
     yield srv
     await srv.stop()
