@@ -51,6 +51,9 @@ class PortalMessage:
     origin_side: str = "msn"  # "msn", "matrix" or "irc"
     display: str | None = None  # relayed sender's name on the origin side (sender None)
     sent_at: float | None = None  # original unix time (offline messages); None = now
+    # The owner wrote it from another endpoint of their MSN account (MPOP): a side that
+    # can speak as the owner (Matrix double puppeting, the owner's IRC puppet) does.
+    own_other_endpoint: bool = False
 
 
 class NoticeKind(enum.Enum):

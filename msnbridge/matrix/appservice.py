@@ -25,6 +25,7 @@ from ..metrics import Metrics, homeserver_error_kind
 from ..permissions import PermissionLevel, Permissions
 from . import bridge_info
 from .bot import MatrixBot
+from .double_puppet import DoublePuppets
 from .ghosts import Ghosts
 from .ids import GhostIds
 from .inbound import MatrixInbound
@@ -146,6 +147,7 @@ class MatrixSide:
             config["appservice.displayname_template"],
             config["bridge.presence_refresh_interval"],
         )
+        self.double_puppets = DoublePuppets(self)
         self.portal_side = MatrixPortalSide(self)
         self.inbound = MatrixInbound(self)
         router.add_side(self.portal_side)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,39 @@ def build_registration(config: Config) -> dict[str, Any]:
     }
 
 
+DOUBLE_PUPPET_ID = "msnbridge-doublepuppet"
+
+
+def build_double_puppet_registration(domain: str, as_token: str) -> dict[str, Any]:
+    """The second registration that lets the bridge act as the homeserver's own users
+    (double puppeting, the mautrix convention): its own as_token, every user of the domain
+    non-exclusively, no rooms or aliases, and no URL: the homeserver sends it nothing."""
+    return {
+        "id": DOUBLE_PUPPET_ID,
+        "url": None,
+        "as_token": as_token,
+        # Never used (no URL), but required by the registration format.
+        "hs_token": secrets.token_urlsafe(32),
+        "sender_localpart": f"_msnbridge_doublepuppet_{secrets.token_hex(4)}",
+        "rate_limited": False,
+        "namespaces": {
+            "users": [{"regex": f"@.*:{re.escape(domain)}", "exclusive": False}],
+            "aliases": [],
+            "rooms": [],
+        },
+    }
+
+
 def write_registration(config: Config, path: str | Path) -> None:
+    _dump(build_registration(config), path)
+
+
+def write_double_puppet_registration(domain: str, as_token: str, path: str | Path) -> None:
+    _dump(build_double_puppet_registration(domain, as_token), path)
+
+
+def _dump(registration: dict[str, Any], path: str | Path) -> None:
     yaml = YAML(typ="safe")
     yaml.default_flow_style = False
     with open(path, "w", encoding="utf-8") as stream:
-        yaml.dump(build_registration(config), stream)
+        yaml.dump(registration, stream)
