@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -45,13 +45,15 @@ def build_double_puppet_registration(domain: str, as_token: str) -> dict[str, An
     """The second registration that lets the bridge act as the homeserver's own users
     (double puppeting, the mautrix convention): its own as_token, every user of the domain
     non-exclusively, no rooms or aliases, and no URL: the homeserver sends it nothing."""
+    # Never used (no URL) but required; derived from the as_token so that running -g
+    # again writes the same file.
+    digest = hashlib.sha256(f"msnbridge-doublepuppet:{as_token}".encode()).hexdigest()
     return {
         "id": DOUBLE_PUPPET_ID,
         "url": None,
         "as_token": as_token,
-        # Never used (no URL), but required by the registration format.
-        "hs_token": secrets.token_urlsafe(32),
-        "sender_localpart": f"_msnbridge_doublepuppet_{secrets.token_hex(4)}",
+        "hs_token": digest[:48],
+        "sender_localpart": f"_msnbridge_doublepuppet_{digest[48:56]}",
         "rate_limited": False,
         "namespaces": {
             "users": [{"regex": f"@.*:{re.escape(domain)}", "exclusive": False}],
