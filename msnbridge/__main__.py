@@ -40,7 +40,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="with -g: also write the double-puppet registration (its as_token goes into "
         "bridge.double_puppet.secrets for homeserver.domain)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.double_puppet_registration and not args.generate_registration:
+        parser.error("--double-puppet-registration goes with -g (it writes a registration)")
+    return args
 
 
 def generate(
