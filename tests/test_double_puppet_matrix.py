@@ -62,7 +62,7 @@ def msn_settings(server: MSNPTestServer) -> dict[str, Any]:
 
 
 async def own_message_from_messenger(
-    synapse: SynapseServer, msn: MSNPTestServer, config: Path
+    synapse: SynapseServer, msn: MSNPTestServer, config: Path, *, owner_joins: bool = True
 ) -> tuple[MatrixUser, dict[str, Any], list[dict[str, Any]], Recorder]:
     """Logs the owner in through the bridge, opens a portal with bob, signs the owner's own
     Messenger in beside the bridge and writes "yes, typing here" from it; then the owner
@@ -83,13 +83,22 @@ async def own_message_from_messenger(
             # Bob writes: the switchboard rings both of the owner's endpoints.
             assert (await bob.conversation([ALICE]).send_text("are you at your PC?")).ok
             room = await wait_invite(synapse, owner)
-            await join(synapse, owner, room)
-            await wait_for_event(
-                synapse, owner, room, is_message_from(ghost_id(synapse, BOB), "at your PC")
-            )
+            if owner_joins:  # else only invited: the double puppet joins for them
+                await join(synapse, owner, room)
+                await wait_for_event(
+                    synapse, owner, room, is_message_from(ghost_id(synapse, BOB), "at your PC")
+                )
             await m_rec.wait_for(MessageReceived, lambda e: e.message.text.endswith("PC?"))
             assert (await messenger.conversation([BOB]).send_text("yes, typing here")).ok
             await bob_rec.wait_for(MessageReceived, lambda e: e.message.text == "yes, typing here")
+            if not owner_joins:
+
+                async def joined() -> bool:
+                    path = "/_matrix/client/v3/joined_rooms"
+                    reply = await synapse.request("GET", path, token=owner.access_token)
+                    return room in reply["joined_rooms"]
+
+                await until(joined)
             own = await wait_for_event(
                 synapse, owner, room, lambda e: "yes, typing here" in e["content"].get("body", "")
             )
@@ -109,15 +118,21 @@ def texts_to_bob(recorder: Recorder, text: str) -> int:
     return sum(1 for e in recorder.of(MessageReceived) if e.message.text == text)
 
 
+@pytest.mark.parametrize("owner_joins", [True, False], ids=["joined", "only-invited"])
 async def test_own_message_is_sent_as_the_owner_with_double_puppeting(
-    synapse: SynapseServer, bridge_config: Callable[..., Path], msn: MSNPTestServer
+    synapse: SynapseServer,
+    bridge_config: Callable[..., Path],
+    msn: MSNPTestServer,
+    owner_joins: bool,
 ) -> None:
     assert synapse.double_puppet is not None
     config = bridge_config(
         msn=msn_settings(msn),
         **{"bridge.double_puppet": {"secrets": {synapse.domain: synapse.double_puppet.secret}}},
     )
-    owner, own, events, bob_rec = await own_message_from_messenger(synapse, msn, config)
+    owner, own, events, bob_rec = await own_message_from_messenger(
+        synapse, msn, config, owner_joins=owner_joins
+    )
     assert own["sender"] == owner.user_id
     assert own["content"]["body"] == "yes, typing here"
     assert own["content"]["msgtype"] == "m.text"
