@@ -251,13 +251,14 @@ class SynapseServer:
     # --- helpers for tests -------------------------------------------------------------
 
     async def register_user(
-        self, localpart: str | None = None, *, admin: bool = False
+        self, localpart: str | None = None, *, admin: bool = False, password: str | None = None
     ) -> MatrixUser:
-        """Registers a user with the shared-secret admin API; a unique localpart by default."""
+        """Registers a user with the shared-secret admin API; a unique localpart and a
+        random password by default."""
         if localpart is None:
             self._user_counter += 1
             localpart = f"user{self._user_counter}_{secrets.token_hex(3)}"
-        password = secrets.token_hex(8)
+        password = password or secrets.token_hex(8)
         nonce = (await self.request("GET", "/_synapse/admin/v1/register"))["nonce"]
         # HMAC-SHA1 over nonce, user, password and admin flag joined by NUL (Synapse admin API).
         signed = "\x00".join((nonce, localpart, password, "admin" if admin else "notadmin"))

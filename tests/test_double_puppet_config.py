@@ -64,7 +64,8 @@ def test_double_puppet_registration_needs_generate(capsys: pytest.CaptureFixture
 @pytest.mark.parametrize(
     ("section", "expected"),
     [
-        ({"secrets": {"example.com": "s3cret"}}, "must be 'as_token:<token>'"),
+        ({"secrets": {"example.com": ""}}, "or a login shared secret"),
+        ({"secrets": {"example.com": 42}}, "or a login shared secret"),
         ({"secrets": {"example.com": "as_token:"}}, "empty as_token"),
         ({"servers": {"other.example": "matrix.other.example"}}, "http:// or https://"),
     ],

@@ -7,6 +7,9 @@ refuses the token, as a notice of the bot marked "(from another Messenger)"."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -62,13 +65,18 @@ def msn_settings(server: MSNPTestServer) -> dict[str, Any]:
 
 
 async def own_message_from_messenger(
-    synapse: SynapseServer, msn: MSNPTestServer, config: Path, *, owner_joins: bool = True
+    synapse: SynapseServer,
+    msn: MSNPTestServer,
+    config: Path,
+    *,
+    owner_joins: bool = True,
+    owner: MatrixUser | None = None,
 ) -> tuple[MatrixUser, dict[str, Any], list[dict[str, Any]], Recorder]:
     """Logs the owner in through the bridge, opens a portal with bob, signs the owner's own
     Messenger in beside the bridge and writes "yes, typing here" from it; then the owner
     writes from Matrix (a barrier: Matrix events of a room are handled in order, so the
     echo of the first was handled before). Returns what the room and bob saw."""
-    owner = await synapse.register_user()
+    owner = owner or await synapse.register_user()
     bob, bob_rec = await online_client(msn, BOB, PASSWORD)
     messenger = None
     try:
@@ -175,3 +183,26 @@ async def test_own_message_is_a_marked_notice_without_double_puppeting(
         refusals = [r for r in caplog.records if "Double puppeting" in r.getMessage()]
         assert len(refusals) == 1
         assert "not-a-registered-token" not in caplog.text  # the token is never logged
+
+
+async def test_own_message_with_a_shared_secret_login(
+    synapse: SynapseServer, bridge_config: Callable[..., Path], msn: MSNPTestServer
+) -> None:
+    """A login shared secret instead of an as_token: the bridge logs in as the owner (here
+    Synapse's plain password login stands in for the shared-secret-auth module: the owner's
+    password is the HMAC the module would check)."""
+    secret = secrets.token_hex(16)
+    localpart = f"shared_{secrets.token_hex(3)}"
+    user_id = f"@{localpart}:{synapse.domain}"
+    password = hmac.new(secret.encode(), user_id.encode(), hashlib.sha512).hexdigest()
+    registered = await synapse.register_user(localpart, password=password)
+    config = bridge_config(
+        msn=msn_settings(msn), **{"bridge.double_puppet": {"secrets": {synapse.domain: secret}}}
+    )
+    owner, own, _events, bob_rec = await own_message_from_messenger(
+        synapse, msn, config, owner=registered
+    )
+    assert own["sender"] == owner.user_id == user_id
+    assert own["content"]["body"] == "yes, typing here"
+    assert own["content"].get("fi.mau.double_puppet_source") == "msn"
+    assert texts_to_bob(bob_rec, "yes, typing here") == 1

@@ -255,7 +255,7 @@ class MatrixPortalSide:
         """The owner's message from another Messenger, sent as the owner (double
         puppeting); None when that is not configured or the homeserver refuses it."""
         puppets = self.side.double_puppets
-        intent = puppets.intent(portal.owner)
+        intent = await puppets.intent(portal.owner)
         if intent is None:
             return None
         room = RoomID(portal.room_id or "")
