@@ -36,13 +36,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="registration.yaml",
         help="where -g writes the registration (registration.yaml)",
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--double-puppet-registration",
+        metavar="PATH",
+        help="with -g: also write the double-puppet registration (its as_token goes into "
+        "bridge.double_puppet.secrets for homeserver.domain)",
+    )
+    args = parser.parse_args(argv)
+    if args.double_puppet_registration and not args.generate_registration:
+        parser.error("--double-puppet-registration goes with -g (it writes a registration)")
+    return args
 
 
-def generate(config_path: str, registration_path: str) -> None:
+def generate(
+    config_path: str, registration_path: str, double_puppet_path: str | None = None
+) -> None:
     """Fills in tokens and the secret key still set to "generate" (kept once generated, so
-    running -g again rewrites the same registration), then writes the registration."""
-    from .matrix.registration import write_registration
+    running -g again rewrites the same registration), then writes the registration (and
+    the double-puppet one when asked)."""
+    from .matrix.double_puppet import AS_TOKEN_PREFIX
+    from .matrix.registration import write_double_puppet_registration, write_registration
 
     config = load_config(config_path, allow_generate=True)
     changed = []
@@ -54,11 +67,26 @@ def generate(config_path: str, registration_path: str) -> None:
         if config[path] == GENERATE:
             config[path] = make()
             changed.append(path)
+    written = [registration_path]
+    if double_puppet_path:
+        domain = config["homeserver.domain"]
+        secrets_map = dict(config["bridge.double_puppet.secrets"] or {})
+        secret = secrets_map.get(domain)
+        if not isinstance(secret, str) or not secret.startswith(AS_TOKEN_PREFIX):
+            secret = AS_TOKEN_PREFIX + secrets.token_urlsafe(48)
+            secrets_map[domain] = secret
+            config["bridge.double_puppet.secrets"] = secrets_map
+            changed.append(f"bridge.double_puppet.secrets.{domain}")
+        token = secret.removeprefix(AS_TOKEN_PREFIX)
+        write_double_puppet_registration(domain, token, double_puppet_path)
+        written.append(double_puppet_path)
     if changed:
         config.save()
     write_registration(config, registration_path)
     generated = f" (generated {', '.join(changed)} into {config_path})" if changed else ""
-    print(f"Wrote {registration_path}{generated}. Add it to app_service_config_files in Synapse.")
+    files = " and ".join(written)
+    print(f"Wrote {files}{generated}. Add {'them' if len(written) > 1 else 'it'} to "
+          f"app_service_config_files in Synapse.")  # fmt: skip
 
 
 def run(config_path: str) -> None:
@@ -78,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         if args.generate_registration:
-            generate(args.config, args.registration)
+            generate(args.config, args.registration, args.double_puppet_registration)
         else:
             run(args.config)
     except (ConfigError, DatabaseTooNew, MigrationError, SecretKeyError, StartupError) as e:

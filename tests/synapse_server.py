@@ -5,7 +5,8 @@ scripts/test.sh), because its pinned dependencies must not mix with ours. One se
 test session: `--generate-config` writes the base config into a temporary directory and an
 overlay (loaded after it, so its top-level keys win) sets a loopback listener, SQLite, presence,
 raised rate limits and one appservice registration whose tokens and port are chosen here, before
-Synapse starts, because Synapse reads registrations only at start-up.
+Synapse starts, because Synapse reads registrations only at start-up; with `double_puppet` also
+a second registration (the bridge's double-puppet one) whose token is `synapse.double_puppet`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import pytest
 
 from msnbridge.bridge import Bridge
 from msnbridge.config import load_config
+from msnbridge.matrix.registration import build_double_puppet_registration
 from msnbridge.sandbox.synapse import local_overlay
 
 REPO = Path(__file__).resolve().parent.parent
@@ -89,8 +91,21 @@ class MatrixUser:
     password: str
 
 
+@dataclass(frozen=True)
+class DoublePuppetSlot:
+    """A second registration (written by msnbridge's own builder) that lets a bridge act
+    as the server's real users: put `secret` in bridge.double_puppet.secrets."""
+
+    as_token: str
+    registration_path: Path
+
+    @property
+    def secret(self) -> str:
+        return f"as_token:{self.as_token}"
+
+
 class SynapseServer:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, double_puppet: bool = False) -> None:
         self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -104,6 +119,11 @@ class SynapseServer:
             bot_localpart="msnbot",
             user_prefix="msn_",
             registration_path=workdir / "registration.yaml",
+        )
+        self.double_puppet = (
+            DoublePuppetSlot(secrets.token_hex(16), workdir / "doublepuppet.yaml")
+            if double_puppet
+            else None
         )
         self._proc: subprocess.Popen[bytes] | None = None
         self._user_counter = 0
@@ -176,14 +196,20 @@ class SynapseServer:
             },
         }
         slot.registration_path.write_text(json.dumps(registration, indent=2))  # JSON is YAML
+        if self.double_puppet is not None:
+            extra = build_double_puppet_registration(SERVER_NAME, self.double_puppet.as_token)
+            self.double_puppet.registration_path.write_text(json.dumps(extra, indent=2))
 
     def _overlay(self) -> dict[str, Any]:
-        return local_overlay(
+        overlay = local_overlay(
             self.port,
             self.workdir / "homeserver.db",
             self.appservice.registration_path,
             self.shared_secret,
         )
+        if self.double_puppet is not None:
+            overlay["app_service_config_files"].append(str(self.double_puppet.registration_path))
+        return overlay
 
     def _wait_ready(self) -> None:
         import urllib.error
@@ -225,13 +251,14 @@ class SynapseServer:
     # --- helpers for tests -------------------------------------------------------------
 
     async def register_user(
-        self, localpart: str | None = None, *, admin: bool = False
+        self, localpart: str | None = None, *, admin: bool = False, password: str | None = None
     ) -> MatrixUser:
-        """Registers a user with the shared-secret admin API; a unique localpart by default."""
+        """Registers a user with the shared-secret admin API; a unique localpart and a
+        random password by default."""
         if localpart is None:
             self._user_counter += 1
             localpart = f"user{self._user_counter}_{secrets.token_hex(3)}"
-        password = secrets.token_hex(8)
+        password = password or secrets.token_hex(8)
         nonce = (await self.request("GET", "/_synapse/admin/v1/register"))["nonce"]
         # HMAC-SHA1 over nonce, user, password and admin flag joined by NUL (Synapse admin API).
         signed = "\x00".join((nonce, localpart, password, "admin" if admin else "notadmin"))
@@ -389,7 +416,9 @@ def write_bridge_config(
 def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapseServer]:
     """A real Synapse for the whole session, with the appservice registration of
     `synapse.appservice`. Skips (saying why) when Synapse is not installed or does not start."""
-    server = SynapseServer(tmp_path_factory.mktemp("synapse"))
+    # The double-puppet registration is inert (no URL, not exclusive) until a bridge is
+    # configured with its token.
+    server = SynapseServer(tmp_path_factory.mktemp("synapse"), double_puppet=True)
     try:
         server.start()
     except SynapseUnavailable as e:

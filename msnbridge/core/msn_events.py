@@ -452,15 +452,30 @@ class MsnEventRouter:
                 emoticons=self.emoticons.take(owner, event.sender),
             )
         elif isinstance(event, OwnMessageFromOtherEndpoint):
-            # The owner wrote from their own Messenger (MPOP): shown as theirs, marked.
+            # The owner wrote from their own Messenger (MPOP): shown as theirs (a side that
+            # can speak as the owner does), else marked. Recorded like any message from MSN.
             name = router.own_name(owner)
             rich = without_controls(from_msn(event.message))
             message = PortalMessage(
-                None, name, rich, MessageKind.TEXT, "msn", f"{name} (from another Messenger)"
+                None,
+                name,
+                rich,
+                MessageKind.TEXT,
+                "msn",
+                f"{name} (from another Messenger)",
+                own_other_endpoint=True,
             )
+            msn_id = f"msn:{uuid.uuid4().hex}"
             for side in router.serving(portal):
-                await router.ensure_on(side, portal)
-                await _quietly(side.name, side.deliver_message(portal, message))
+                try:
+                    await router.ensure_on(side, portal)
+                    delivered = await side.deliver_message(portal, message)
+                except Exception:
+                    log.exception("The %s side failed to deliver an own message", side.name)
+                    continue
+                if delivered is not None and delivered != HELD and side.name == "matrix":
+                    link = message_db.MessageLink(delivered, portal.room_id or "", msn_id=msn_id)
+                    await message_db.claim(router.db, link)
         elif isinstance(event, TypingReceived):
             for side in router.serving(portal):
                 await _quietly(side.name, side.deliver_typing(portal, event.sender.lower()))

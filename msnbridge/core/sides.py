@@ -58,6 +58,10 @@ class PortalMessage:
     # Custom emoticons of an MSN message: (shortcut, image URL) for sides that show them.
     emoticons: tuple[tuple[str, str], ...] = ()
 
+    # The owner wrote it from another endpoint of their MSN account (MPOP): a side that
+    # can speak as the owner (Matrix double puppeting, the owner's IRC puppet) does.
+    own_other_endpoint: bool = False
+
     def __post_init__(self) -> None:
         # Names are one line on every side (text_safety.one_line).
         object.__setattr__(self, "nick", one_line(self.nick))

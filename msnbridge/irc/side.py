@@ -253,12 +253,22 @@ class IRCSide:
                 puppets.say(puppet, name, Line(kind, text))
         else:
             who = message.display or message.nick or "owner"
+            if message.own_other_endpoint:
+                who = self._own_endpoint_name(portal, who)
 
             def live() -> None:
                 self._say_as(channel.name, who, kind, text)
 
         shown = self.conversations.show(channel, kind, who, text, live)
         return None if shown else HELD
+
+    def _own_endpoint_name(self, portal: Portal, marked: str) -> str:
+        """Who the owner's message from their other Messenger is shown as: the bot cannot
+        speak through the owner's own IRC connection and has none of its own for owners,
+        so it relays it under the owner's IRC nick (an IRC owner), marked; a Matrix
+        owner's keeps the MSN name it came with (``marked``)."""
+        nick = self.owner_nick(portal.owner) if portal.owner.startswith("irc:") else None
+        return f"{nick} (from another Messenger)" if nick else marked
 
     def _say_as(self, channel: str, who: str, kind: str, text: str) -> None:
         """The bot says ``text`` for ``who``: RELAYMSG where the server has it, else

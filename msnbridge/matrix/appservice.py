@@ -26,6 +26,7 @@ from ..permissions import PermissionLevel, Permissions
 from . import bridge_info, inbox
 from .avatars import MediaUploads, OwnerPictures
 from .bot import MatrixBot
+from .double_puppet import DoublePuppets
 from .ghosts import Ghosts
 from .ids import GhostIds
 from .inbound import MatrixInbound
@@ -158,6 +159,7 @@ class MatrixSide:
         router.sessions.picture_wanted = lambda passport, obj: self.ghost_users.needs_avatar(
             passport, obj.sha1d
         )
+        self.double_puppets = DoublePuppets(self)
         self.portal_side = MatrixPortalSide(self)
         self.inbound = MatrixInbound(self)
         router.add_side(self.portal_side)

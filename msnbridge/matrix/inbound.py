@@ -35,6 +35,7 @@ from ..db.portal import Portal
 from ..formatting import MessageKind, RichText, Span, from_html, strip_reply_fallback
 from ..permissions import PermissionLevel
 from .bot import COMMAND_PREFIX
+from .double_puppet import is_double_puppet_echo
 
 if TYPE_CHECKING:
     from .appservice import MatrixSide
@@ -153,6 +154,8 @@ class MatrixInbound:
             return False
         if self.side.is_bridge_user(event.sender):
             return True  # our own echo
+        if event.sender == portal.owner and is_double_puppet_echo(event.content):
+            return True  # the owner's message from another Messenger, sent by us as them
         if event.type == EventType.REACTION:
             assert isinstance(event, ReactionEvent)
             await self._reaction(portal, event, started)

@@ -21,7 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from mautrix.errors import MatrixConnectionError, MatrixError, MatrixRequestError, MNotFound
+from mautrix.errors import (
+    IntentError,
+    MatrixConnectionError,
+    MatrixError,
+    MatrixRequestError,
+    MNotFound,
+)
 from mautrix.types import (
     EventID,
     EventType,
@@ -205,17 +211,22 @@ class MatrixPortalSide:
         if not portal.room_id:
             return None
         body, html = rich_to_html(message.rich)
+        if message.own_other_endpoint:
+            as_owner = await self._deliver_as_owner(portal, message, body, html)
+            if as_owner is not None:
+                return as_owner
         if message.sender is not None:
             intent = await self._ghost_in(portal, message.sender, message.nick)
             msgtype = _MSGTYPES[message.kind]
         else:
-            # Written on another side (IRC) through the owner's session: the bot shows it.
+            # Written on another side (IRC) through the owner's session, or by the owner
+            # on another Messenger without double puppeting: the bot shows it.
             intent = self.side.bot
             who = message.display or message.nick
             prefix = f"* {who} " if message.kind is MessageKind.EMOTE else f"<{who}> "
             body = prefix + body
             html = f"{_escape(prefix)}{html}" if html else None
-            msgtype = MessageType.TEXT
+            msgtype = MessageType.NOTICE if message.own_other_endpoint else MessageType.TEXT
         if message.emoticons:
             html = emoticons_in_html(html or _escape(body).replace("\n", "<br>"), message.emoticons)
         content = TextMessageEventContent(msgtype=msgtype, body=body)
@@ -241,6 +252,38 @@ class MatrixPortalSide:
         except MatrixError as e:
             self._hs_error(e)
             raise
+        return str(event_id)
+
+    async def _deliver_as_owner(
+        self, portal: Portal, message: PortalMessage, body: str, html: str | None
+    ) -> str | None:
+        """The owner's message from another Messenger, sent as the owner (double
+        puppeting); None when that is not configured or the homeserver refuses it."""
+        puppets = self.side.double_puppets
+        intent = await puppets.intent(portal.owner)
+        if intent is None:
+            return None
+        room = RoomID(portal.room_id or "")
+        content = TextMessageEventContent(msgtype=_MSGTYPES[message.kind], body=body)
+        if html:
+            content.format, content.formatted_body = Format.HTML, html
+        txn_id = intent.api.get_txn_id()
+        # A real user: never "registered" through the appservice API.
+        await self.side.state_store.registered(UserID(portal.owner))
+        try:
+            await intent.ensure_joined(room, bot=self.side.bot)
+            event_id = await self._retrying(
+                lambda: intent.send_message_event(
+                    room, EventType.ROOM_MESSAGE, content, txn_id=txn_id
+                )
+            )
+        except (IntentError, MatrixRequestError) as e:
+            cause = e.__cause__ if isinstance(e, IntentError) else e
+            if isinstance(cause, MatrixRequestError) and cause.http_status in (401, 403):
+                puppets.refused(portal.owner, cause)
+            else:
+                log.warning("Could not send %s's own message as them: %s", portal.owner, e)
+            return None
         return str(event_id)
 
     async def _retrying(self, call: Callable[[], Awaitable[EventID]]) -> EventID:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 from pathlib import Path
@@ -39,10 +40,44 @@ def build_registration(config: Config) -> dict[str, Any]:
     }
 
 
+DOUBLE_PUPPET_ID = "msnbridge-doublepuppet"
+
+
+def build_double_puppet_registration(domain: str, as_token: str) -> dict[str, Any]:
+    """The second registration that lets the bridge act as the homeserver's own users
+    (double puppeting, the mautrix convention): its own as_token, every user of the domain
+    non-exclusively, no rooms or aliases, and no URL: the homeserver sends it nothing."""
+    # Never used (no URL) but required; derived from the as_token so that running -g
+    # again writes the same file.
+    digest = hashlib.sha256(f"msnbridge-doublepuppet:{as_token}".encode()).hexdigest()
+    return {
+        "id": DOUBLE_PUPPET_ID,
+        "url": None,
+        "as_token": as_token,
+        "hs_token": digest[:48],
+        "sender_localpart": f"_msnbridge_doublepuppet_{digest[48:56]}",
+        "rate_limited": False,
+        "namespaces": {
+            "users": [{"regex": f"@.*:{re.escape(domain)}", "exclusive": False}],
+            "aliases": [],
+            "rooms": [],
+        },
+    }
+
+
 def write_registration(config: Config, path: str | Path) -> None:
     """Written 0600: it holds the as_token and hs_token."""
+    _dump(build_registration(config), path)
+
+
+def write_double_puppet_registration(domain: str, as_token: str, path: str | Path) -> None:
+    """Written 0600: it holds that registration's as_token."""
+    _dump(build_double_puppet_registration(domain, as_token), path)
+
+
+def _dump(registration: dict[str, Any], path: str | Path) -> None:
     yaml = YAML(typ="safe")
     yaml.default_flow_style = False
     text = io.StringIO()
-    yaml.dump(build_registration(config), text)
+    yaml.dump(registration, text)
     write_private(path, text.getvalue())

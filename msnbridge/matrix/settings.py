@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..config import Option
+from .double_puppet import check_secrets, check_servers
 
 
 def _positive(value: int) -> str | None:
@@ -25,4 +26,8 @@ MATRIX_OPTIONS: tuple[Option, ...] = (
     Option("bridge.ephemeral_check_after", int, 600, _positive, "600"),
     # Report failed deliveries with a com.beeper.message_send_status event too.
     Option("bridge.message_status_events", bool, True),
+    # Double puppeting (mautrix-go's names): per homeserver domain, "as_token:<token>" of
+    # the double-puppet registration; homeserver URLs of domains other than ours.
+    Option("bridge.double_puppet.secrets", dict, {}, check_secrets, "{example.com: 'as_token:…'}"),
+    Option("bridge.double_puppet.servers", dict, {}, check_servers, "{other.example: 'https://…'}"),
 )

@@ -1,0 +1,80 @@
+"""Issue 11 item 11 on IRC (ngIRCd, the test server at MSNP18, the IRC side in-process):
+what an IRC owner writes from their own Messenger (a second endpoint of the same MSN
+account) shows in the conversation channel under the owner's IRC nick, marked as sent
+from their other Messenger, once, and is not sent back to MSN."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from puppets.event.conversation import MessageReceived
+from tests.ircd import IRCd, message_text
+from tests.msnp_server import MSNPTestServer
+from tests.puppet_helpers import online_client
+from tests.test_irc_bridge import (  # noqa: F401 - the ircd and stack fixtures
+    BOB,
+    OWNER,
+    friend,
+    ircd,
+    is_cmd,
+    login,
+    running_side,
+    stack,
+    write_config,
+)
+from tests.test_matrix_portals import until
+
+MESSENGER_GUID = "{11111111-2222-3333-4444-777777777777}"
+
+
+@pytest.fixture
+async def msn() -> AsyncIterator[MSNPTestServer]:
+    async with MSNPTestServer(versions=(2, 18)) as server:
+        server.add_account(OWNER, "pa", nick="Alice")
+        server.add_account(BOB, "pb", nick="Bob")
+        server.add_contact(OWNER, BOB, lists=("FL", "AL"))
+        server.add_contact(BOB, OWNER, lists=("FL", "AL"))
+        yield server
+
+
+async def test_own_message_from_another_messenger_on_irc(
+    tmp_path: Path,
+    msn: MSNPTestServer,
+    ircd: IRCd,  # noqa: F811
+    stack: contextlib.AsyncExitStack,  # noqa: F811
+) -> None:
+    path = write_config(tmp_path, msn, ircd)
+    config = json.loads(path.read_text())
+    config["msn"]["services_url"] = msn.services_url
+    path.write_text(json.dumps(config))
+    async with running_side(path) as h:
+        owner, _contacts = await login(stack, h, ircd, nick="alicia")
+        messenger, m_rec = await online_client(msn, OWNER, "pa", machine_guid=MESSENGER_GUID)
+        stack.push_async_callback(messenger.stop)
+        client = h.sessions.get("irc:nick:alicia")
+        assert client is not None
+        await until(lambda: MESSENGER_GUID.lower() in client.own_endpoints)
+        bob, bob_rec = await friend(stack, msn, BOB, "pb")
+        assert (await bob.conversation([OWNER]).send_text("are you there?")).ok
+        await owner.expect(is_cmd("INVITE", "#msn-alice-bob"), 15)
+        await owner.join("#msn-alice-bob")
+        await owner.expect(lambda line: "are you there?" in line, 15)
+        await m_rec.wait_for(MessageReceived, lambda e: e.message.text == "are you there?")
+        assert (await messenger.conversation([BOB]).send_text("yes, typing here")).ok
+        line = await owner.expect(lambda line: "yes, typing here" in line, 15)
+        assert line.startswith(f":{h.bot_nick}!")
+        # (The bot breaks relayed names with a zero-width space: no one is highlighted.)
+        shown = message_text(line).replace("\u200b", "")
+        assert shown == "<alicia (from another Messenger)> yes, typing here"
+        # Not sent to MSN again: bob has it once, then the owner's next line from IRC.
+        owner.send("PRIVMSG #msn-alice-bob :and from IRC")
+        await bob_rec.wait_for(MessageReceived, lambda e: e.message.text == "and from IRC")
+        got = [e.message.text for e in bob_rec.of(MessageReceived)]
+        assert got.count("yes, typing here") == 1
+        assert sum("yes, typing here" in seen for seen in owner.lines) == 1
+        await owner.close()
