@@ -44,6 +44,14 @@ async def _read(path: Path) -> AsyncIterator[bytes]:
             yield block
 
 
+async def upload_file(intent: IntentAPI, path: Path, name: str, size: int) -> str:
+    """The file's bytes in the media repository (streamed from disk); its mxc URI."""
+    with path.open("rb") as f:
+        head = f.read(BLOCK)
+    mime = file_mimetype(name, head)
+    return str(await intent.upload_media(_read(path), mime_type=mime, filename=name, size=size))
+
+
 async def send_file(intent: IntentAPI, room: RoomID, path: Path, name: str, size: int) -> EventID:
     with path.open("rb") as f:
         head = f.read(BLOCK)
