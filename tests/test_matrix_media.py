@@ -10,6 +10,7 @@ import io
 import os
 import re
 import struct
+import wave
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +23,7 @@ from msnbridge.core.msn_emoticons import emoticons_in_html
 from puppets.event.contact import PresenceChanged
 from puppets.event.transfer import FileOffered
 from puppets.mime import build_message
-from puppets.msnobject import TYPE_EMOTICON, TYPE_WINK, MSNObject
+from puppets.msnobject import TYPE_EMOTICON, TYPE_VOICE_CLIP, TYPE_WINK, MSNObject
 from puppets.p2p.service import build_emoticon_payload
 from tests.msnp_server import MSNPTestServer
 from tests.synapse_server import SynapseServer, is_notice_from, running_bridge, wait_for_event
@@ -427,5 +428,60 @@ async def test_a_wink_is_said_in_words(
             )
             assert event["content"]["body"] == "sent a wink (not shown here)"
             assert event["sender"] == ghost_id(synapse, BOB)
+    finally:
+        await bob.stop()
+
+
+def wav_clip() -> bytes:
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(os.urandom(16000))  # half a second of noise
+    return out.getvalue()
+
+
+async def test_a_voice_clip_that_comes_whole_is_an_audio_file_else_said_in_words(
+    synapse: SynapseServer,
+    bridge_config: Callable[..., Path],
+    msn: MSNPTestServer,  # noqa: F811 (the fixture imported above)
+) -> None:
+    config = bridge_config(**settings(msn))
+    owner = await synapse.register_user()
+    bob, _ = await friend(msn, BOB)
+    clip = wav_clip()
+    obj = MSNObject.for_data(BOB, clip, TYPE_VOICE_CLIP)
+    bob.p2p.manager.serve_object(obj, clip)
+    # A clip bob cannot serve (he never had its data): said in words, as before.
+    lost = MSNObject.for_data(BOB, wav_clip(), TYPE_VOICE_CLIP)
+
+    def datacast(o: MSNObject) -> bytes:
+        return build_message(
+            [("Content-Type", "text/x-msnmsgr-datacast")],
+            f"ID: 3\r\nData: {o.build()}\r\n\r\n".encode(),
+        )
+
+    try:
+        async with running_bridge(config):
+            await log_in(synapse, owner)
+            conv = bob.conversation([ALICE])
+            assert (await conv.submit([datacast(obj)], "A")).ok
+            room = await wait_invite(synapse, owner)
+            await join(synapse, owner, room)
+            event = await wait_for_event(
+                synapse, owner, room, lambda e: e["content"].get("msgtype") == "m.audio"
+            )
+            assert event["sender"] == ghost_id(synapse, BOB)
+            content = event["content"]
+            assert content["info"]["size"] == len(clip)
+            assert content["info"]["mimetype"] == "audio/x-wav"
+            assert await download(synapse, content["url"], owner.access_token) == clip
+
+            assert (await conv.submit([datacast(lost)], "A")).ok
+            event = await wait_for_event(
+                synapse, owner, room, lambda e: e["content"].get("msgtype") == "m.emote", timeout=60
+            )
+            assert event["content"]["body"] == "sent a voice clip (not shown here)"
     finally:
         await bob.stop()

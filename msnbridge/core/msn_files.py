@@ -19,7 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from puppets.event.transfer import FileOffered, LegacyInvitationRefused, TransferFinished
+from puppets.event.transfer import (
+    FileOffered,
+    LegacyInvitationRefused,
+    RichContentReceived,
+    TransferFinished,
+)
 
 from ..formatting import MessageKind, RichText
 from .sides import NoticeKind, PortalMessage
@@ -30,6 +35,9 @@ if TYPE_CHECKING:
     from .router import Router
 
 log = logging.getLogger("msnbridge.router.files")
+
+# How long a voice clip's data is waited for before it is said in words instead.
+VOICE_CLIP_TIMEOUT = 20.0
 
 
 def human_size(size: int) -> str:
@@ -191,6 +199,42 @@ class MsnFileRouter:
                 await side.deliver_message(portal, message)  # type: ignore[arg-type]
             except Exception:
                 log.exception("The %s side failed to show a file's link", side.name)
+
+    async def voice_clip(
+        self, owner: str, portal: object, event: RichContentReceived, nick: str
+    ) -> bool:
+        """A voice clip fetched whole from the contact (its MSNObject, over MSNSLP) and
+        posted as an audio file where files are carried; False to say it in words."""
+        obj = event.msnobject
+        client = self.router.sessions.get(owner)
+        if event.kind != "voice clip" or obj is None or client is None:
+            return False
+        sides = [s for s in self._sides() if s.serves(portal)]  # type: ignore[attr-defined]
+        if not sides:
+            return False
+        try:
+            data = await client.p2p.manager.fetch_object(
+                event.sender, obj, timeout=VOICE_CLIP_TIMEOUT
+            )
+        except Exception as e:
+            log.info("The voice clip from %s did not come whole: %s", event.sender, e)
+            return False
+        path = _reserve(self._limits[2])
+        try:
+            path.write_bytes(data)  # at most the client's object bound (1 MiB)
+            delivered = False
+            for side in sides:
+                try:
+                    await self.router.ensure_on(side, portal)  # type: ignore[arg-type]
+                    await side.deliver_file(  # type: ignore[attr-defined]
+                        portal, event.sender, nick, path, "voice clip.wav", len(data)
+                    )
+                    delivered = True
+                except Exception:
+                    log.exception("The %s side failed to post a voice clip", side.name)  # type: ignore[attr-defined]
+            return delivered
+        finally:
+            _remove(path)
 
     def _nick(self, owner: str, passport: str) -> str:
         client = self.router.sessions.get(owner)
