@@ -65,6 +65,10 @@ def test_defaults_and_values(tmp_path: Path) -> None:
         ({"server": {"host": "h"}, "limits": {"lines_per_second": 0}}, "above 0"),
         ({"server": {"host": "h"}, "puppets": {"nick_template": "msn"}}, "{nick}"),
         ({"server": {"host": "h"}, "public_conversations": "yes"}, "true or false"),
+        (
+            {"server": {"host": "h"}, "files": {"public_media_url": "matrix.example.org"}},
+            "irc.files.public_media_url: expected empty or an http(s) URL",
+        ),
     ],
 )
 def test_wrong_values_name_the_key(tmp_path: Path, irc: dict[str, Any], message: str) -> None:

@@ -6,21 +6,24 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import io
 import os
 import re
 import struct
+import wave
 import zlib
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
 import aiohttp
+from PIL import Image
 
 from msnbridge.core.msn_emoticons import emoticons_in_html
 from puppets.event.contact import PresenceChanged
 from puppets.event.transfer import FileOffered
 from puppets.mime import build_message
-from puppets.msnobject import TYPE_EMOTICON, TYPE_WINK, MSNObject
+from puppets.msnobject import TYPE_EMOTICON, TYPE_VOICE_CLIP, TYPE_WINK, MSNObject
 from puppets.p2p.service import build_emoticon_payload
 from tests.msnp_server import MSNPTestServer
 from tests.synapse_server import SynapseServer, is_notice_from, running_bridge, wait_for_event
@@ -55,6 +58,22 @@ def tiny_png(seed: bytes) -> bytes:
         + chunk(b"IDAT", zlib.compress(raw))
         + chunk(b"IEND", b"")
     )
+
+
+def striped_png(width: int, height: int, middle: tuple[int, int, int]) -> bytes:
+    """A noisy RGB PNG: red left and blue right thirds, ``middle`` in the centre third."""
+    noise = Image.frombytes("RGB", (width, height), os.urandom(width * height * 3))
+    im = Image.new("RGB", (width, height), (255, 0, 0))
+    im.paste((0, 0, 255), (2 * width // 3, 0, width, height))
+    im.paste(middle, (width // 3, 0, 2 * width // 3, height))
+    im = Image.blend(im, noise, 0.05)  # noise keeps the file large, colours stay clear
+    out = io.BytesIO()
+    im.save(out, "PNG")
+    return out.getvalue()
+
+
+def near(pixel: tuple[int, ...], colour: tuple[int, int, int]) -> bool:
+    return all(abs(a - b) < 40 for a, b in zip(pixel[:3], colour, strict=True))
 
 
 async def download(synapse: SynapseServer, mxc: str, token: str) -> bytes:
@@ -180,6 +199,47 @@ async def test_a_file_from_msn_arrives_in_matrix_and_one_over_the_limit_is_refus
             assert (info["mimetype"], info["w"], info["h"]) == ("image/png", 4, 4)
             assert await download(synapse, event["content"]["url"], owner.access_token) == image
 
+            # A photo: its size from Pillow, and a thumbnail within 320 px that decodes.
+            photo = tmp_path / "beach.jpg"
+            Image.new("RGB", (1000, 600), (0, 160, 255)).save(photo, "JPEG")
+            sent = bob.p2p.manager.send_file(ALICE, photo)
+            assert await sent.wait(timeout=60) == "completed"
+            event = await wait_for_event(
+                synapse, owner, room, lambda e: e["content"].get("body") == "beach.jpg"
+            )
+            content = event["content"]
+            assert content["msgtype"] == "m.image"
+            info = content["info"]
+            assert (info["mimetype"], info["w"], info["h"]) == ("image/jpeg", 1000, 600)
+            assert await download(synapse, content["url"], owner.access_token) == (
+                photo.read_bytes()
+            )
+            thumb = await download(synapse, info["thumbnail_url"], owner.access_token)
+            with Image.open(io.BytesIO(thumb)) as shown:
+                assert shown.size == (320, 192)
+                assert near(shown.getpixel((160, 96)), (0, 160, 255))
+            assert info["thumbnail_info"] == {
+                "mimetype": "image/jpeg",
+                "size": len(thumb),
+                "w": 320,
+                "h": 192,
+            }
+
+            # A damaged picture is not lost: it arrives as a file, byte for byte, unthumbnailed.
+            broken = tmp_path / "broken.png"
+            broken_data = image[:40] + os.urandom(2000)
+            broken.write_bytes(broken_data)
+            sent = bob.p2p.manager.send_file(ALICE, broken)
+            assert await sent.wait(timeout=60) == "completed"
+            event = await wait_for_event(
+                synapse, owner, room, lambda e: e["content"].get("body") == "broken.png"
+            )
+            content = event["content"]
+            assert content["msgtype"] == "m.file"
+            assert "thumbnail_url" not in content["info"]
+            assert content["info"]["mimetype"] == "image/png"
+            assert await download(synapse, content["url"], owner.access_token) == broken_data
+
             refused = bob.p2p.manager.send_file(ALICE, big)
             assert await refused.wait(timeout=30) == "declined"
             await wait_for_event(
@@ -254,11 +314,20 @@ async def test_the_owners_matrix_avatar_becomes_their_msn_display_picture(
 ) -> None:
     config = bridge_config(**settings(msn))
     owner = await synapse.register_user()
-    first = tiny_png(b"one")
+    # Wide, large (well over 256 KiB) and not square: Messenger shows its centre, 96x96.
+    first = striped_png(1200, 400, (0, 200, 0))
+    assert len(first) > 256 * 1024
     mxc = await upload(synapse, owner.access_token, first, "image/png")
     profile = f"/_matrix/client/v3/profile/{quote(owner.user_id)}/avatar_url"
     await synapse.request("PUT", profile, {"avatar_url": mxc}, token=owner.access_token)
     bob, bob_events = await friend(msn, BOB)
+
+    def shown(data: bytes, colour: tuple[int, int, int]) -> None:
+        with Image.open(io.BytesIO(data)) as im:
+            assert (im.format, im.size) == ("PNG", (96, 96))
+            for x, y in ((2, 2), (48, 48), (93, 93), (2, 93)):
+                assert near(im.getpixel((x, y)), colour), (x, y, im.getpixel((x, y)))
+
     try:
         async with running_bridge(config):
             await log_in(synapse, owner)
@@ -267,21 +336,26 @@ async def test_the_owners_matrix_avatar_becomes_their_msn_display_picture(
                 lambda e: e.passport == ALICE and e.msnobject is not None,
                 timeout=30,
             )
-            assert seen.msnobject.matches(first)
             got = await bob.p2p.manager.fetch_object(ALICE, seen.msnobject, timeout=20)
-            assert got == first
-            # A new avatar reaches the rooms as a member event: the picture follows.
-            second = tiny_png(b"two")
-            mxc2 = await upload(synapse, owner.access_token, second, "image/png")
+            assert got is not None and seen.msnobject.matches(got)
+            shown(got, (0, 200, 0))  # the centre square only, not squashed stripes
+            # A new avatar (a JPEG) reaches the rooms as a member event: the picture follows.
+            jpeg = io.BytesIO()
+            Image.new("RGB", (300, 500), (200, 0, 200)).save(jpeg, "JPEG")
+            mxc2 = await upload(synapse, owner.access_token, jpeg.getvalue(), "image/jpeg")
             await synapse.request("PUT", profile, {"avatar_url": mxc2}, token=owner.access_token)
             again = await bob_events.wait_for(
                 PresenceChanged,
                 lambda e: (
-                    e.passport == ALICE and e.msnobject is not None and e.msnobject.matches(second)
+                    e.passport == ALICE
+                    and e.msnobject is not None
+                    and e.msnobject.sha1d != seen.msnobject.sha1d
                 ),
                 timeout=30,
             )
-            assert await bob.p2p.manager.fetch_object(ALICE, again.msnobject) == second
+            got = await bob.p2p.manager.fetch_object(ALICE, again.msnobject, timeout=20)
+            assert got is not None
+            shown(got, (200, 0, 200))
     finally:
         await bob.stop()
 
@@ -354,5 +428,60 @@ async def test_a_wink_is_said_in_words(
             )
             assert event["content"]["body"] == "sent a wink (not shown here)"
             assert event["sender"] == ghost_id(synapse, BOB)
+    finally:
+        await bob.stop()
+
+
+def wav_clip() -> bytes:
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(os.urandom(16000))  # half a second of noise
+    return out.getvalue()
+
+
+async def test_a_voice_clip_that_comes_whole_is_an_audio_file_else_said_in_words(
+    synapse: SynapseServer,
+    bridge_config: Callable[..., Path],
+    msn: MSNPTestServer,  # noqa: F811 (the fixture imported above)
+) -> None:
+    config = bridge_config(**settings(msn))
+    owner = await synapse.register_user()
+    bob, _ = await friend(msn, BOB)
+    clip = wav_clip()
+    obj = MSNObject.for_data(BOB, clip, TYPE_VOICE_CLIP)
+    bob.p2p.manager.serve_object(obj, clip)
+    # A clip bob cannot serve (he never had its data): said in words, as before.
+    lost = MSNObject.for_data(BOB, wav_clip(), TYPE_VOICE_CLIP)
+
+    def datacast(o: MSNObject) -> bytes:
+        return build_message(
+            [("Content-Type", "text/x-msnmsgr-datacast")],
+            f"ID: 3\r\nData: {o.build()}\r\n\r\n".encode(),
+        )
+
+    try:
+        async with running_bridge(config):
+            await log_in(synapse, owner)
+            conv = bob.conversation([ALICE])
+            assert (await conv.submit([datacast(obj)], "A")).ok
+            room = await wait_invite(synapse, owner)
+            await join(synapse, owner, room)
+            event = await wait_for_event(
+                synapse, owner, room, lambda e: e["content"].get("msgtype") == "m.audio"
+            )
+            assert event["sender"] == ghost_id(synapse, BOB)
+            content = event["content"]
+            assert content["info"]["size"] == len(clip)
+            assert content["info"]["mimetype"] == "audio/x-wav"
+            assert await download(synapse, content["url"], owner.access_token) == clip
+
+            assert (await conv.submit([datacast(lost)], "A")).ok
+            event = await wait_for_event(
+                synapse, owner, room, lambda e: e["content"].get("msgtype") == "m.emote", timeout=60
+            )
+            assert event["content"]["body"] == "sent a voice clip (not shown here)"
     finally:
         await bob.stop()

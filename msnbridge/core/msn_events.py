@@ -383,6 +383,8 @@ class MsnEventRouter:
         client = self.router.sessions.get(owner)
         contact = client.contacts.get(event.sender) if client is not None else None
         nick = contact.nick if contact is not None and contact.nick else event.sender
+        if await self.files.voice_clip(owner, portal, event, nick):
+            return  # it came whole: posted as an audio file
         article = "an" if event.kind[0] in "aeiou" else "a"
         text = f"sent {article} {event.kind} (not shown here)"
         message = PortalMessage(

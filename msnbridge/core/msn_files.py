@@ -2,7 +2,10 @@
 handed to the sides that carry files (Matrix media), then removed.
 
 A refused or failed transfer is told in the portal (and to the sender's Messenger, which
-shows the decline or cancel). Legacy MSNFTP offers, which need a direct connection, are
+shows the decline or cancel). For users bridged from IRC a file is uploaded to the
+homeserver and its link (``irc.files.public_media_url``, where media needs no login) said
+in the conversation channel; without that key the file is declined and they get a notice
+with its name and size. Legacy MSNFTP offers, which need a direct connection, are
 cancelled by the puppet library; the owner is told here.
 """
 
@@ -14,10 +17,17 @@ import os
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
-from puppets.event.transfer import FileOffered, LegacyInvitationRefused, TransferFinished
+from puppets.event.transfer import (
+    FileOffered,
+    LegacyInvitationRefused,
+    RichContentReceived,
+    TransferFinished,
+)
 
-from .sides import NoticeKind
+from ..formatting import MessageKind, RichText
+from .sides import NoticeKind, PortalMessage
 
 if TYPE_CHECKING:
     from puppets.p2p import Transfer
@@ -25,6 +35,9 @@ if TYPE_CHECKING:
     from .router import Router
 
 log = logging.getLogger("msnbridge.router.files")
+
+# How long a voice clip's data is waited for before it is said in words instead.
+VOICE_CLIP_TIMEOUT = 20.0
 
 
 def human_size(size: int) -> str:
@@ -63,6 +76,14 @@ class MsnFileRouter:
     def _sides(self) -> list[object]:
         return [s for s in self.router.sides if hasattr(s, "deliver_file")]
 
+    def _uploader(self) -> object | None:
+        return next((s for s in self.router.sides if hasattr(s, "upload_file")), None)
+
+    def _public_media_url(self) -> str:
+        """The base URL of links to files for IRC users; "" when they get a notice."""
+        url = self.router.sessions.config["irc.files.public_media_url"] or ""
+        return url.rstrip("/") if self._uploader() is not None else ""
+
     def in_flight(self, owner: str) -> int:
         return sum(1 for o, _ in self._incoming.values() if o == owner)
 
@@ -84,8 +105,10 @@ class MsnFileRouter:
         max_size, max_flight, temp_dir = self._limits
         transfer = event.transfer
         reason = None
-        if not self._sides() or not owner.startswith("@"):
+        if owner.startswith("@") and not self._sides():
             reason = "files are not bridged for this login"
+        elif not owner.startswith("@") and not self._public_media_url():
+            reason = "this bridge has no public address for files on IRC"
         elif event.size > max_size:
             reason = f"it is larger than the bridge's limit of {human_size(max_size)}"
         elif self.in_flight(owner) >= max_flight:
@@ -123,6 +146,9 @@ class MsnFileRouter:
                 return
             portal = await self.router.portals.get_or_create(owner, [event.peer])
             nick = self._nick(owner, event.peer)
+            if not owner.startswith("@"):
+                await self._link(owner, portal, event.peer, nick, path, event.name, event.size)
+                return
             for side in self._sides():
                 if not side.serves(portal):  # type: ignore[attr-defined]
                     continue
@@ -139,6 +165,74 @@ class MsnFileRouter:
                         f"A file from {event.peer} ({event.name}) arrived "
                         "but could not be shown here.",
                     )
+        finally:
+            _remove(path)
+
+    async def _link(
+        self, owner: str, portal: object, peer: str, nick: str, path: Path, name: str, size: int
+    ) -> None:
+        """For IRC: the file in the homeserver's media repository, its link said by the
+        contact in the conversation channel."""
+        base, uploader = self._public_media_url(), self._uploader()
+        try:
+            if not base or uploader is None:
+                raise RuntimeError("no public media address")
+            mxc = await uploader.upload_file(path, name, size)  # type: ignore[attr-defined]
+            server, _, media_id = mxc.removeprefix("mxc://").partition("/")
+            link = f"{base}/{quote(server)}/{quote(media_id)}/{quote(name)}"
+        except Exception:
+            log.exception("A file for an IRC user could not be uploaded")
+            await self._tell(
+                owner,
+                peer,
+                f"A file from {peer} ({name}, {human_size(size)}) arrived but could not be "
+                "put where IRC can fetch it.",
+            )
+            return
+        text = f"sent a file: {name} ({human_size(size)}) {link}"
+        message = PortalMessage(
+            peer.lower(), nick, RichText.from_plain(text, MessageKind.EMOTE), MessageKind.EMOTE
+        )
+        for side in self.router.serving(portal):  # type: ignore[arg-type]
+            try:
+                await self.router.ensure_on(side, portal)  # type: ignore[arg-type]
+                await side.deliver_message(portal, message)  # type: ignore[arg-type]
+            except Exception:
+                log.exception("The %s side failed to show a file's link", side.name)
+
+    async def voice_clip(
+        self, owner: str, portal: object, event: RichContentReceived, nick: str
+    ) -> bool:
+        """A voice clip fetched whole from the contact (its MSNObject, over MSNSLP) and
+        posted as an audio file where files are carried; False to say it in words."""
+        obj = event.msnobject
+        client = self.router.sessions.get(owner)
+        if event.kind != "voice clip" or obj is None or client is None:
+            return False
+        sides = [s for s in self._sides() if s.serves(portal)]  # type: ignore[attr-defined]
+        if not sides:
+            return False
+        try:
+            data = await client.p2p.manager.fetch_object(
+                event.sender, obj, timeout=VOICE_CLIP_TIMEOUT
+            )
+        except Exception as e:
+            log.info("The voice clip from %s did not come whole: %s", event.sender, e)
+            return False
+        path = _reserve(self._limits[2])
+        try:
+            path.write_bytes(data)  # at most the client's object bound (1 MiB)
+            delivered = False
+            for side in sides:
+                try:
+                    await self.router.ensure_on(side, portal)  # type: ignore[arg-type]
+                    await side.deliver_file(  # type: ignore[attr-defined]
+                        portal, event.sender, nick, path, "voice clip.wav", len(data)
+                    )
+                    delivered = True
+                except Exception:
+                    log.exception("The %s side failed to post a voice clip", side.name)  # type: ignore[attr-defined]
+            return delivered
         finally:
             _remove(path)
 

@@ -70,6 +70,13 @@ def _port(value: int) -> str | None:
 
 NUMBER = (int, float)
 
+
+def _public_url(value: str) -> str | None:
+    if value and not re.match(r"https?://[^/\s]+(/\S*)?$", value):
+        return "expected empty or an http(s) URL such as https://matrix.example.org/_matrix/media/v3/download"
+    return None
+
+
 IRC_OPTIONS: tuple[Option, ...] = (
     Option("irc.server.host", str, example="irc.example.net"),
     Option("irc.server.port", int, 6667, _port, "6697"),
@@ -105,6 +112,16 @@ IRC_OPTIONS: tuple[Option, ...] = (
     Option("irc.reconnect.concurrency", int, 3, _positive, "3"),
     Option("irc.offline.style", str, "away", _one_of(*OfflineStyle), "away (or quit)"),
     Option("irc.offline.quit_debounce", NUMBER, 30.0, _not_negative, "30"),
+    # Where the homeserver's media can be fetched without a login (…/_matrix/media/v3/download
+    # of a homeserver without authenticated media, or a media proxy): files from MSN become
+    # links there. Empty: IRC users get a notice with the file's name and size instead.
+    Option(
+        "irc.files.public_media_url",
+        str,
+        "",
+        _public_url,
+        "https://matrix.example.org/_matrix/media/v3/download",
+    ),
 )
 
 

@@ -19,6 +19,7 @@ from puppets.errors import PuppetError
 from puppets.event.session import LoggedIn
 
 from ..db import media as media_db
+from .images import ImageRefused, display_picture
 
 if TYPE_CHECKING:
     from .appservice import MatrixSide
@@ -87,16 +88,17 @@ class OwnerPictures:
     """An owner's Matrix avatar as their MSN display picture: at each login, and when a
     member event of theirs in a room the bridge sees carries a new avatar.
 
-    Messenger shows PNG, JPEG or GIF pictures (it scales them); other formats and avatars
-    over ``MAX_PICTURE`` bytes are left out, since the bridge does not convert images.
+    The avatar is converted with Pillow to what Messenger shows: a 96x96 PNG of its centre
+    square (the first frame of an animation). Avatars over ``MAX_AVATAR`` bytes, or that
+    cannot be decoded safely, are left out, logged once per avatar.
     """
 
-    MAX_PICTURE = 256 * 1024
-    SHOWN = frozenset({"image/png", "image/jpeg", "image/gif"})
+    MAX_AVATAR = 20 * 1024 * 1024
 
     def __init__(self, side: MatrixSide) -> None:
         self.side = side
         self._shown: dict[str, str] = {}  # owner -> mxc now shown on MSN
+        self._refused: dict[str, str] = {}  # owner -> mxc refused already (logged once)
         self._tasks: set[asyncio.Task[None]] = set()
 
     def _spawn(self, owner: str, mxc: str | None) -> None:
@@ -120,16 +122,19 @@ class OwnerPictures:
         try:
             if mxc is None:
                 mxc = str(await self.side.bot.get_avatar_url(UserID(owner)) or "")
-            if not mxc or self._shown.get(owner) == mxc:
+            if not mxc or self._shown.get(owner) == mxc or self._refused.get(owner) == mxc:
                 return
             client = self.side.router.sessions.get(owner)
             if client is None:
                 return
-            data = await fetch_media(self.side, mxc, self.MAX_PICTURE)
-            if image_mimetype(data) not in self.SHOWN:
-                log.info("The avatar of %s is not PNG, JPEG or GIF: not shown on MSN", owner)
+            data = await fetch_media(self.side, mxc, self.MAX_AVATAR)
+            try:
+                picture = await asyncio.to_thread(display_picture, data)
+            except ImageRefused as e:
+                self._refused[owner] = mxc
+                log.warning("The avatar of %s (%s) is not shown on MSN: %s", owner, mxc, e)
                 return
-            await client.set_display_picture(data)
+            await client.set_display_picture(picture)
             self._shown[owner] = mxc
         except (MatrixError, ValueError, PuppetError, aiohttp.ClientError) as e:
             log.info("The avatar of %s could not become their MSN picture: %s", owner, e)

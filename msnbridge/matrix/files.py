@@ -1,10 +1,12 @@
 """Files from MSN posted to Matrix: streamed from disk to the media repository, then sent
-as m.image / m.video / m.audio / m.file with name, size, mimetype (and an image's size)."""
+as m.image / m.video / m.audio / m.file with name, size, mimetype, and for an image its
+dimensions and a thumbnail (made with Pillow)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import mimetypes
-import struct
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,6 +23,9 @@ from mautrix.types import (
 )
 
 from .avatars import image_mimetype
+from .images import ImageFacts, ImageRefused, image_facts
+
+log = logging.getLogger("msnbridge.matrix.files")
 
 BLOCK = 64 * 1024
 
@@ -33,30 +38,18 @@ def file_mimetype(name: str, head: bytes) -> str:
     return guessed or "application/octet-stream"
 
 
-def image_dimensions(head: bytes) -> tuple[int, int] | None:
-    """(width, height) of a PNG, GIF or JPEG from its first bytes; None when unknown."""
-    if head.startswith(b"\x89PNG\r\n\x1a\n") and len(head) >= 24:
-        return struct.unpack(">II", head[16:24])
-    if head.startswith(b"GIF8") and len(head) >= 10:
-        return struct.unpack("<HH", head[6:10])
-    if head.startswith(b"\xff\xd8"):
-        pos = 2
-        while pos + 9 < len(head):
-            if head[pos] != 0xFF:
-                return None
-            marker = head[pos + 1]
-            length = struct.unpack(">H", head[pos + 2 : pos + 4])[0]
-            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-                height, width = struct.unpack(">HH", head[pos + 5 : pos + 9])
-                return width, height
-            pos += 2 + length
-    return None
-
-
 async def _read(path: Path) -> AsyncIterator[bytes]:
     with path.open("rb") as f:
         while block := f.read(BLOCK):
             yield block
+
+
+async def upload_file(intent: IntentAPI, path: Path, name: str, size: int) -> str:
+    """The file's bytes in the media repository (streamed from disk); its mxc URI."""
+    with path.open("rb") as f:
+        head = f.read(BLOCK)
+    mime = file_mimetype(name, head)
+    return str(await intent.upload_media(_read(path), mime_type=mime, filename=name, size=size))
 
 
 async def send_file(intent: IntentAPI, room: RoomID, path: Path, name: str, size: int) -> EventID:
@@ -66,11 +59,28 @@ async def send_file(intent: IntentAPI, room: RoomID, path: Path, name: str, size
     mxc = await intent.upload_media(_read(path), mime_type=mime, filename=name, size=size)
     kind = mime.split("/", 1)[0]
     info: FileInfo
+    facts: ImageFacts | None = None
     if kind == "image":
+        try:
+            facts = await asyncio.to_thread(image_facts, path)
+        except ImageRefused as e:
+            # Never lost: a picture Pillow cannot decode is posted as a plain file.
+            log.info("%s is not a decodable image (%s): posted as a file", name, e)
+            kind = "file"
+    if facts is not None:
         msgtype, info = MessageType.IMAGE, ImageInfo(mimetype=mime, size=size)
-        dims = image_dimensions(head)
-        if dims is not None:
-            info.width, info.height = dims
+        info.width, info.height = facts.width, facts.height
+        thumb = facts.thumbnail
+        if thumb is not None:
+            info.thumbnail_url = await intent.upload_media(
+                thumb.data, mime_type=thumb.mimetype, filename=f"thumbnail-{name}"
+            )
+            info.thumbnail_info = ImageInfo(
+                mimetype=thumb.mimetype,
+                size=len(thumb.data),
+                width=thumb.width,
+                height=thumb.height,
+            )
     elif kind == "video":
         msgtype, info = MessageType.VIDEO, VideoInfo(mimetype=mime, size=size)
     elif kind == "audio":

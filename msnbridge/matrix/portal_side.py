@@ -58,7 +58,7 @@ from ..db.portal import Portal
 from ..formatting import MessageKind, rich_to_html
 from ..metrics import homeserver_error_kind
 from . import bridge_info
-from .files import send_file
+from .files import send_file, upload_file
 
 if TYPE_CHECKING:
     from .appservice import MatrixSide
@@ -433,6 +433,14 @@ class MatrixPortalSide:
         intent = await self._ghost_in(portal, passport, nick)
         try:
             return str(await send_file(intent, RoomID(portal.room_id), path, name, size))
+        except MatrixError as e:
+            self._hs_error(e)
+            raise
+
+    async def upload_file(self, path: Path, name: str, size: int) -> str:
+        """A file for users of another side (IRC): uploaded by the bot; its mxc URI."""
+        try:
+            return await upload_file(self.side.az.intent, path, name, size)
         except MatrixError as e:
             self._hs_error(e)
             raise
