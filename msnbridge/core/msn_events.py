@@ -1,13 +1,20 @@
 """Puppet events → portals and sides.
 
-Events arrive synchronously from each owner's puppet Client (Sessions.listeners); they are
-queued per owner and handled in order by one task per owner, so an owner's messages reach
-the sides in the order MSN sent them, and a slow homeserver delays only that owner.
+Events arrive synchronously from each owner's puppet Client (Sessions.listeners) and are
+queued in lanes, each handled in order by a task of its own:
 
-Per-owner work is bounded: presence and personal messages are coalesced per contact (the
-sides read the contact's current state, so only the latest change matters), the queue has
-a limit (see OwnerQueue), and each worker yields between events so that one owner's
-backlog never holds up another owner's messages.
+- one lane per conversation (keyed by the owner and the conversation's people, which
+  never change): its messages, typing, joins and leaves reach the sides in the order MSN
+  sent them, and a slow room (a homeserver that holds one PUT) delays only that
+  conversation, not the owner's other portals;
+- one lane per owner for everything tied to no conversation (session state, contact-list
+  changes, presence, mail, notices), in order among themselves.
+
+A lane's task exits when its queue is empty and the lane is forgotten, so there are at
+most as many tasks as lanes with work queued. Per-lane work is bounded: presence and
+personal messages are coalesced per contact (the sides read the contact's current state,
+so only the latest change matters), the queue has a limit (see OwnerQueue), and each
+worker yields between events so that one backlog never holds up the others.
 """
 
 from __future__ import annotations
@@ -47,12 +54,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("msnbridge.router.msn")
 
+# Where an event waits: the owner (events of no conversation) or (owner, the people a
+# conversation was started with).
+LaneKey = str | tuple[str, frozenset[str]]
+
 
 class MsnEventRouter:
     def __init__(self, router: Router) -> None:
         self.router = router
-        self._queues: dict[str, OwnerQueue] = {}
-        self._workers: dict[str, asyncio.Task[None]] = {}
+        # Lanes with work queued: owner → its own events, (owner, people) → a conversation's.
+        self._lanes: dict[LaneKey, tuple[OwnerQueue, asyncio.Task[None]]] = {}
         self._switchboards: set[int] = set()  # ids of switchboards counted as open
         self._mailbox_told: set[str] = set()  # owners told their unread count this run
         self._stopping = False
@@ -61,33 +72,48 @@ class MsnEventRouter:
         if self._stopping:
             return
         self._count(event)
-        queue = self._queues.get(owner)
-        if queue is None:
-            queue = self._queues[owner] = OwnerQueue(owner)
-        queue.put(event, Metrics.clock())
-        worker = self._workers.get(owner)
-        if worker is None or worker.done():
-            self._workers[owner] = asyncio.get_running_loop().create_task(
-                self._work(owner, queue), name=f"msn-events:{owner}"
+        key: LaneKey = owner
+        if isinstance(event, ConversationEvent) and event.conversation is not None:
+            key = (owner, event.conversation.key)
+        lane = self._lanes.get(key)
+        if lane is None:
+            queue = OwnerQueue(owner)
+            queue.put(event, Metrics.clock())
+            task = asyncio.get_running_loop().create_task(
+                self._work(key, owner, queue), name=f"msn-events:{owner}"
             )
+            self._lanes[key] = (queue, task)
+        else:
+            lane[0].put(event, Metrics.clock())
 
-    async def _work(self, owner: str, queue: OwnerQueue) -> None:
-        while (item := queue.get()) is not None:
-            event, started = item
-            try:
-                await self.handle(owner, event, started)
-            except Exception:
-                log.exception("Routing %s for %s failed", type(event).__name__, owner)
-            await asyncio.sleep(0)  # let other owners' workers (and the appservice) run
+    async def _work(self, key: LaneKey, owner: str, queue: OwnerQueue) -> None:
+        try:
+            while (item := queue.get()) is not None:
+                event, started = item
+                try:
+                    await self.handle(owner, event, started)
+                except Exception:
+                    log.exception("Routing %s for %s failed", type(event).__name__, owner)
+                await asyncio.sleep(0)  # let other lanes (and the appservice) run
+        finally:
+            # Empty (or cancelled): forget the lane, with no await since the last get(),
+            # so an event put now starts a new one.
+            if self._lanes.get(key, (None,))[0] is queue:
+                del self._lanes[key]
+
+    @property
+    def lanes(self) -> int:
+        """Lanes with work queued or in hand (each has one task)."""
+        return len(self._lanes)
 
     async def drain(self) -> None:
         """Wait until every queued event has been handled (tests, shutdown)."""
-        while workers := [w for w in self._workers.values() if not w.done()]:
-            await asyncio.wait(workers)
+        while tasks := [task for _, task in self._lanes.values()]:
+            await asyncio.wait(tasks)
 
     async def stop(self) -> None:
         self._stopping = True
-        workers = [w for w in self._workers.values() if not w.done()]
+        workers = [task for _, task in self._lanes.values()]
         if workers:
             _, pending = await asyncio.wait(workers, timeout=5)
             for task in pending:
