@@ -7,11 +7,11 @@ import asyncio
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 from mautrix.appservice import AppService, IntentAPI
-from mautrix.appservice.state_store.asyncpg import PgASStateStore
 from mautrix.errors import MatrixConnectionError, MatrixError, MatrixRequestError
 from mautrix.types import JSON, Event, PresenceState
 from mautrix.util.async_db import Database
@@ -30,6 +30,7 @@ from .ids import GhostIds
 from .inbound import MatrixInbound
 from .portal_side import MatrixPortalSide
 from .settings import MATRIX_OPTIONS
+from .state_cache import CachedStateStore
 
 log = logging.getLogger("msnbridge.matrix")
 STOP_GRACE = 5.0  # seconds event handlers in flight get to finish at shutdown
@@ -84,6 +85,8 @@ class BridgeAppService(AppService):
         super().__init__(*args, **kwargs)
         self.db = db
         self.transactions = _Forgetful()
+        # Whether a sender is the bot or a ghost (set by MatrixSide).
+        self.is_ours: Callable[[object], bool] | None = None
 
     async def _read_transaction_header(self, request: web.Request) -> tuple[str, dict[str, Any]]:
         txn_id, data = await super()._read_transaction_header(request)
@@ -97,7 +100,13 @@ class BridgeAppService(AppService):
         return txn_id, data
 
     async def handle_transaction(self, txn_id: str, **kwargs: Any) -> JSON:
-        key = transaction_key(txn_id, kwargs.get("events") or [], kwargs.get("ephemeral"))
+        events = kwargs.get("events") or []
+        # Only events someone wrote need the durable record: a transaction of nothing but
+        # our own echoes (one per message sent into a room) and ephemeral events (typing,
+        # receipts: repeating one is harmless) skips the database write.
+        if not any(self.is_ours is None or not self.is_ours(e.get("sender")) for e in events):
+            return await super().handle_transaction(txn_id, **kwargs)
+        key = transaction_key(txn_id, events, kwargs.get("ephemeral"))
         if not await txn.claim(self.db, key):
             self.log.debug("Transaction %s was handled before; skipping it", txn_id)
             return {}
@@ -123,7 +132,7 @@ class MatrixSide:
         self.permissions = permissions
         self.domain: str = config["homeserver.domain"]
         self.ghosts = GhostIds(config["appservice.username_template"], self.domain)
-        self.state_store = PgASStateStore(db)
+        self.state_store = CachedStateStore(db)
         self.az = BridgeAppService(
             server=config["homeserver.address"],
             domain=self.domain,
@@ -156,6 +165,7 @@ class MatrixSide:
         self._bridge_info: asyncio.Task[int] | None = None
         self._started = False
         self.az.matrix_event_handler(self._handle_event)
+        self.az.is_ours = lambda sender: isinstance(sender, str) and self.is_bridge_user(sender)
 
     async def _handle_event(self, event: Event) -> None:
         # mautrix runs each handler in its own task; remember them so stop() can let the
