@@ -55,7 +55,7 @@ class PortalStore:
             return cached
         stored = await portal_db.get(self.db, owner, key)
         if stored is not None:
-            self._cache[(owner, key)] = stored
+            stored = self._cache.setdefault((owner, key), stored)
         return stored
 
     async def get_or_create(self, owner: str, participants: Iterable[str]) -> Portal:
@@ -65,11 +65,12 @@ class PortalStore:
         key = portal_key(people)
         portal = await self.get(owner, people)
         if portal is None:
-            portal = Portal(
-                owner, key, is_direct=len(people) == 1, relay_enabled=self.relay_default
-            )
-            await portal_db.save(self.db, portal)
-            self._cache[(owner, key)] = portal
+            fresh = Portal(owner, key, is_direct=len(people) == 1, relay_enabled=self.relay_default)
+            # Two conversations' lanes may create the same portal at once: one object wins
+            # (no await between the look and the insert), so one room is made for it.
+            portal = self._cache.setdefault((owner, key), fresh)
+            if portal is fresh:
+                await portal_db.save(self.db, portal)
         return portal
 
     async def by_room(self, room_id: str) -> Portal | None:
