@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from types import SimpleNamespace
 
 import pytest
 
+from msnbridge.core.msn_events import MsnEventRouter
 from msnbridge.core.owner_queue import OwnerQueue
 from puppets.contacts import Lists
 from puppets.event.contact import ContactAdded, PersonalMessageChanged, PresenceChanged
@@ -64,3 +67,42 @@ def test_owner_queue_drops_typing_over_its_limit_but_never_session_changes() -> 
     queue.put(SessionStateChanged(SessionState.ONLINE), 0.0)
     assert len(queue) == 11
     assert queue.dropped == 40
+
+
+class _HeldRouter(MsnEventRouter):
+    """The event router with its routing replaced by gates (this piece alone)."""
+
+    def __init__(self, workers_per_owner: int) -> None:
+        router = SimpleNamespace(metrics=None)
+        super().__init__(router, workers_per_owner=workers_per_owner)  # type: ignore[arg-type]
+        self.gates: dict[str, asyncio.Event] = {}
+        self.handled: list[tuple[str, str]] = []
+
+    async def handle(self, owner: str, event: object, started: float) -> None:
+        people = ",".join(sorted(event.conversation.key))  # type: ignore[attr-defined]
+        await self.gates.setdefault(people, asyncio.Event()).wait()
+        self.handled.append((people, event.sender))  # type: ignore[attr-defined]
+
+
+def _typing(people: str, n: int) -> TypingReceived:
+    conv = SimpleNamespace(key=frozenset([people]))
+    return TypingReceived(switchboard=None, conversation=conv, sender=str(n))  # type: ignore[arg-type]
+
+
+async def test_event_lanes_run_side_by_side_in_a_bounded_pool_and_keep_their_order() -> None:
+    events = _HeldRouter(workers_per_owner=2)
+    for n in range(3):
+        for people in ("a", "b", "c"):
+            events.on_puppet_event("@o:x", _typing(people, n))
+    await asyncio.sleep(0.01)
+    assert events.workers == 2 and events.lanes == 3  # c waits for a worker
+    events.gates["b"].set()  # a stays held; b is handled, then c by the freed worker
+    await asyncio.sleep(0.01)
+    assert events.handled == [("b", "0"), ("b", "1"), ("b", "2")]
+    events.gates["c"].set()
+    await asyncio.sleep(0.01)
+    assert events.handled[3:] == [("c", "0"), ("c", "1"), ("c", "2")]
+    events.gates["a"].set()
+    await events.drain()
+    assert events.handled[6:] == [("a", "0"), ("a", "1"), ("a", "2")]
+    assert events.workers == 0 and events.lanes == 0

@@ -3,6 +3,7 @@ relay formatting, and the portal store's keys and live-conversation binding."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -165,3 +166,20 @@ async def test_ghost_presence_is_refreshed_while_online() -> None:
     assert [c[1] for c in carol] == [PresenceState.ONLINE, PresenceState.OFFLINE]
     assert ghosts.displayname("bob@example.com", "Bob") == "Bob (MSN)"
     assert ghosts.displayname("bob@example.com", "") == "bob@example.com (MSN)"
+
+
+async def test_a_portal_created_by_two_lanes_at_once_is_one_object(tmp_path: Path) -> None:
+    """Conversation lanes of one owner run side by side (issue 14): two creating the same
+    portal at the same time get one Portal, so its room is created once."""
+    db = await open_database(f"sqlite:{tmp_path / 'p.db'}")
+    try:
+        await db.execute("INSERT INTO users (id, side) VALUES ('@o:x', 'matrix')")
+        store = PortalStore(db)
+        people = ["bob@example.com", "carol@example.com"]
+        first, second = await asyncio.gather(
+            store.get_or_create("@o:x", people), store.get_or_create("@o:x", people)
+        )
+        assert first is second
+        assert await PortalStore(db).get("@o:x", people) is not None  # stored
+    finally:
+        await db.stop()

@@ -1,13 +1,22 @@
 """Puppet events → portals and sides.
 
-Events arrive synchronously from each owner's puppet Client (Sessions.listeners); they are
-queued per owner and handled in order by one task per owner, so an owner's messages reach
-the sides in the order MSN sent them, and a slow homeserver delays only that owner.
+Events arrive synchronously from each owner's puppet Client (Sessions.listeners) and are
+queued in lanes, each handled in order:
 
-Per-owner work is bounded: presence and personal messages are coalesced per contact (the
-sides read the contact's current state, so only the latest change matters), the queue has
-a limit (see OwnerQueue), and each worker yields between events so that one owner's
-backlog never holds up another owner's messages.
+- one lane per conversation (keyed by the owner and the conversation's people, which
+  never change): its messages, typing, joins and leaves reach the sides in the order MSN
+  sent them, and a slow room (a homeserver that holds one PUT) delays only that
+  conversation, not the owner's other portals;
+- one lane per owner for everything tied to no conversation (session state, contact-list
+  changes, presence, mail, notices), in order among themselves.
+
+Each owner's lanes are taken by a small pool of workers (at most WORKERS_PER_OWNER tasks,
+each emptying one lane at a time, so a lane is never handled by two at once); a worker
+ends when no lane of its owner is waiting, and an emptied lane is forgotten. Per-lane
+work is bounded: presence and personal messages are coalesced per contact (the sides read
+the contact's current state, so only the latest change matters), the queue has a limit
+(see OwnerQueue), and each worker yields between events so that one backlog never holds
+up the others.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import deque
 from typing import TYPE_CHECKING
 
 from puppets import Lists, SessionState
@@ -65,12 +75,26 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("msnbridge.router.msn")
 
+# Lanes of one owner handled at once: a few held conversations (a room the homeserver is
+# slow to take) do not hold the owner's others, and a server opening conversations without
+# end does not get a task each.
+WORKERS_PER_OWNER = 8
+
+# Where an event waits: the owner (events of no conversation) or (owner, the people a
+# conversation was started with).
+LaneKey = str | tuple[str, frozenset[str]]
+
 
 class MsnEventRouter:
-    def __init__(self, router: Router) -> None:
+    def __init__(self, router: Router, *, workers_per_owner: int = WORKERS_PER_OWNER) -> None:
         self.router = router
-        self._queues: dict[str, OwnerQueue] = {}
-        self._workers: dict[str, asyncio.Task[None]] = {}
+        self.workers_per_owner = workers_per_owner
+        # Lanes with work queued or in hand: owner → its own events, (owner, people) → a
+        # conversation's. A lane is in its owner's ready queue or in one worker's hands,
+        # never both, so its events are handled one at a time, in order.
+        self._lanes: dict[LaneKey, OwnerQueue] = {}
+        self._ready: dict[str, deque[LaneKey]] = {}
+        self._workers: dict[str, set[asyncio.Task[None]]] = {}
         self._switchboards: set[int] = set()  # ids of switchboards counted as open
         self._mailbox_told: set[str] = set()  # owners told their unread count this run
         self._stopping = False
@@ -86,24 +110,55 @@ class MsnEventRouter:
         self._count(event)
         if isinstance(event, MessageReceived):
             self._record(owner, event)
-        queue = self._queues.get(owner)
-        if queue is None:
-            queue = self._queues[owner] = OwnerQueue(owner)
-        queue.put(event, Metrics.clock())
-        worker = self._workers.get(owner)
-        if worker is None or worker.done():
-            self._workers[owner] = asyncio.get_running_loop().create_task(
-                self._work(owner, queue), name=f"msn-events:{owner}"
+        key: LaneKey = owner
+        if isinstance(event, ConversationEvent) and event.conversation is not None:
+            key = (owner, event.conversation.key)
+        lane = self._lanes.get(key)
+        if lane is not None:
+            lane.put(event, Metrics.clock())  # ready or in hand: handled after the rest
+            return
+        lane = self._lanes[key] = OwnerQueue(owner)
+        lane.put(event, Metrics.clock())
+        self._ready.setdefault(owner, deque()).append(key)
+        workers = self._workers.setdefault(owner, set())
+        if len(workers) < self.workers_per_owner:
+            task = asyncio.get_running_loop().create_task(
+                self._work(owner), name=f"msn-events:{owner}"
             )
+            workers.add(task)
 
-    async def _work(self, owner: str, queue: OwnerQueue) -> None:
-        while (item := queue.get()) is not None:
-            event, started = item
-            try:
-                await self.handle(owner, event, started)
-            except Exception:
-                log.exception("Routing %s for %s failed", type(event).__name__, owner)
-            await asyncio.sleep(0)  # let other owners' workers (and the appservice) run
+    async def _work(self, owner: str) -> None:
+        """Takes the owner's ready lanes one by one and empties each; ends when none is
+        ready (no await between that check and the end, so none is missed)."""
+        ready = self._ready[owner]
+        try:
+            while ready:
+                key = ready.popleft()
+                queue = self._lanes[key]
+                try:
+                    while (item := queue.get()) is not None:
+                        event, started = item
+                        try:
+                            await self.handle(owner, event, started)
+                        except Exception:
+                            log.exception("Routing %s for %s failed", type(event).__name__, owner)
+                        await asyncio.sleep(0)  # let other lanes (and the appservice) run
+                finally:
+                    del self._lanes[key]  # empty (or cancelled): the next event starts anew
+        finally:
+            workers = self._workers[owner]
+            workers.discard(asyncio.current_task())  # type: ignore[arg-type]
+            if not workers and not ready:
+                del self._workers[owner], self._ready[owner]
+
+    @property
+    def lanes(self) -> int:
+        """Lanes with work queued or in hand."""
+        return len(self._lanes)
+
+    @property
+    def workers(self) -> int:
+        return sum(len(w) for w in self._workers.values())
 
     # --- the inbox: nothing the MSN server acknowledged is lost by a killed bridge ---
 
@@ -195,12 +250,12 @@ class MsnEventRouter:
 
     async def drain(self) -> None:
         """Wait until every queued event has been handled (tests, shutdown)."""
-        while workers := [w for w in self._workers.values() if not w.done()]:
-            await asyncio.wait(workers)
+        while tasks := [t for workers in self._workers.values() for t in workers]:
+            await asyncio.wait(tasks)
 
     async def stop(self) -> None:
         self._stopping = True
-        workers = [w for w in self._workers.values() if not w.done()]
+        workers = [t for ws in self._workers.values() for t in ws]
         if workers:
             _, pending = await asyncio.wait(workers, timeout=5)
             for task in pending:

@@ -1,4 +1,4 @@
-"""One owner's queue of puppet events, bounded.
+"""A queue of puppet events (one lane: an owner's own events, or one conversation's), bounded.
 
 Presence and personal-message changes are coalesced per contact: the sides read the
 contact's current state when they handle one, so a contact that changes a thousand times

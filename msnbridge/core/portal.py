@@ -30,6 +30,8 @@ class PortalStore:
         self.relay_allowed = relay_allowed
         self.relay_default = relay_default and relay_allowed
         self._cache: dict[tuple[str, str], Portal] = {}
+        # Room ID → cached portal: every Matrix event is looked up by its room.
+        self._by_room: dict[str, Portal] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         # The live conversation of each portal, and back (weak: conversations come and go).
         self._conversations: dict[tuple[str, str], Conversation] = {}
@@ -53,7 +55,7 @@ class PortalStore:
             return cached
         stored = await portal_db.get(self.db, owner, key)
         if stored is not None:
-            self._cache[(owner, key)] = stored
+            stored = self._cache.setdefault((owner, key), stored)
         return stored
 
     async def get_or_create(self, owner: str, participants: Iterable[str]) -> Portal:
@@ -63,20 +65,26 @@ class PortalStore:
         key = portal_key(people)
         portal = await self.get(owner, people)
         if portal is None:
-            portal = Portal(
-                owner, key, is_direct=len(people) == 1, relay_enabled=self.relay_default
-            )
-            await portal_db.save(self.db, portal)
-            self._cache[(owner, key)] = portal
+            fresh = Portal(owner, key, is_direct=len(people) == 1, relay_enabled=self.relay_default)
+            # Two conversations' lanes may create the same portal at once: one object wins
+            # (no await between the look and the insert), so one room is made for it.
+            portal = self._cache.setdefault((owner, key), fresh)
+            if portal is fresh:
+                await portal_db.save(self.db, portal)
         return portal
 
     async def by_room(self, room_id: str) -> Portal | None:
-        for portal in self._cache.values():
+        indexed = self._by_room.get(room_id)
+        if indexed is not None and indexed.room_id == room_id:
+            return indexed
+        for portal in self._cache.values():  # a room ID set without save(): look them over
             if portal.room_id == room_id:
+                self._by_room[room_id] = portal
                 return portal
         stored = await portal_db.get_by_room(self.db, room_id)
         if stored is not None:
             stored = self._cache.setdefault((stored.owner, stored.key), stored)
+            self._by_room[room_id] = stored
         return stored
 
     async def by_channel(self, channel: str) -> Portal | None:
@@ -105,10 +113,14 @@ class PortalStore:
     async def save(self, portal: Portal) -> None:
         await portal_db.save(self.db, portal)
         self._cache[(portal.owner, portal.key)] = portal
+        if portal.room_id:
+            self._by_room[portal.room_id] = portal
 
     async def forget_owner(self, owner: str) -> None:
         for cache_key in [k for k in self._cache if k[0] == owner]:
-            del self._cache[cache_key]
+            portal = self._cache.pop(cache_key)
+            if portal.room_id and self._by_room.get(portal.room_id) is portal:
+                del self._by_room[portal.room_id]
             self._conversations.pop(cache_key, None)
 
     # --- live conversations ---

@@ -7,11 +7,11 @@ import asyncio
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 from mautrix.appservice import AppService, IntentAPI
-from mautrix.appservice.state_store.asyncpg import PgASStateStore
 from mautrix.errors import MatrixConnectionError, MatrixError, MatrixRequestError
 from mautrix.types import JSON, Event, EventType, PresenceState
 from mautrix.util.async_db import Database
@@ -33,6 +33,7 @@ from .inbound import MatrixInbound
 from .outgoing_files import OutgoingFiles
 from .portal_side import MatrixPortalSide
 from .settings import MATRIX_OPTIONS
+from .state_cache import CachedStateStore
 
 log = logging.getLogger("msnbridge.matrix")
 STOP_GRACE = 5.0  # seconds event handlers in flight get to finish at shutdown
@@ -88,6 +89,8 @@ class BridgeAppService(AppService):
         self.db = db
         self.transactions = _Forgetful()
         self.is_portal_room: inbox.IsPortalRoom | None = None  # what matrix_inbox keeps
+        # Whether a sender is the bot or a ghost (set by MatrixSide).
+        self.is_ours: Callable[[object], bool] | None = None
 
     async def _read_transaction_header(self, request: web.Request) -> tuple[str, dict[str, Any]]:
         txn_id, data = await super()._read_transaction_header(request)
@@ -101,9 +104,15 @@ class BridgeAppService(AppService):
         return txn_id, data
 
     async def handle_transaction(self, txn_id: str, **kwargs: Any) -> JSON:
-        key = transaction_key(txn_id, kwargs.get("events") or [], kwargs.get("ephemeral"))
+        events = kwargs.get("events") or []
+        # Only events someone wrote need the durable record: a transaction of nothing but
+        # our own echoes (one per message sent into a room) and ephemeral events (typing,
+        # receipts: repeating one is harmless) skips the database write.
+        if not any(self.is_ours is None or not self.is_ours(e.get("sender")) for e in events):
+            return await super().handle_transaction(txn_id, **kwargs)
+        key = transaction_key(txn_id, events, kwargs.get("ephemeral"))
         if self.is_portal_room is not None:  # before the claim: a kill between loses nothing
-            await inbox.record(self.db, kwargs.get("events") or [], self.is_portal_room)
+            await inbox.record(self.db, events, self.is_portal_room)
         if not await txn.claim(self.db, key):
             self.log.debug("Transaction %s was handled before; skipping it", txn_id)
             return {}
@@ -129,7 +138,7 @@ class MatrixSide:
         self.permissions = permissions
         self.domain: str = config["homeserver.domain"]
         self.ghosts = GhostIds(config["appservice.username_template"], self.domain)
-        self.state_store = PgASStateStore(db)
+        self.state_store = CachedStateStore(db)
         self.az = BridgeAppService(
             server=config["homeserver.address"],
             domain=self.domain,
@@ -171,6 +180,8 @@ class MatrixSide:
         self._started = False
         self.az.matrix_event_handler(self._handle_event)
         self.az.is_portal_room = self._is_portal_room
+
+        self.az.is_ours = lambda sender: isinstance(sender, str) and self.is_bridge_user(sender)
 
     async def _is_portal_room(self, room_id: str) -> bool:
         return await self.router.portals.by_room(room_id) is not None
