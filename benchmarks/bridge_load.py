@@ -91,6 +91,13 @@ async def logins(
         f"bridge idle CPU ({args.idle:.0f} s)         {idle * 100:.2f} % of one core "
         f"(Synapse meanwhile {hs_idle * 100:.2f} %)"
     )
+    ghosts = await bridge.call("ghosts")
+    shown = ghosts["shown"]
+    per = f", {hs_idle * 1000 / shown:.3f} ms/s per shown ghost" if shown else ""
+    print(
+        f"ghosts online / shown          {ghosts['online']} / {shown} "
+        f"(Synapse idle {hs_idle * 1000:.0f} ms of CPU per s{per})"
+    )
 
 
 async def converse(
@@ -277,9 +284,23 @@ async def main() -> None:
     ap.add_argument("--conversations", type=int, default=100)
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of storm")
     ap.add_argument("--think", type=float, default=1.0, help="pause between a sender's messages")
+    ap.add_argument(
+        "--presence",
+        default="new",
+        help="how ghost presence is kept up, comma-separated to compare in one run (a fresh "
+        "stack each): new, all (new, for every ghost, seen in a room or not), old (before "
+        "issue 14: all online ghosts re-sent at once every 60 s)",
+    )
     args = ap.parse_args()
     print(f"machine: {machine()}")
     print(f"ran: {vars(args)}")
+    for mode in args.presence.split(","):
+        os.environ["MSNBRIDGE_BENCH_PRESENCE"] = mode  # the bridge process inherits it
+        print(f"\n=== ghost presence: {mode}")
+        await run(args)
+
+
+async def run(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="msnbridge-bench-"))
     c = args.conversations
     couples = pair_accounts(work / "storm.json", c, "s")

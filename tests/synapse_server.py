@@ -90,8 +90,11 @@ class MatrixUser:
 
 
 class SynapseServer:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, extra_config: dict[str, Any] | None = None) -> None:
+        """``extra_config``: top-level homeserver.yaml sections that replace the overlay's
+        (e.g. ``{"presence": {"enabled": True, "sync_online_timeout": "3s"}}``)."""
         self.workdir = workdir
+        self.extra_config = extra_config or {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.domain = SERVER_NAME
@@ -178,12 +181,13 @@ class SynapseServer:
         slot.registration_path.write_text(json.dumps(registration, indent=2))  # JSON is YAML
 
     def _overlay(self) -> dict[str, Any]:
-        return local_overlay(
+        overlay = local_overlay(
             self.port,
             self.workdir / "homeserver.db",
             self.appservice.registration_path,
             self.shared_secret,
         )
+        return {**overlay, **self.extra_config}
 
     def _wait_ready(self) -> None:
         import urllib.error

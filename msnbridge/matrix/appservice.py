@@ -195,6 +195,7 @@ class MatrixSide:
             raise
         self._started = True
         self.az.ready = True
+        await self.ghost_users.load_visible()
         self.ghost_users.start()
         if not self.config["appservice.ephemeral_events"]:
             log.warning("appservice.ephemeral_events is off: typing from Matrix will not reach MSN")
