@@ -520,3 +520,82 @@ def test_arg_round_trip(value: str) -> None:
     assert not set(encoded) & {" ", "\r", "\n", "\t"}
     assert encoded.isascii()
     assert decode_arg(encoded) == value
+
+
+# -- the two parsing paths agree -----------------------------------------------------------
+
+
+class _LineByLineReader(CommandReader):
+    """The reader with its split-at-once path off: every line found one at a time."""
+
+    _split_at_once = False
+
+
+def _outcome(reader: CommandReader, chunks: list[bytes]) -> tuple[list[object], int]:
+    got: list[object] = []
+    for chunk in chunks:
+        try:
+            got.extend(repr(c) for c in reader.feed(chunk))
+        except ProtocolError as e:
+            got.extend(repr(c) for c in e.parsed)
+            got.append(f"ProtocolError: {e}")
+            break
+    return got, reader.buffered
+
+
+_PIECES = [
+    b"NLN NLN bob@example.com Bob 1342177280 0\r\n",
+    b"ILN 12 AWY carol@example.com Carol 536870948\r\n",
+    b"QNG 50\r\n",
+    b"CHL 0 15570131571988941333\r\n",
+    b"VER 1 MSNP12 CVR0\r\n",
+    b"MSG a b 5\r\nhello",
+    b"MSG a b 6\r\nab\r\ncd",
+    b"MSG a b 4\r\nab\r\n",  # the payload ends in CRLF: the next line follows at once
+    b"MSG a b 3\r\nab\r\n",  # ends between CR and LF: a blank line follows
+    b"MSG a b 3\r\na\nb",  # a bare LF in a payload
+    b"MSG a b 0\r\n",
+    b"MSG a b 999999\r\n",
+    b"MSG a b x\r\n",
+    b"MSG\r\n",
+    b"241 1 3\r\nabc",
+    b"911 7\r\n",
+    b"\r\n",
+    b"\n",
+    b"FLN x\n",  # a bare LF line end
+    b"ADC 0 RL N=a\r\r\n",
+    b"\xff\xfe 1\r\n",
+    b"N\xc3\xb1 1\r\n",
+    b"ABCDE 1\r\n",
+    b"LST " + b"x" * 100 + b"\r\n",  # near max_line (128 in the test)
+    b"LST " + b"x" * 130 + b"\r\n",  # over it
+    b"y" * 140,
+]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    parts=st.lists(st.one_of(st.sampled_from(_PIECES), st.binary(max_size=40)), max_size=25),
+    cuts=st.lists(st.integers(min_value=1, max_value=60), min_size=1, max_size=6),
+    client=st.booleans(),
+)
+def test_split_at_once_and_line_by_line_agree(
+    parts: list[bytes], cuts: list[int], client: bool
+) -> None:
+    stream = b"".join(parts)
+    chunks: list[bytes] = []
+    at, k = 0, 0
+    while at < len(stream):
+        chunks.append(stream[at : at + cuts[k % len(cuts)]])
+        at += cuts[k % len(cuts)]
+        k += 1
+    chunks.append(stream)  # and a whole stream more after those pieces
+    kwargs: dict[str, object] = {"max_line": 128, "max_payload": 256}
+    if client:
+        kwargs.update(payload_commands=CLIENT_PAYLOAD_COMMANDS, no_trid=CLIENT_NO_TRID)
+    fast, slow = CommandReader(**kwargs), _LineByLineReader(**kwargs)  # type: ignore[arg-type]
+    assert _outcome(fast, chunks) == _outcome(slow, chunks)
+    assert _outcome(CommandReader(**kwargs), [stream]) == _outcome(  # type: ignore[arg-type]
+        _LineByLineReader(**kwargs),  # type: ignore[arg-type]
+        [stream],
+    )
