@@ -69,6 +69,14 @@ async def logins(
     await asyncio.sleep(2)
     rss1 = bridge.rss_kib()
     cpu1, hs1, wall1 = bridge.cpu_s(), proc_cpu_s(synapse_pid), time.perf_counter()
+    spy = None
+    if args.spy_synapse:  # py-spy samples Synapse while the bridge idles (raw stacks)
+        out = f"{args.spy_synapse}-{os.environ.get('MSNBRIDGE_BENCH_PRESENCE', 'new')}.txt"
+        spy = await asyncio.create_subprocess_exec(
+            "py-spy", "record", "-p", str(synapse_pid), "-d", str(int(args.idle)),
+            "-r", "20", "-f", "raw", "-o", out,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
     await asyncio.sleep(args.idle)
     wall = time.perf_counter() - wall1
     idle, hs_idle = (bridge.cpu_s() - cpu1) / wall, (proc_cpu_s(synapse_pid) - hs1) / wall
@@ -91,6 +99,8 @@ async def logins(
         f"bridge idle CPU ({args.idle:.0f} s)         {idle * 100:.2f} % of one core "
         f"(Synapse meanwhile {hs_idle * 100:.2f} %)"
     )
+    if spy is not None:
+        await spy.wait()
     ghosts = await bridge.call("ghosts")
     shown = ghosts["shown"]
     per = f", {hs_idle * 1000 / shown:.3f} ms/s per shown ghost" if shown else ""
@@ -290,6 +300,11 @@ async def main() -> None:
         help="how ghost presence is kept up, comma-separated to compare in one run (a fresh "
         "stack each): new, all (new, for every ghost, seen in a room or not), old (before "
         "issue 14: all online ghosts re-sent at once every 60 s)",
+    )
+    ap.add_argument(
+        "--spy-synapse",
+        metavar="PREFIX",
+        help="py-spy (on PATH) records Synapse during the idle window to PREFIX-<presence>.txt",
     )
     args = ap.parse_args()
     print(f"machine: {machine()}")

@@ -240,12 +240,14 @@ class CommandReader:
                 self._pending = None
                 out.append(cmd)
                 data = data[length:]
-            # The usual case: every line ends in CRLF and none is near max_line. Then one
-            # C-level split cuts all the lines at once (the lines of a payload too, which are
-            # stepped over). Anything else takes the line-by-line path below.
-            if self._split_at_once and data.count(b"\n") == data.count(b"\r\n"):
+            # The usual case: lines end in CRLF and none is near max_line. Then one C-level
+            # split cuts all the lines at once (the lines of a payload too, which are stepped
+            # over). A bare LF or a long line sends the rest line by line.
+            if self._split_at_once:
                 lines = data.split(b"\r\n")
-                if max(map(len, lines)) < self.max_line:
+                if b"\n" not in lines[-1] and (
+                    len(data) < self.max_line or max(map(len, lines)) < self.max_line
+                ):
                     pos += self._split_lines(data, lines, out)
                     return
             pos += self._each_line(data, out)
@@ -268,6 +270,10 @@ class CommandReader:
             i += 1
             if not raw:
                 continue  # stray blank line: tolerated, as clients in the wild do
+            if b"\n" in raw:  # a bare LF: this line and the rest, one at a time
+                i -= 1
+                start = mark_pos + sum(map(len, lines[mark_i:i])) + 2 * (i - mark_i)
+                return start + self._each_line(data[start:], out)
             try:
                 parts = raw.decode().split(" ")
             except UnicodeDecodeError:
