@@ -168,7 +168,6 @@ class CommandReader:
         "no_trid",
         "payload_commands",
     )
-    _split_at_once = True  # the fast path of _drain (off in a test subclass: both paths tested)
 
     def __init__(
         self,
@@ -209,8 +208,8 @@ class CommandReader:
             self._buf = bytearray()
         return out
 
-    def _payload_length(self, cmd: Command) -> int:
-        """Take the length off a payload command (its last argument) and check it."""
+    def _start_payload(self, cmd: Command) -> None:
+        """Take the length off a payload command; wait for its bytes unless it is empty."""
         if not cmd.args:
             raise ProtocolError(f"{cmd.name} without a payload length")
         length_arg = cmd.args.pop()
@@ -224,172 +223,69 @@ class CommandReader:
                 f"{cmd.name} payload of {length_arg[:20]} bytes is over the "
                 f"{self.max_payload}-byte limit"
             )
-        return length
+        if length == 0:
+            cmd.payload = b""
+        else:
+            self._pending = (cmd, length)
 
     def _drain(self, buf: bytearray, out: list[Command]) -> None:
-        data = bytes(buf)
-        pos = 0
-        try:
-            pending = self._pending
-            if pending is not None:
-                cmd, length = pending
-                if len(data) < length:
-                    return
-                cmd.payload = data[:length]
-                pos = length
-                self._pending = None
-                out.append(cmd)
-                data = data[length:]
-            # The usual case: lines end in CRLF and none is near max_line. Then one C-level
-            # split cuts all the lines at once (the lines of a payload too, which are stepped
-            # over). A bare LF or a long line sends the rest line by line.
-            if self._split_at_once:
-                lines = data.split(b"\r\n")
-                if b"\n" not in lines[-1] and (
-                    len(data) < self.max_line or max(map(len, lines)) < self.max_line
-                ):
-                    pos += self._split_lines(data, lines, out)
-                    return
-            pos += self._each_line(data, out)
-        finally:
-            del buf[:pos]
-
-    def _split_lines(self, data: bytes, lines: list[bytes], out: list[Command]) -> int:
-        """Commands from ``data`` cut into ``lines`` at every CRLF; returns the bytes used."""
         # The hot path of every session: parsing is inlined here on purpose (see
         # benchmarks/codec.py).
-        payload_commands = self.payload_commands
-        no_trid = self.no_trid
-        append = out.append
-        new = _new_command
-        last = len(lines) - 1  # lines[last] is not complete yet
-        i = 0
-        mark_i = mark_pos = 0  # lines[mark_i] starts at data[mark_pos]
-        while i < last:
-            raw = lines[i]
-            i += 1
-            if not raw:
-                continue  # stray blank line: tolerated, as clients in the wild do
-            if b"\n" in raw:  # a bare LF: this line and the rest, one at a time
-                i -= 1
-                start = mark_pos + sum(map(len, lines[mark_i:i])) + 2 * (i - mark_i)
-                return start + self._each_line(data[start:], out)
-            try:
-                parts = raw.decode().split(" ")
-            except UnicodeDecodeError:
-                parts = raw.decode("utf-8", "replace").split(" ")
-            name = parts[0]
-            if name not in _VALID_NAMES:
-                _check_name(name, raw)
-            trid = None
-            if len(parts) > 1 and name not in no_trid:
-                first = parts[1]
-                if first.isdigit() and first.isascii() and len(first) < 10:
-                    trid = int(first)
-                    del parts[1]
-            del parts[0]
-            cmd = new(Command)
-            cmd.name = name
-            cmd.trid = trid
-            cmd.args = parts
-            cmd.payload = None
-            if name in payload_commands or (
-                len(parts) == 1 and name.isdigit() and parts[0].isdigit()
-            ):
-                length = self._payload_length(cmd)
-                if not length:
-                    cmd.payload = b""
-                    append(cmd)
-                    continue
-                # The payload starts where lines[i] does.
-                start = mark_pos + sum(map(len, lines[mark_i:i])) + 2 * (i - mark_i)
-                end = start + length
-                if end > len(data):
-                    self._pending = (cmd, length)
-                    return start
-                cmd.payload = data[start:end]
-                append(cmd)
-                # Step over the lines of the payload to the one it ends in.
-                at = start
-                while at + len(lines[i]) + 2 <= end:
-                    at += len(lines[i]) + 2
-                    i += 1
-                cut = end - at
-                if cut <= len(lines[i]):
-                    lines[i] = lines[i][cut:]  # the rest of that line is the next one
-                    mark_i, mark_pos = i, end
-                else:  # it ended between CR and LF: what is left is a blank line
-                    mark_pos = at + len(lines[i]) + 2
-                    i += 1
-                    mark_i = i
-                continue
-            append(cmd)
-        return len(data) - len(lines[last])
-
-    def _each_line(self, data: bytes, out: list[Command]) -> int:
-        """Commands from ``data`` one line at a time (bare LF line ends, lines near or over
-        max_line); returns the bytes used."""
+        data = bytes(buf)
         pos = 0
         size = len(data)
         payload_commands = self.payload_commands
         no_trid = self.no_trid
         max_line = self.max_line
         append = out.append
-        while True:
-            pending = self._pending
-            if pending is not None:
-                cmd, length = pending
-                if size - pos < length:
-                    return pos
-                cmd.payload = data[pos : pos + length]
-                pos += length
-                self._pending = None
-                append(cmd)
-                continue
-            end = data.find(b"\n", pos)
-            if end < 0:
-                if size - pos > max_line:
-                    raise ProtocolError(f"line longer than {max_line} bytes")
-                return pos
-            if end - pos > max_line:
-                raise ProtocolError(f"line longer than {max_line} bytes")
-            raw = data[pos : end - 1 if end > pos and data[end - 1] == 13 else end]
-            pos = end + 1
-            if not raw:
-                continue  # stray blank line: tolerated, as clients in the wild do
-            try:
-                parts = raw.decode().split(" ")
-            except UnicodeDecodeError:
-                parts = raw.decode("utf-8", "replace").split(" ")
-            name = parts[0]
-            if name not in _VALID_NAMES:
-                _check_name(name, raw)
-            trid = None
-            if len(parts) > 1 and name not in no_trid:
-                first = parts[1]
-                if first.isdigit() and first.isascii() and len(first) < 10:
-                    trid = int(first)
-                    del parts[1]
-            del parts[0]
-            cmd = Command(name, trid, parts)
-            if name in payload_commands or (
-                len(parts) == 1 and name.isdigit() and parts[0].isdigit()
-            ):
-                length = self._payload_length(cmd)
-                if length == 0:
-                    cmd.payload = b""
+        try:
+            while True:
+                pending = self._pending
+                if pending is not None:
+                    cmd, length = pending
+                    if size - pos < length:
+                        return
+                    cmd.payload = data[pos : pos + length]
+                    pos += length
+                    self._pending = None
                     append(cmd)
-                else:
-                    self._pending = (cmd, length)
-                continue
-            append(cmd)
-
-
-_new_command = object.__new__
-
-
-def _check_name(name: str, raw: bytes) -> None:
-    if not name or len(name) > 4 or not (name.isascii() and name.isalnum()):
-        raise ProtocolError(f"not an MSNP command: {raw[:60]!r}")
-    if len(_VALID_NAMES) < 512:  # bounded: junk names cannot grow it forever
-        _VALID_NAMES.add(name)
+                    continue
+                end = data.find(b"\n", pos)
+                if end < 0:
+                    if size - pos > max_line:
+                        raise ProtocolError(f"line longer than {max_line} bytes")
+                    return
+                if end - pos > max_line:
+                    raise ProtocolError(f"line longer than {max_line} bytes")
+                raw = data[pos : end - 1 if end > pos and data[end - 1] == 13 else end]
+                pos = end + 1
+                if not raw:
+                    continue  # stray blank line: tolerated, as clients in the wild do
+                try:
+                    parts = raw.decode().split(" ")
+                except UnicodeDecodeError:
+                    parts = raw.decode("utf-8", "replace").split(" ")
+                name = parts[0]
+                if name not in _VALID_NAMES:
+                    if not name or len(name) > 4 or not (name.isascii() and name.isalnum()):
+                        raise ProtocolError(f"not an MSNP command: {raw[:60]!r}")
+                    if len(_VALID_NAMES) < 512:  # bounded: junk names cannot grow it forever
+                        _VALID_NAMES.add(name)
+                trid = None
+                if len(parts) > 1 and name not in no_trid:
+                    first = parts[1]
+                    if first.isdigit() and first.isascii() and len(first) < 10:
+                        trid = int(first)
+                        del parts[1]
+                del parts[0]
+                cmd = Command(name, trid, parts)
+                if name in payload_commands or (
+                    len(parts) == 1 and name.isdigit() and parts[0].isdigit()
+                ):
+                    self._start_payload(cmd)
+                    if self._pending is None:
+                        append(cmd)
+                    continue
+                append(cmd)
+        finally:
+            del buf[:pos]
