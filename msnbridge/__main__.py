@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import logging.config
 import secrets
@@ -64,7 +63,9 @@ def run(config_path: str) -> None:
 
     config = load_config(config_path)
     logging.config.dictConfig(dict(config["logging"]))
-    asyncio.run(Bridge(config).run())
+    from .event_loop import run as run_on_loop
+
+    run_on_loop(Bridge(config).run())
 
 
 def main(argv: list[str] | None = None) -> int:
