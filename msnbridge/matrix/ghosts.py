@@ -137,7 +137,10 @@ class Ghosts:
         passport = passport.lower()
         if self._visible is not None and passport not in self._visible:
             self._visible.add(passport)
-            await self._show(passport)
+            try:
+                await self._show(passport)
+            except MatrixError as e:  # presence is not worth failing the room's message
+                log.warning("Showing the presence of %s failed: %s", passport, e)
 
     async def _show(self, passport: str) -> None:
         shown = self._presence.get(passport, (PresenceState.OFFLINE, None))
