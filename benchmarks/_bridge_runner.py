@@ -3,9 +3,15 @@
 
     {"command": "login", "users": [[owner, passport, password], ...], "concurrency": 100}
         -> {"online_s": seconds until every Sessions.login returned, "failed": [reasons]}
+    {"command": "ghosts"} -> {"online": ghosts online on MSN, "shown": ... on Matrix}
     {"command": "drain"}  -> {"drain_s": seconds until the MSN event queues were empty}
     {"command": "stats"}  -> {"stranger_presence": n, "invitations_failed": n} (ClientStats)
     {"command": "stop"}   -> {} and the bridge stops
+
+MSNBRIDGE_BENCH_PRESENCE picks how ghost presence is kept up, to compare in one run:
+``new`` (what the bridge does), ``all`` (the same for every ghost, seen in a room or not)
+or ``old`` (before issue 14: every online ghost's presence re-sent at once each 60 s,
+whether anyone could see it or not).
 
 Logins go straight to the core's `Sessions.login`, as the bot's `login` command calls it,
 without a management room per user (a thousand DM rooms with the bot would measure
@@ -28,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from msnbridge.bridge import Bridge
 from msnbridge.config import load_config
 from msnbridge.core.sessions import LoginFailed
+from msnbridge.matrix.ghosts import Ghosts
 
 
 async def login(bridge: Bridge, users: list[list[str]], concurrency: int) -> dict[str, Any]:
@@ -48,7 +55,32 @@ async def login(bridge: Bridge, users: list[list[str]], concurrency: int) -> dic
     return {"online_s": time.perf_counter() - t0, "failed": failed}
 
 
+def presence_mode(mode: str) -> None:
+    if mode == "new":
+        return
+
+    async def every_ghost_visible(self: Ghosts) -> None:
+        self._visible = None
+
+    Ghosts.load_visible = every_ghost_visible  # type: ignore[method-assign]
+    if mode == "all":
+        return
+    assert mode == "old", mode
+
+    async def old_refresh(self: Ghosts) -> None:  # the loop as it was before issue 14
+        while True:
+            await asyncio.sleep(60)
+            for passport, (state, message) in list(self._presence.items()):
+                try:
+                    await self.intent(passport).set_presence(state, message, ignore_cache=True)
+                except Exception:
+                    pass
+
+    Ghosts._refresh = old_refresh  # type: ignore[method-assign]
+
+
 async def main(config_path: str) -> None:
+    presence_mode(os.environ.get("MSNBRIDGE_BENCH_PRESENCE", "new"))
     config = load_config(config_path)
     logging.config.dictConfig(dict(config["logging"]))
     bridge = Bridge(config)
@@ -74,6 +106,11 @@ async def main(config_path: str) -> None:
                     "stranger_presence": stats.stranger_presence,
                     "invitations_failed": stats.invitations_failed,
                 }
+            elif command == "ghosts":
+                assert bridge.matrix is not None
+                ghosts = bridge.matrix.ghost_users
+                shown = sum(1 for state, _ in ghosts._sent.values() if state != "offline")
+                answer = {"online": len(ghosts._presence), "shown": shown}
             elif command == "stop":
                 answer = {}
             else:

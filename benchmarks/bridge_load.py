@@ -69,6 +69,14 @@ async def logins(
     await asyncio.sleep(2)
     rss1 = bridge.rss_kib()
     cpu1, hs1, wall1 = bridge.cpu_s(), proc_cpu_s(synapse_pid), time.perf_counter()
+    spy = None
+    if args.spy_synapse:  # py-spy samples Synapse while the bridge idles (raw stacks)
+        out = f"{args.spy_synapse}-{os.environ.get('MSNBRIDGE_BENCH_PRESENCE', 'new')}.txt"
+        spy = await asyncio.create_subprocess_exec(
+            "py-spy", "record", "-p", str(synapse_pid), "-d", str(int(args.idle)),
+            "-r", "20", "-f", "raw", "-o", out,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
     await asyncio.sleep(args.idle)
     wall = time.perf_counter() - wall1
     idle, hs_idle = (bridge.cpu_s() - cpu1) / wall, (proc_cpu_s(synapse_pid) - hs1) / wall
@@ -90,6 +98,15 @@ async def logins(
     print(
         f"bridge idle CPU ({args.idle:.0f} s)         {idle * 100:.2f} % of one core "
         f"(Synapse meanwhile {hs_idle * 100:.2f} %)"
+    )
+    if spy is not None:
+        await spy.wait()
+    ghosts = await bridge.call("ghosts")
+    shown = ghosts["shown"]
+    per = f", {hs_idle * 1000 / shown:.3f} ms/s per shown ghost" if shown else ""
+    print(
+        f"ghosts online / shown          {ghosts['online']} / {shown} "
+        f"(Synapse idle {hs_idle * 1000:.0f} ms of CPU per s{per})"
     )
 
 
@@ -277,9 +294,28 @@ async def main() -> None:
     ap.add_argument("--conversations", type=int, default=100)
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of storm")
     ap.add_argument("--think", type=float, default=1.0, help="pause between a sender's messages")
+    ap.add_argument(
+        "--presence",
+        default="new",
+        help="how ghost presence is kept up, comma-separated to compare in one run (a fresh "
+        "stack each): new, all (new, for every ghost, seen in a room or not), old (before "
+        "issue 14: all online ghosts re-sent at once every 60 s)",
+    )
+    ap.add_argument(
+        "--spy-synapse",
+        metavar="PREFIX",
+        help="py-spy (on PATH) records Synapse during the idle window to PREFIX-<presence>.txt",
+    )
     args = ap.parse_args()
     print(f"machine: {machine()}")
     print(f"ran: {vars(args)}")
+    for mode in args.presence.split(","):
+        os.environ["MSNBRIDGE_BENCH_PRESENCE"] = mode  # the bridge process inherits it
+        print(f"\n=== ghost presence: {mode}")
+        await run(args)
+
+
+async def run(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="msnbridge-bench-"))
     c = args.conversations
     couples = pair_accounts(work / "storm.json", c, "s")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import logging.config
 import os
@@ -99,7 +98,9 @@ def run(config_path: str) -> None:
     for path in log_files(logging_config):
         make_private(path)  # the log names users and their contacts
     logging.config.dictConfig(logging_config)
-    asyncio.run(Bridge(config).run())
+    from .event_loop import run as run_on_loop
+
+    run_on_loop(Bridge(config).run())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -57,6 +57,9 @@ CLIENT_NO_TRID = frozenset({"PNG", "OUT"})
 DEFAULT_MAX_LINE = 16 * 1024
 _VALID_NAMES: set[str] = set()  # names already checked: skips the check on the hot path
 DEFAULT_MAX_PAYLOAD = 64 * 1024
+# Commands read are made without calling Command.__init__ (its defaults and a frame per
+# line): 6 % fewer instructions for the reader (benchmarks/README.md).
+_new_command = object.__new__
 
 # Servers in the wild escape only these; we encode at least them (and '+' so that a
 # liberal decoder that treats '+' as space cannot corrupt it).
@@ -278,7 +281,11 @@ class CommandReader:
                         trid = int(first)
                         del parts[1]
                 del parts[0]
-                cmd = Command(name, trid, parts)
+                cmd = _new_command(Command)
+                cmd.name = name
+                cmd.trid = trid
+                cmd.args = parts
+                cmd.payload = None
                 # ``ADL t OK`` / ``RML t OK`` (MSNP13+) answer a payload with none.
                 if (name in payload_commands and not (parts and parts[-1] == "OK")) or (
                     len(parts) == 1 and name.isdigit() and parts[0].isdigit()

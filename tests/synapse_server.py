@@ -105,8 +105,17 @@ class DoublePuppetSlot:
 
 
 class SynapseServer:
-    def __init__(self, workdir: Path, *, double_puppet: bool = False) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        extra_config: dict[str, Any] | None = None,
+        *,
+        double_puppet: bool = False,
+    ) -> None:
+        """``extra_config``: top-level homeserver.yaml sections that replace the overlay's
+        (e.g. ``{"presence": {"enabled": True, "sync_online_timeout": "3s"}}``)."""
         self.workdir = workdir
+        self.extra_config = extra_config or {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.domain = SERVER_NAME
@@ -209,7 +218,7 @@ class SynapseServer:
         )
         if self.double_puppet is not None:
             overlay["app_service_config_files"].append(str(self.double_puppet.registration_path))
-        return overlay
+        return {**overlay, **self.extra_config}
 
     def _wait_ready(self) -> None:
         import urllib.error

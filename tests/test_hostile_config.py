@@ -43,7 +43,7 @@ def test_missing_offline_send_timeout_uses_the_default(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("edit", "replace", "expected"),
     [
-        ("presence_refresh_interval: 60", "presence_refresh_interval: 0",
+        ("presence_refresh_interval: 25", "presence_refresh_interval: 0",
          "bridge.presence_refresh_interval: expected a positive number of seconds"),
         ("ephemeral_check_after: 600", "ephemeral_check_after: soon",
          "bridge.ephemeral_check_after: expected an integer, got 'soon'"),

@@ -216,6 +216,18 @@ async def test_dm_both_ways_with_ghosts_typing_nudges_failures_and_metrics(
                 "GET", f"/_matrix/client/v3/profile/{quote(bob_ghost)}", token=owner.access_token
             )
             assert profile["displayname"] == "Bob ✨ the builder (MSN)"
+
+            # MSN → Matrix: a new DM room, created by bob's ghost, the owner invited (is_direct).
+            result = await bob.conversation([ALICE]).send_text("hello there", TextFormat(bold=True))
+            assert result.ok
+            room = await wait_invite(synapse, owner)
+            await join(synapse, owner, room)
+            event = await wait_for_event(
+                synapse, owner, room, is_message_from(bob_ghost, "hello there")
+            )
+            assert "<strong>hello there</strong>" in event["content"]["formatted_body"]
+            # Presence is shown once the ghost is in a room with the owner (before, nobody
+            # could see it); carol shares no room and is offline.
             as_token = synapse.appservice.as_token
 
             async def presence_of(ghost: str) -> dict[str, Any]:
@@ -242,16 +254,6 @@ async def test_dm_both_ways_with_ghosts_typing_nudges_failures_and_metrics(
                 await asyncio.sleep(0.1)
             assert state["presence"] == "unavailable" and state["status_msg"] == "Busy — building"
             assert (await presence_of(carol_ghost))["presence"] == "offline"
-
-            # MSN → Matrix: a new DM room, created by bob's ghost, the owner invited (is_direct).
-            result = await bob.conversation([ALICE]).send_text("hello there", TextFormat(bold=True))
-            assert result.ok
-            room = await wait_invite(synapse, owner)
-            await join(synapse, owner, room)
-            event = await wait_for_event(
-                synapse, owner, room, is_message_from(bob_ghost, "hello there")
-            )
-            assert "<strong>hello there</strong>" in event["content"]["formatted_body"]
             member = next(
                 e
                 for e in await room_events(synapse, owner, room)

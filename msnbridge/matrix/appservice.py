@@ -286,6 +286,7 @@ class MatrixSide:
             raise
         self._started = True
         self.az.ready = True
+        await self.ghost_users.load_visible()
         self.ghost_users.start()
         self._bridge_info = asyncio.get_running_loop().create_task(
             bridge_info.send_to_existing_rooms(self), name="matrix-bridge-info"

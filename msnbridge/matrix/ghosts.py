@@ -1,11 +1,21 @@
 """Ghost users: one Matrix user per MSN contact, named after their MSN nick, with their
-presence mirrored (and refreshed, since Synapse lets API-set presence expire)."""
+presence mirrored where someone can see it.
+
+Synapse puts a user who does not /sync offline ``presence.sync_online_timeout`` (30 s by
+default) after the last presence it was given, so the presence of an online ghost is sent
+again before that (``bridge.presence_refresh_interval``). Refreshes are spread over the
+interval, and only ghosts in a portal room are shown at all: Synapse lets nobody who
+shares no room with a user see that user's presence, so for the others it would be work
+for nothing."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
+import math
+import random
 
 from mautrix.appservice import AppService, IntentAPI
 from mautrix.errors import MatrixError
@@ -20,6 +30,7 @@ from ..db import media as media_db
 from .ids import GhostIds
 
 log = logging.getLogger("msnbridge.matrix.ghosts")
+_REFRESH_IN_FLIGHT = 8  # refresh PUTs at once (one slow answer must not let others lapse)
 
 # MSN status → Matrix presence and the words shown as status message.
 _PRESENCE: dict[str, tuple[PresenceState, str]] = {
@@ -31,6 +42,8 @@ _PRESENCE: dict[str, tuple[PresenceState, str]] = {
     "BSY": (PresenceState.UNAVAILABLE, "Busy"),
     "PHN": (PresenceState.UNAVAILABLE, "On the phone"),
 }
+
+Shown = tuple[PresenceState, "str | None"]
 
 
 def matrix_presence(status: str, psm: str = "") -> tuple[PresenceState, str | None]:
@@ -54,10 +67,16 @@ class Ghosts:
         self.ids = ids
         self.template = displayname_template
         self.refresh_interval = refresh_interval
-        self._presence: dict[str, tuple[PresenceState, str | None]] = {}  # online ghosts
+        self._presence: dict[str, Shown] = {}  # online ghosts
         # Last presence sent per ghost: every owner with that contact reports the same
         # change, and a login's contact list repeats what is shown already.
-        self._sent: dict[str, tuple[PresenceState, str | None]] = {}
+        self._sent: dict[str, Shown] = {}
+        # Ghosts in a portal room (None until loaded at start): only these are shown.
+        self._visible: set[str] | None = None
+        # When each shown online ghost is to be refreshed (loop time), and a heap of the
+        # same (entries whose time no longer matches _due are stale and skipped).
+        self._due: dict[str, float] = {}
+        self._heap: list[tuple[float, str]] = []
         self._locks: dict[str, asyncio.Lock] = {}
         # Ghost rows and intents, kept once made: every contact event of every owner asks
         # for them, and nothing but this class writes ghosts.
@@ -123,6 +142,9 @@ class Ghosts:
         await self.ensure(contact.passport, contact.nick)
         await self.set_presence(contact.passport, contact.status, contact.psm)
 
+    def is_visible(self, passport: str) -> bool:
+        return self._visible is None or passport in self._visible
+
     async def set_presence(self, passport: str, status: str, psm: str = "") -> None:
         state, message = matrix_presence(status, psm)
         passport = passport.lower()
@@ -130,10 +152,44 @@ class Ghosts:
             self._presence.pop(passport, None)
         else:
             self._presence[passport] = (state, message)
-        if self._sent.get(passport) == (state, message):
+        if self.is_visible(passport):
+            await self._show(passport)
+
+    async def in_room(self, passport: str) -> None:
+        """The ghost is in a portal room now: its presence can be seen, so show it."""
+        passport = passport.lower()
+        if self._visible is not None and passport not in self._visible:
+            self._visible.add(passport)
+            try:
+                await self._show(passport)
+            except MatrixError as e:  # presence is not worth failing the room's message
+                log.warning("Showing the presence of %s failed: %s", passport, e)
+
+    async def _show(self, passport: str) -> None:
+        shown = self._presence.get(passport, (PresenceState.OFFLINE, None))
+        if self._sent.get(passport, (PresenceState.OFFLINE, None)) == shown:
             return  # shown already; the refresher keeps an online ghost's presence alive
-        await self.intent(passport).set_presence(state, message, ignore_cache=True)
-        self._sent[passport] = (state, message)
+        await self.intent(passport).set_presence(shown[0], shown[1], ignore_cache=True)
+        self._sent[passport] = shown
+        if shown[0] is PresenceState.OFFLINE:
+            self._due.pop(passport, None)
+        else:
+            # A first refresh somewhere in the second half of the interval: ghosts shown
+            # together (an owner's contact list) are not refreshed together.
+            now = asyncio.get_running_loop().time()
+            self._schedule(passport, now + self.refresh_interval * random.uniform(0.5, 1.0))
+
+    def _schedule(self, passport: str, when: float) -> None:
+        self._due[passport] = when
+        heapq.heappush(self._heap, (when, passport))
+
+    async def load_visible(self) -> None:
+        """Ghosts in portal rooms, from the database (at start)."""
+        rows = await self.db.fetch("SELECT key FROM portals WHERE room_id IS NOT NULL")
+        visible: set[str] = set()
+        for row in rows:
+            visible.update(p for p in row["key"].split(",") if p)
+        self._visible = visible
 
     def start(self) -> None:
         self._refresher = asyncio.get_running_loop().create_task(
@@ -148,10 +204,46 @@ class Ghosts:
             self._refresher = None
 
     async def _refresh(self) -> None:
+        loop = asyncio.get_running_loop()
+        tick = min(1.0, self.refresh_interval / 10)
         while True:
-            await asyncio.sleep(self.refresh_interval)
-            for passport, (state, message) in list(self._presence.items()):
-                try:
-                    await self.intent(passport).set_presence(state, message, ignore_cache=True)
-                except MatrixError as e:
-                    log.debug("Refreshing the presence of a ghost failed: %s", e)
+            await asyncio.sleep(tick)
+            batch = self.due_refreshes(loop.time(), tick)
+            for start in range(0, len(batch), _REFRESH_IN_FLIGHT):
+                await asyncio.gather(
+                    *(self._refresh_one(p) for p in batch[start : start + _REFRESH_IN_FLIGHT])
+                )
+
+    def due_refreshes(self, now: float, tick: float) -> list[str]:
+        """The ghosts to refresh in this tick, rescheduled: every one that is due, and
+        (to even out bursts) up to this tick's share of the rest that are past the middle
+        of their interval."""
+        interval = self.refresh_interval
+        share = math.ceil(len(self._due) * tick / interval)
+        batch: list[str] = []
+        if len(self._heap) > 4 * len(self._due) + 64:  # drop stale entries now and then
+            self._heap = [(t, p) for p, t in self._due.items()]
+            heapq.heapify(self._heap)
+        heap = self._heap
+        while heap:
+            when, passport = heap[0]
+            if self._due.get(passport) != when:
+                heapq.heappop(heap)  # stale
+                continue
+            if when > now and (share <= 0 or when > now + interval / 2):
+                break
+            heapq.heappop(heap)
+            if when > now:
+                share -= 1
+            batch.append(passport)
+            self._schedule(passport, now + interval)
+        return batch
+
+    async def _refresh_one(self, passport: str) -> None:
+        shown = self._sent.get(passport)
+        if shown is None or shown[0] is PresenceState.OFFLINE:
+            return
+        try:
+            await self.intent(passport).set_presence(shown[0], shown[1], ignore_cache=True)
+        except MatrixError as e:
+            log.debug("Refreshing the presence of a ghost failed: %s", e)

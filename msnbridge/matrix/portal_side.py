@@ -203,6 +203,8 @@ class MatrixPortalSide:
         else:
             for passport in portal.participants:
                 await side.ghost_users.intent(passport).join_room_by_id(room_id)
+        for passport in portal.participants:
+            await side.ghost_users.in_room(passport)
         return room_id
 
     # --- MSN → Matrix ---
@@ -306,6 +308,7 @@ class MatrixPortalSide:
     async def _ghost_in(self, portal: Portal, passport: str, nick: str = ""):  # type: ignore[no-untyped-def]
         intent = await self.side.ghost_users.ensure(passport, nick)
         await intent.ensure_joined(RoomID(portal.room_id or ""), bot=self.side.bot)
+        await self.side.ghost_users.in_room(passport)
         return intent
 
     async def deliver_typing(self, portal: Portal, passport: str) -> None:

@@ -19,9 +19,10 @@ def _url_or_empty(value: str) -> str | None:
 MATRIX_OPTIONS: tuple[Option, ...] = (
     # Base of media links sent to MSN (people there open them in a browser).
     Option("homeserver.public_address", str, "", _url_or_empty, "https://matrix.example.com"),
-    # Synapse lets presence set through the API expire: ghosts of online contacts are
-    # refreshed this often.
-    Option("bridge.presence_refresh_interval", int, 60, _positive, "60"),
+    # Synapse puts a user who does not sync offline presence.sync_online_timeout (30 s by
+    # default) after the last presence set: ghosts of online contacts are refreshed this
+    # often, which must stay below that timeout.
+    Option("bridge.presence_refresh_interval", int, 25, _positive, "25"),
     # Warn when no typing/receipt/presence event came from the homeserver after this long.
     Option("bridge.ephemeral_check_after", int, 600, _positive, "600"),
     # Report failed deliveries with a com.beeper.message_send_status event too.
