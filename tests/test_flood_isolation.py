@@ -281,5 +281,7 @@ async def test_irc_strangers_get_no_nick_and_the_cap_line_is_logged_once(
         )
         await owner.join(message_text(invite) if " :" in invite else invite.split()[-1])
         got = await owner.privmsgs(1, DELIVERY_BOUND)
-        assert message_text(got[0]) == "after the flood"
+        # Live from the contact's puppet, or replayed by the bot as "<Bob> …" (the catch-up
+        # of lines held until the owner joined).
+        assert message_text(got[0]).endswith("after the flood"), got
         await owner.close()

@@ -19,7 +19,7 @@ from tests.synapse_server import (
     running_bridge,
     wait_for_event,
 )
-from tests.test_bot_commands import Bot, bot  # noqa: F401 (fixture, on the msn below)
+from tests.test_bot_commands import Bot, bot, max_version  # noqa: F401 (fixtures, on the msn below)
 from tests.test_matrix_portals import ALICE, CAROL, PASSWORD, bot_id, log_in, msn, settings  # noqa: F401
 
 WRONG = "Login failed: wrong passport or password."

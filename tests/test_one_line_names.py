@@ -50,7 +50,7 @@ async def test_relayed_display_name_and_ghost_name_are_one_line(
     owner, guest = await synapse.register_user(), await synapse.register_user()
     bob, bob_events = await friend(msn, BOB)
     try:
-        async with running_bridge(bridge_config(**settings(msn))):
+        async with running_bridge(bridge_config(**settings(msn, **{"bridge.relay.enabled": True}))):
             await log_in(synapse, owner)
             await bob_events.wait_for(
                 PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN"

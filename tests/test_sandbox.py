@@ -342,9 +342,19 @@ async def follow_irc_hint(host: str, port: int, printed: str) -> list[str]:
         return command_of(line) == "INVITE" and line.endswith(channel.group(1))
 
     try:
-        client.send(f"PRIVMSG {bot} :{text}")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 60
+        # "Running" means the services are up; the bridge's bot may still be connecting
+        # (a person would see it in the channel first): wait until the server knows it.
+        while True:
+            client.send(f"ISON {bot}")
+            ison = await client.expect(lambda line: command_of(line) == "303", 10)
+            if bot.lower() in message_text(ison).lower().split():
+                break
+            if loop.time() > deadline:
+                raise AssertionError(f"{bot} never came on the IRC server")
+            await asyncio.sleep(1)
+        client.send(f"PRIVMSG {bot} :{text}")
         # The invitation may come before or after the answer.
         while not (any(map(answer, client.lines)) and any(map(invite, client.lines))):
             if loop.time() > deadline:

@@ -69,6 +69,7 @@ def test_later_starts_keep_edits_fill_missing_keys_and_move_the_ports(tmp_path: 
     assert data["appservice"]["address"] == "http://127.0.0.1:39390"
     assert data["msn"]["dispatch_port"] == 11863
     assert data["msn"]["nexus_url"] == "http://127.0.0.1:11866/rdr/pprdr.asp"
+    assert data["msn"]["services_url"] == "http://127.0.0.1:11866"  # MSNP13+ SOAP services
     assert data["irc"]["server"]["port"] == 16667
     assert data["metrics"]["port"] == 18000
     assert "http://127.0.0.1:39390" in (tmp_path / "registration.yaml").read_text()

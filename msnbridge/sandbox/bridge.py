@@ -34,6 +34,7 @@ MANAGED: tuple[tuple[str, ...], ...] = (
     ("msn", "dispatch_host"),
     ("msn", "dispatch_port"),
     ("msn", "nexus_url"),
+    ("msn", "services_url"),
     ("irc", "enabled"),
     ("irc", "server", "host"),
     ("irc", "server", "port"),
@@ -52,7 +53,7 @@ HEADER = """\
 Written by the msnbridge sandbox on its first start. Edit freely: later starts keep your
 edits, add keys that are missing and set only the addresses and ports of the sandbox's
 services (homeserver.address/domain, appservice.address/hostname/port,
-msn.dispatch_host/dispatch_port/nexus_url, irc.enabled and irc.server host/port/tls,
+msn.dispatch_host/dispatch_port/nexus_url/services_url, irc.enabled and irc.server host/port/tls,
 metrics.listen_address/port). Delete this file to get the sandbox's defaults back (with a
 new secret key: stored MSN logins must then be made again)."""
 
