@@ -22,6 +22,7 @@ import resource
 import subprocess
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,6 +64,33 @@ async def start_server(n: int, qng: int) -> tuple[asyncio.subprocess.Process, di
     return proc, json.loads(line)
 
 
+def print_top_sites(base: tracemalloc.Snapshot, top: int, sessions: int) -> None:
+    """Bytes still held per session, by the line that allocated them (Python heap only:
+    tracemalloc does not see the allocator's slack, so RSS per session is higher)."""
+    snap = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    keep = (tracemalloc.Filter(False, tracemalloc.__file__),)
+    diff = snap.filter_traces(keep).compare_to(base.filter_traces(keep), "lineno")
+    total = sum(d.size_diff for d in diff)
+    print(
+        f"tracemalloc: {total / sessions / 1024:.1f} KiB per session on the Python heap",
+        file=sys.stderr,
+    )
+    print(f"{'KiB/session':>11} {'blocks/session':>14}  site", file=sys.stderr)
+    for d in diff[:top]:
+        frame = d.traceback[0]
+        where = (
+            os.path.relpath(frame.filename, ROOT)
+            if frame.filename.startswith(str(ROOT))
+            else frame.filename
+        )
+        print(
+            f"{d.size_diff / sessions / 1024:11.2f} {d.count_diff / sessions:14.1f}  "
+            f"{where}:{frame.lineno}",
+            file=sys.stderr,
+        )
+
+
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sessions", type=int, default=1000)
@@ -73,6 +101,15 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--concurrency", type=int, default=100, help="logins in flight at once")
     ap.add_argument("--qng", type=int, default=5, help="keepalive interval the server asks for")
     ap.add_argument("--shared-http", action="store_true", help="one aiohttp session for all")
+    ap.add_argument(
+        "--tracemalloc",
+        type=int,
+        nargs="?",
+        const=25,
+        default=0,
+        metavar="N",
+        help="print the top N allocation sites (by line) per session after the logins",
+    )
     ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.version = args.version or [12]
@@ -98,8 +135,9 @@ def compare(args: argparse.Namespace) -> None:
             str(args.qng),
             "--json",
             *(["--shared-http"] if args.shared_http else []),
+            *(["--tracemalloc", str(args.tracemalloc)] if args.tracemalloc else []),
         ]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT).stdout
+        out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True, cwd=ROOT).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
     print(f"{args.sessions} sessions, 50 contacts each, {args.concurrency} logins in flight")
     print(f"{'':24}" + "".join(f"{'MSNP' + str(r['version']):>12}" for r in rows))
@@ -148,6 +186,9 @@ async def main() -> None:
 
         gc.collect()
         base_rss = rss_kib()
+        if args.tracemalloc:
+            tracemalloc.start()
+            base_snap = tracemalloc.take_snapshot()
         sem = asyncio.Semaphore(args.concurrency)
 
         async def login(c: Client) -> None:
@@ -160,6 +201,8 @@ async def main() -> None:
         login_s = time.perf_counter() - t0
         gc.collect()
         per_session = (rss_kib() - base_rss) / args.sessions
+        if args.tracemalloc:
+            print_top_sites(base_snap, args.tracemalloc, args.sessions)
         cpu0, wall0 = cpu_seconds(), time.perf_counter()
         await asyncio.sleep(args.idle)
         idle_cpu = (cpu_seconds() - cpu0) / (time.perf_counter() - wall0)
