@@ -183,7 +183,7 @@ class AddressBookLists:
             c.lists |= _ROLE_BITS[m.role]
             c.network = m.network
             if not c.nick:
-                c.nick = m.display_name or m.passport
+                c.nick = sys.intern(m.display_name or m.passport)
         for passport in [p for p, c in cl.contacts.items() if not c.lists]:
             del cl.contacts[passport]
 
@@ -202,9 +202,9 @@ class AddressBookLists:
             if not c.on(Lists.AL | Lists.BL):
                 c.lists |= Lists.PL
             if nick:
-                c.nick = nick
+                c.nick = sys.intern(nick)
             elif not c.nick:
-                c.nick = passport
+                c.nick = c.passport
             self.s._emit(ev.AddedBy(c.passport, c.nick))
 
     def on_rml(self, cmd: Command) -> None:
