@@ -9,7 +9,17 @@ used while idle with keepalives running.
 With several ``--version`` each runs in a fresh process of its own (so one version's
 memory does not count against the next) and a table compares them. MSNP13-18 logins
 also go through the SOAP services (RST, address book, sharing, offline messages), each
-session with its own HTTP client unless ``--shared-http``, as the bridge runs them.
+session with its own HTTP client unless ``--shared-http`` (one for all, as the bridge's
+``Sessions`` share one).
+
+    .venv/bin/python benchmarks/sessions.py --sessions 3000 --version 12 --version 18 \
+        --shared-http --baseline /tmp/old   # old tree: git archive <commit> | tar -x -C /tmp/old
+    .venv/bin/python benchmarks/sessions.py --sessions 300 --tracemalloc 25
+
+RSS per session counts everything from before the ``Client`` objects are made to after
+all are online. ``--servers K`` splits the accounts over K test server processes (client
+i logs in to server i mod K). ``--tracemalloc N`` prints (to stderr) the N allocation
+sites that hold the most bytes per session once all are online.
 """
 
 from __future__ import annotations
@@ -22,10 +32,13 @@ import resource
 import subprocess
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+if "--code" in sys.argv:  # the puppets under test from another tree (a baseline)
+    sys.path.insert(0, sys.argv[sys.argv.index("--code") + 1])
 
 from puppets import Client, ClientConfig  # noqa: E402
 
@@ -41,6 +54,15 @@ def rss_kib() -> int:
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+async def start_servers(
+    n: int, qng: int, count: int
+) -> list[tuple[asyncio.subprocess.Process, dict]]:
+    """``count`` test servers, each with its share of the accounts (one Python process
+    logs in some thousands; 10,000 want several)."""
+    per = -(-n // count)
+    return list(await asyncio.gather(*(start_server(per, qng) for _ in range(count))))
 
 
 async def start_server(n: int, qng: int) -> tuple[asyncio.subprocess.Process, dict]:
@@ -63,6 +85,33 @@ async def start_server(n: int, qng: int) -> tuple[asyncio.subprocess.Process, di
     return proc, json.loads(line)
 
 
+def print_top_sites(base: tracemalloc.Snapshot, top: int, sessions: int) -> None:
+    """Bytes still held per session, by the line that allocated them (Python heap only:
+    tracemalloc does not see the allocator's slack, so RSS per session is higher)."""
+    snap = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    keep = (tracemalloc.Filter(False, tracemalloc.__file__),)
+    diff = snap.filter_traces(keep).compare_to(base.filter_traces(keep), "lineno")
+    total = sum(d.size_diff for d in diff)
+    print(
+        f"tracemalloc: {total / sessions / 1024:.1f} KiB per session on the Python heap",
+        file=sys.stderr,
+    )
+    print(f"{'KiB/session':>11} {'blocks/session':>14}  site", file=sys.stderr)
+    for d in diff[:top]:
+        frame = d.traceback[0]
+        where = (
+            os.path.relpath(frame.filename, ROOT)
+            if frame.filename.startswith(str(ROOT))
+            else frame.filename
+        )
+        print(
+            f"{d.size_diff / sessions / 1024:11.2f} {d.count_diff / sessions:14.1f}  "
+            f"{where}:{frame.lineno}",
+            file=sys.stderr,
+        )
+
+
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sessions", type=int, default=1000)
@@ -73,6 +122,23 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--concurrency", type=int, default=100, help="logins in flight at once")
     ap.add_argument("--qng", type=int, default=5, help="keepalive interval the server asks for")
     ap.add_argument("--shared-http", action="store_true", help="one aiohttp session for all")
+    ap.add_argument("--servers", type=int, default=1, help="test server processes")
+    ap.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="also run the puppets of another tree (git archive of the old commit), "
+        "each session with its own HTTP client as the bridge ran them",
+    )
+    ap.add_argument("--code", metavar="DIR", help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--tracemalloc",
+        type=int,
+        nargs="?",
+        const=25,
+        default=0,
+        metavar="N",
+        help="print the top N allocation sites (by line) per session after the logins",
+    )
     ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.version = args.version or [12]
@@ -82,7 +148,13 @@ def parse_args() -> argparse.Namespace:
 def compare(args: argparse.Namespace) -> None:
     """Each version in a process of its own, then one table."""
     rows = []
-    for version in args.version:
+    runs = [
+        (v, code)
+        for v in args.version
+        for code in ([args.baseline, None] if args.baseline else [None])
+    ]
+    for version, code in runs:
+        shared = args.shared_http and code is None
         cmd = [
             sys.executable,
             __file__,
@@ -97,12 +169,22 @@ def compare(args: argparse.Namespace) -> None:
             "--qng",
             str(args.qng),
             "--json",
-            *(["--shared-http"] if args.shared_http else []),
+            "--servers",
+            str(args.servers),
+            *(["--shared-http"] if shared else []),
+            *(["--tracemalloc", str(args.tracemalloc)] if args.tracemalloc else []),
+            *(["--code", code] if code else []),
         ]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT).stdout
-        rows.append(json.loads(out.strip().splitlines()[-1]))
-    print(f"{args.sessions} sessions, 50 contacts each, {args.concurrency} logins in flight")
-    print(f"{'':24}" + "".join(f"{'MSNP' + str(r['version']):>12}" for r in rows))
+        print(f"MSNP{version} {'baseline' if code else 'this tree'}:", file=sys.stderr, flush=True)
+        out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True, cwd=ROOT).stdout
+        row = json.loads(out.strip().splitlines()[-1])
+        row["label"] = f"MSNP{version}" + (" old" if code else " new" if args.baseline else "")
+        rows.append(row)
+    print(
+        f"{args.sessions} sessions, 50 contacts each, {args.concurrency} logins in flight, "
+        f"{args.servers} server process(es)"
+    )
+    print(f"{'':24}" + "".join(f"{r['label']:>12}" for r in rows))
     for key, label, fmt in (
         ("online", "sessions online", "{:.0f}"),
         ("logins_per_s", "logins per second", "{:.1f}"),
@@ -114,26 +196,37 @@ def compare(args: argparse.Namespace) -> None:
 
 async def main() -> None:
     args = parse_args()
-    if len(args.version) > 1:
+    if len(args.version) > 1 or args.baseline:
         compare(args)
         return
     version = args.version[0]
-    proc, info = await start_server(args.sessions, args.qng)
+    servers = await start_servers(args.sessions, args.qng, args.servers)
+    k = len(servers)
     http = None
     if args.shared_http:
         import aiohttp
 
-        http = aiohttp.ClientSession()
+        # As the bridge's Sessions make theirs.
+        http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0), cookie_jar=aiohttp.DummyCookieJar()
+        )
     try:
+        import gc
+
+        gc.collect()
+        base_rss = rss_kib()
+        if args.tracemalloc:
+            tracemalloc.start()
+            base_snap = tracemalloc.take_snapshot()
         clients = [
             Client(
                 ClientConfig(
-                    passport=f"user{i}@example.com",
-                    password=f"password{i}",
-                    dispatch_host=info["host"],
-                    dispatch_port=info["dispatch_port"],
-                    nexus_url=info["nexus_url"],
-                    services_url=info["services_url"],
+                    passport=f"user{i // k}@example.com",
+                    password=f"password{i // k}",
+                    dispatch_host=servers[i % k][1]["host"],
+                    dispatch_port=servers[i % k][1]["dispatch_port"],
+                    nexus_url=servers[i % k][1]["nexus_url"],
+                    services_url=servers[i % k][1]["services_url"],
                     max_version=version,
                     min_version=version,
                     timeout=60,
@@ -144,10 +237,6 @@ async def main() -> None:
             )
             for i in range(args.sessions)
         ]
-        import gc
-
-        gc.collect()
-        base_rss = rss_kib()
         sem = asyncio.Semaphore(args.concurrency)
 
         async def login(c: Client) -> None:
@@ -160,6 +249,8 @@ async def main() -> None:
         login_s = time.perf_counter() - t0
         gc.collect()
         per_session = (rss_kib() - base_rss) / args.sessions
+        if args.tracemalloc:
+            print_top_sites(base_snap, args.tracemalloc, args.sessions)
         cpu0, wall0 = cpu_seconds(), time.perf_counter()
         await asyncio.sleep(args.idle)
         idle_cpu = (cpu_seconds() - cpu0) / (time.perf_counter() - wall0)
@@ -191,8 +282,10 @@ async def main() -> None:
     finally:
         if http is not None:
             await http.close()
-        proc.terminate()
-        await proc.wait()
+        for proc, _info in servers:
+            proc.terminate()
+        for proc, _info in servers:
+            await proc.wait()
 
 
 if __name__ == "__main__":

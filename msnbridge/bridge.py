@@ -8,6 +8,7 @@ import contextlib
 import logging
 import signal
 
+import aiohttp
 import asyncpg
 from mautrix.util.async_db import Database
 from yarl import URL
@@ -122,8 +123,10 @@ class Bridge:
                 f"<password>' to log in again.",
             )
 
-    def _new_client(self, config: ClientConfig) -> Client:
-        return Client(config, stats=self.puppet_stats)
+    def _new_client(
+        self, config: ClientConfig, http: aiohttp.ClientSession | None = None
+    ) -> Client:
+        return Client(config, http=http, stats=self.puppet_stats)
 
     def _may_log_in(self, owner: str) -> bool:
         level = self.permissions.level_for(owner)

@@ -9,6 +9,7 @@ in as the small :class:`Session` protocol below (no import of the session class)
 
 from __future__ import annotations
 
+import sys
 import xml.etree.ElementTree as ET
 from typing import Protocol
 from xml.sax.saxutils import quoteattr
@@ -16,7 +17,7 @@ from xml.sax.saxutils import quoteattr
 from .command import Command, decode_arg
 from .config import ClientConfig
 from .connection import Connection
-from .contacts import ContactList, Group, Lists
+from .contacts import _NO_GROUPS, ContactList, Group, Lists
 from .errors import MSNPError, NotSupported, ProtocolError
 from .event import contact as ev
 from .soap.addressbook import AddressBook, AddressBookService
@@ -151,14 +152,17 @@ class AddressBookLists:
                 found = cl.by_guid(entry.contact_id)
                 if found is not None:
                     found.lists &= ~Lists.FL
-                    found.groups = frozenset()
+                    found.groups = _NO_GROUPS
                     found.guid = None
                 continue
             c = cl.ensure(entry.passport)
             c.guid = entry.contact_id
-            c.nick = entry.display_name or c.nick or c.passport
+            nick = entry.display_name or c.nick or c.passport
+            if nick != c.nick:
+                c.nick = sys.intern(nick)  # shared by every session listing the contact
             c.network = entry.network
-            c.groups = frozenset(g for g in entry.group_ids if g in cl.groups)
+            groups = [g for g in entry.group_ids if g in cl.groups]
+            c.groups = frozenset(groups) if groups else _NO_GROUPS
             c.lists |= Lists.FL
         live = set(cl.groups)
         for c in cl.contacts.values():
@@ -179,7 +183,7 @@ class AddressBookLists:
             c.lists |= _ROLE_BITS[m.role]
             c.network = m.network
             if not c.nick:
-                c.nick = m.display_name or m.passport
+                c.nick = sys.intern(m.display_name or m.passport)
         for passport in [p for p, c in cl.contacts.items() if not c.lists]:
             del cl.contacts[passport]
 
@@ -198,9 +202,9 @@ class AddressBookLists:
             if not c.on(Lists.AL | Lists.BL):
                 c.lists |= Lists.PL
             if nick:
-                c.nick = nick
+                c.nick = sys.intern(nick)
             elif not c.nick:
-                c.nick = passport
+                c.nick = c.passport
             self.s._emit(ev.AddedBy(c.passport, c.nick))
 
     def on_rml(self, cmd: Command) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from enum import IntFlag
 
@@ -85,6 +86,8 @@ class ContactList:
         key = passport.lower()
         contact = self.contacts.get(key)
         if contact is None:
+            # Interned: the same passport is a key in every session that lists it.
+            key = sys.intern(key)
             contact = self.contacts[key] = Contact(key)
         return contact
 

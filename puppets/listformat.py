@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .command import decode_arg
-from .contacts import Lists
+from .contacts import _NO_GROUPS, Lists
 from .errors import ProtocolError
 
 _LIST_BITS = 0x1F
@@ -27,7 +27,9 @@ def _int(value: str, default: int = 0) -> int:
 def groups_of(value: str) -> frozenset[str]:
     # Group 0 ("Other Contacts", MSNP7-9) is where ungrouped contacts live: in the model
     # they have no group, as in MSNP10+, so every version yields the same model.
-    return frozenset(g for g in value.split(",") if g and g != "0")
+    groups = [g for g in value.split(",") if g and g != "0"]
+    # No group is the common case: one shared empty set rather than ~200 bytes per contact.
+    return frozenset(groups) if groups else _NO_GROUPS
 
 
 def _fields(args: list[str]) -> tuple[dict[str, str], list[str]]:
@@ -85,7 +87,7 @@ def parse_lst(protocol: int, args: list[str]) -> ListEntry:
             decode_arg(fields.get("F=", passport)),
             Lists(_int(rest[0]) & _LIST_BITS),
             True,
-            groups_of(tail[0]) if tail else frozenset(),
+            groups_of(tail[0]) if tail else _NO_GROUPS,
             fields.get("C="),
         )
     if len(args) < 3:  # LST email nick bits [groups]
@@ -95,7 +97,7 @@ def parse_lst(protocol: int, args: list[str]) -> ListEntry:
         decode_arg(args[1]),
         Lists(_int(args[2]) & _LIST_BITS),
         True,
-        groups_of(args[3]) if len(args) >= 4 else frozenset(),
+        groups_of(args[3]) if len(args) >= 4 else _NO_GROUPS,
     )
 
 

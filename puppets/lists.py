@@ -8,6 +8,7 @@ A mixin of :class:`puppets.notification.NotificationSession`; argument forms are
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -51,7 +52,8 @@ class ListsMixin:
                 self._check_sync_done()
         if entry.passport is not None:
             c = self.contacts.ensure(entry.passport)
-            c.nick = entry.nick
+            if c.nick != entry.nick:
+                c.nick = sys.intern(entry.nick)  # shared by every session listing it
             if entry.replace:
                 c.lists = entry.lists
             else:

@@ -436,12 +436,14 @@ class NotificationSession(ListsMixin):
             return
         c.network = network
         c.status = sys.intern(p.status)  # one string per status, not per contact
-        if p.nick is not None:
-            c.nick = p.nick
+        # Interned: a contact's nick and picture are the same strings in every session that
+        # lists it (thousands of sessions in one process), and an unchanged one is kept.
+        if p.nick is not None and p.nick != c.nick:
+            c.nick = sys.intern(p.nick)
         if p.caps is not None:
             c.caps = p.caps
-        if p.msnobject is not None:
-            c.msnobject = p.msnobject
+        if p.msnobject is not None and p.msnobject != c.msnobject:
+            c.msnobject = sys.intern(p.msnobject)
         obj = _read_msnobject(c.passport, c.msnobject)
         self._emit(ev.PresenceChanged(c.passport, c.status, c.nick, c.caps, initial, obj))
 

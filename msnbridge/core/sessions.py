@@ -11,6 +11,7 @@ import hmac
 import logging
 from collections.abc import Awaitable, Callable
 
+import aiohttp
 from mautrix.util.async_db import Database
 
 from puppets import (
@@ -36,7 +37,8 @@ from .outage import OutageWatch
 log = logging.getLogger("msnbridge.sessions")
 
 Listener = Callable[[str, object], None]  # (owner ID, puppet event)
-ClientFactory = Callable[[ClientConfig], Client]
+# Called as factory(config, http=shared aiohttp session), as `Client` itself takes them.
+ClientFactory = Callable[..., Client]
 
 
 class LoginFailed(Exception):
@@ -89,6 +91,22 @@ class Sessions:
         # Owners whose stored login is about to be restored (set at start-up before the
         # sides listen, so their events wait for the session instead of failing).
         self._restoring: dict[str, asyncio.Event] = {}
+        self._http: aiohttp.ClientSession | None = None
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        """One HTTP client for every session's Passport and SOAP requests (MSNP13+ would
+        otherwise keep one per account, ~11 KiB each). Without a cookie jar: accounts must
+        not share cookies. Without a connection limit, as separate clients had none between
+        them; each request carries its own timeout."""
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0),
+                cookie_jar=aiohttp.DummyCookieJar(),
+                # Passport's TWN requests carry none of their own: ClientConfig's default.
+                timeout=aiohttp.ClientTimeout(total=30.0),
+            )
+        return self._http
 
     def get(self, owner: str) -> Client | None:
         return self._clients.get(owner)
@@ -173,7 +191,9 @@ class Sessions:
         # The same endpoint as before for the same account (MSNP16+ MPOP).
         guid = known.machine_guid if known is not None and known.passport == passport else None
         try:
-            client = self.client_factory(self.client_config(passport, password, guid))
+            client = self.client_factory(
+                self.client_config(passport, password, guid), http=self.http
+            )
         except ValueError as e:
             raise LoginFailed(str(e)) from None
         await self._seed_offline(owner, client)
@@ -328,7 +348,8 @@ class Sessions:
                 self._restored(stored.id)
                 continue
             client = self.client_factory(
-                self.client_config(stored.passport, password, stored.machine_guid)
+                self.client_config(stored.passport, password, stored.machine_guid),
+                http=self.http,
             )
             await self._seed_offline(stored.id, client)
             if stored.machine_guid is None:
@@ -354,6 +375,9 @@ class Sessions:
         for client, result in zip(clients, results, strict=True):
             if isinstance(result, Exception):
                 log.warning("Stopping the session of %s failed: %s", client.config.passport, result)
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
 
     def _adopt(self, owner: str, client: Client) -> Callable[[object], None]:
         self._clients[owner] = client

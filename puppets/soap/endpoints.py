@@ -3,6 +3,7 @@ overridable (a revival server serves them all on its own host, often over plain 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 DEFAULT_SERVICES_URL = "https://login.live.com"
@@ -32,6 +33,7 @@ class ServiceURLs:
     rsi: str
 
     @classmethod
+    @functools.lru_cache(maxsize=64)  # frozen: every session of one server shares one
     def build(
         cls,
         services_url: str | None = None,
