@@ -124,6 +124,7 @@ async def test_double_puppeted_echo_is_not_sent_to_msn(
         level_for=lambda user_id: None,
         media_base="https://example.com",
         bot=None,
+        outgoing_files=SimpleNamespace(wants=lambda portal, content: False),  # text only
     )
     inbound = MatrixInbound(side)  # type: ignore[arg-type]
     content: dict[str, Any] = {"msgtype": "m.text", "body": "hello"}
