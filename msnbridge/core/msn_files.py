@@ -11,10 +11,7 @@ cancelled by the puppet library; the owner is told here.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -27,6 +24,8 @@ from puppets.event.transfer import (
 )
 
 from ..formatting import MessageKind, RichText
+from ..temp_files import remove as remove_temp
+from ..temp_files import reserve as reserve_temp
 from .sides import NoticeKind, PortalMessage
 
 if TYPE_CHECKING:
@@ -47,20 +46,6 @@ def human_size(size: int) -> str:
             return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{size} bytes"
-
-
-def _reserve(temp_dir: str) -> Path:
-    """A new private file for an incoming transfer (small, synchronous file-system calls)."""
-    directory = Path(temp_dir) if temp_dir else Path(tempfile.gettempdir()) / "msnbridge"
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, name = tempfile.mkstemp(prefix="in-", dir=directory)
-    os.close(fd)
-    return Path(name)
-
-
-def _remove(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        os.unlink(path)
 
 
 class MsnFileRouter:
@@ -122,13 +107,13 @@ class MsnFileRouter:
                 f"refused: {reason}.",
             )
             return
-        path = _reserve(temp_dir)
+        path = reserve_temp(temp_dir, "in-")
         self._incoming[id(transfer)] = (owner, path)
         try:
             transfer.accept(path)
         except Exception:
             self._incoming.pop(id(transfer), None)
-            _remove(path)
+            remove_temp(path)
             raise
 
     async def _finished(self, owner: str, event: TransferFinished) -> None:
@@ -166,7 +151,7 @@ class MsnFileRouter:
                         "but could not be shown here.",
                     )
         finally:
-            _remove(path)
+            remove_temp(path)
 
     async def _link(
         self, owner: str, portal: object, peer: str, nick: str, path: Path, name: str, size: int
@@ -219,7 +204,7 @@ class MsnFileRouter:
         except Exception as e:
             log.info("The voice clip from %s did not come whole: %s", event.sender, e)
             return False
-        path = _reserve(self._limits[2])
+        path = reserve_temp(self._limits[2], "in-")
         try:
             path.write_bytes(data)  # at most the client's object bound (1 MiB)
             delivered = False
@@ -234,7 +219,7 @@ class MsnFileRouter:
                     log.exception("The %s side failed to post a voice clip", side.name)  # type: ignore[attr-defined]
             return delivered
         finally:
-            _remove(path)
+            remove_temp(path)
 
     def _nick(self, owner: str, passport: str) -> str:
         client = self.router.sessions.get(owner)
@@ -247,4 +232,4 @@ class MsnFileRouter:
     def forget(self, transfer: Transfer) -> None:
         entry = self._incoming.pop(id(transfer), None)
         if entry is not None:
-            _remove(entry[1])
+            remove_temp(entry[1])

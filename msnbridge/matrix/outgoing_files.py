@@ -10,10 +10,7 @@ decline, a timeout or a failure is reported in the room like an undelivered mess
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -24,6 +21,8 @@ from puppets.event.conversation import DeliveryResult, DeliveryStatus
 
 from ..core.msn_files import human_size
 from ..db.portal import Portal
+from ..temp_files import remove as remove_temp
+from ..temp_files import reserve as reserve_temp
 
 if TYPE_CHECKING:
     from .appservice import MatrixSide
@@ -35,19 +34,6 @@ FILE_TYPES = frozenset({MessageType.IMAGE, MessageType.FILE, MessageType.VIDEO, 
 
 class TooLarge(Exception):
     pass
-
-
-def _new_temp(temp_dir: str) -> Path:
-    directory = Path(temp_dir) if temp_dir else Path(tempfile.gettempdir()) / "msnbridge"
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, name = tempfile.mkstemp(prefix="out-", dir=directory)
-    os.close(fd)
-    return Path(name)
-
-
-def _remove(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        os.unlink(path)
 
 
 class OutgoingFiles:
@@ -88,7 +74,7 @@ class OutgoingFiles:
             if announced is not None and announced > limit:
                 raise TooLarge(f"{human_size(announced)} is over the limit of {human_size(limit)}")
             client = self.side.router.client(portal.owner)
-            path = await asyncio.to_thread(_new_temp, config["files.temp_dir"])
+            path = await asyncio.to_thread(reserve_temp, config["files.temp_dir"], "out-")
             size = await self._download(str(content.url), path, limit)
             transfer = client.p2p.manager.send_file(peer, path, name=name, size=size)
             status = await transfer.wait()
@@ -102,7 +88,7 @@ class OutgoingFiles:
             await self.side.portal_side.delivery_failed(portal, event_id, name, result)
         finally:
             if path is not None:
-                _remove(path)
+                remove_temp(path)
 
     async def _download(self, mxc: str, path: Path, limit: int) -> int:
         """Stream the media to ``path``; stop past ``limit`` bytes. Returns the size."""
