@@ -54,6 +54,7 @@ def rebuilds(chunks: list[str], line: str) -> bool:
 
 @settings(max_examples=300, deadline=None)
 @given(text=nasty_text, budget=st.integers(min_value=4, max_value=510))
+@example(text="0\u080000\x80\x1f", budget=4)  # a chunk of only \x1f, whitespace to Python
 def test_concatenation_preserves_text(text: str, budget: int) -> None:
     out, _ = lines.split_message(text, budget)
     # Each source line (the cleaned text cut at CR/LF) is rebuilt from its chunks.
@@ -61,6 +62,10 @@ def test_concatenation_preserves_text(text: str, budget: int) -> None:
     for source in lines.split_lines(text):
         taken: list[str] = []
         while rest and not rebuilds(taken, source):
+            taken.append(rest.pop(0))
+        # A source may already read as rebuilt when its last character is one Python calls
+        # whitespace (a split point may drop one), e.g. \x1f (underline) kept as a chunk.
+        while rest and rebuilds([*taken, rest[0]], source):
             taken.append(rest.pop(0))
         assert rebuilds(taken, source), (source, taken)
     assert rest == []
