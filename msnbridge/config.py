@@ -59,6 +59,12 @@ def _url(value: str) -> str | None:
     return None
 
 
+def _redis_url(value: str) -> str | None:
+    if value and not re.match(r"^(redis|rediss|unix)://", value):
+        return "expected redis://host:port/db, rediss://… or unix:///path (empty: no pools)"
+    return None
+
+
 def _port(value: int) -> str | None:
     return None if 1 <= value <= 65535 else "expected a port number from 1 to 65535"
 
@@ -162,6 +168,19 @@ OPTIONS: tuple[Option, ...] = (
     Option("files.temp_dir", str, ""),
     Option("irc", dict, {"enabled": False}),
     Option("irc.enabled", bool, False),
+    # Connection pools (docs/deployment.md): empty redis_url keeps every MSN session in
+    # the bridge process itself; set, the sessions live in `msnbridge pool` processes.
+    Option("pools", dict, {}),
+    Option("pools.redis_url", str, "", _redis_url, "redis://127.0.0.1:6379/0"),
+    # Names this pool process in Redis and in metrics (empty: host name and process id).
+    Option("pools.instance", str, ""),
+    # A pool that stops renewing loses its sessions after this long; another pool takes them.
+    Option("pools.lease_ttl", int, 15, _positive_seconds, "15"),
+    # How long events are kept for a core that is down; past it they are dropped (counted,
+    # and their owners told when the core is back).
+    Option("pools.max_core_downtime", int, 3600, _positive_seconds, "3600"),
+    # How long the core waits for a pool to carry out a command before reporting it failed.
+    Option("pools.command_timeout", int, 60, _positive_seconds, "60"),
     Option("metrics.enabled", bool, False),
     Option("metrics.listen_address", str, "127.0.0.1"),
     Option("metrics.port", int, 8000, _port, "8000"),
