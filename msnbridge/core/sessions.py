@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 import aiohttp
@@ -32,6 +33,7 @@ from ..db import user as user_db
 from ..db.user import Side, User
 from ..metrics import Metrics
 from ..secrets import SecretBox, SecretKeyError
+from .login_timing import RefusalTiming
 from .outage import OutageWatch
 
 log = logging.getLogger("msnbridge.sessions")
@@ -92,6 +94,7 @@ class Sessions:
         # sides listen, so their events wait for the session instead of failing).
         self._restoring: dict[str, asyncio.Event] = {}
         self._http: aiohttp.ClientSession | None = None
+        self.refusals = RefusalTiming()  # a local "wrong password" takes as long as MSN's
 
     @property
     def http(self) -> aiohttp.ClientSession:
@@ -174,6 +177,7 @@ class Sessions:
         password: str,
         management_room: str | None,
     ) -> Client:
+        started = time.monotonic()
         if (current := self._clients.get(owner)) is not None:
             raise LoginFailed(
                 f"you are logged in as {current.config.passport} already; send 'logout' first"
@@ -185,6 +189,7 @@ class Sessions:
             if not self._stored_password_is(holder, password):
                 if self.metrics is not None:
                     self.metrics.login_failed("auth")
+                await self.refusals.wait_like_msn(started)
                 raise LoginFailed(describe_login_error(AuthenticationError()))
             raise LoginFailed(f"{passport} is bridged for someone else already")
         known = await user_db.get(self.db, owner)
@@ -227,6 +232,8 @@ class Sessions:
             await client.stop()
             if self.metrics is not None and not isinstance(e, asyncio.CancelledError):
                 self.metrics.login_failed(client.error or client.last_error or e)
+            if isinstance(client.error or client.last_error, AuthenticationError):
+                self.refusals.observe_refusal(time.monotonic() - started)
             if isinstance(e, TimeoutError):
                 raise LoginFailed(describe_login_error(e)) from None
             raise
@@ -240,6 +247,7 @@ class Sessions:
         stored.machine_guid = client.machine_guid
         stored.management_room = management_room or stored.management_room
         await user_db.save(self.db, stored)
+        self.refusals.observe_login(time.monotonic() - started)
         if self.metrics is not None:
             self.metrics.login_ok()
         log.info("%s logged in to MSN as %s (MSNP%s)", owner, passport, client.protocol)
