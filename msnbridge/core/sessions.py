@@ -86,6 +86,8 @@ class Sessions:
         # Owners whose `login` is waiting for its first outcome: that command reports and
         # counts a failure, the session's STOPPED event must not do it a second time.
         self.logging_in: set[str] = set()
+        # Their management rooms, for notices that come during the login (before it is stored).
+        self.login_rooms: dict[str, str] = {}
         # Tells owners about a long reconnect (a ConnectionNotice event to the listeners).
         self.outages = OutageWatch(float(config["msn.outage_notice_after"]), self._forward)
         # Logins restore() signed out because their owner lost user rights (owner → passport).
@@ -202,6 +204,9 @@ class Sessions:
         except ValueError as e:
             raise LoginFailed(str(e)) from None
         await self._seed_offline(owner, client)
+        if management_room:
+            # What MSN says during the login (unread mail) goes there; stored only after it.
+            self.login_rooms[owner] = management_room
         first: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         def first_outcome(event: object) -> None:
@@ -224,6 +229,7 @@ class Sessions:
         try:
             await asyncio.wait_for(first, self.login_timeout)
         except BaseException as e:
+            self.login_rooms.pop(owner, None)
             if self._clients.get(owner) is client:
                 del self._clients[owner]
                 self.report_states()
@@ -247,6 +253,7 @@ class Sessions:
         stored.machine_guid = client.machine_guid
         stored.management_room = management_room or stored.management_room
         await user_db.save(self.db, stored)
+        self.login_rooms.pop(owner, None)  # stored now
         self.refusals.observe_login(time.monotonic() - started)
         if self.metrics is not None:
             self.metrics.login_ok()
