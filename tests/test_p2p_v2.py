@@ -145,3 +145,39 @@ async def test_a_v1_only_peer_gets_v1(server, tmp_path, bob_kw):
         untap(server, wire)
         await alice.stop()
         await bob.stop()
+
+
+async def _send(alice, b, bev, tmp_path, name: str) -> None:
+    src = tmp_path / name
+    src.write_bytes(os.urandom(10_000))
+    sending = alice.p2p.manager.send_file(b, src)
+    offer = await bev.wait_for(FileOffered)
+    offer.transfer.accept(tmp_path / f"got-{name}")
+    assert await sending.wait(timeout=30) == "completed", sending.reason
+    assert (tmp_path / f"got-{name}").read_bytes() == src.read_bytes()
+
+
+async def test_a_contact_back_on_a_v1_client_gets_v1(server, tmp_path):
+    pinned = {"min_version": 18, "max_version": 18}
+    (_a, alice, aev), (b, bob, bev) = await _pair(server, pinned, pinned)
+    wire = tap(server)
+    try:
+        await _send(alice, b, bev, tmp_path, "first.bin")
+        assert set(wire.framings()) == {"v2"}
+        await bob.stop()
+        await aev.wait_for(PresenceChanged, lambda e: e.passport == b and e.status == "FLN")
+        wire.frames.clear()
+        seen = len(aev.events)
+        bob, bev = await online_client(server, b, "pw", min_version=15, max_version=15)
+        await aev.until(
+            lambda: any(
+                isinstance(e, PresenceChanged) and e.passport == b and e.status == "NLN"
+                for e in aev.events[seen:]
+            )
+        )
+        await _send(alice, b, bev, tmp_path, "again.bin")
+        assert set(wire.framings()) == {"v1"}
+    finally:
+        untap(server, wire)
+        await alice.stop()
+        await bob.stop()

@@ -133,6 +133,11 @@ class P2PManager:
         self._framing_seen: dict[str, int] = {}  # the framing each contact last used
         self.sender.framing = self.framing_for
 
+    def peer_gone(self, peer: str) -> None:
+        """``peer`` signed out: its next client may frame differently and needs our SYN."""
+        self._framing_seen.pop(peer, None)
+        self.sender.forget_peer(peer)
+
     def framing_for(self, peer: str) -> int:
         """The P2P framing (1 or 2) to use with ``peer``."""
         if not self.own_v2():

@@ -106,6 +106,9 @@ class MessageSender:
             state = self._v2[peer] = V2Peer()
         return state
 
+    def forget_peer(self, peer: str) -> None:
+        self._v2.pop(peer, None)
+
     def acked(self, peer: str, key: int, framing: int = 1) -> None:
         """The contact acknowledged our message: v1 by message id, v2 by the sequence
         number just past the frame that asked for it."""
