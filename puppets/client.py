@@ -33,6 +33,7 @@ from .msnobject import MSNObject
 from .notification import NotificationSession, SwitchboardInvite
 from .offline import OfflineMessages
 from .p2p import P2PService, PictureCache
+from .p2p.transport import CAPS_EX_P2PV2
 from .services import AccountServices
 from .stats import ClientStats
 from .switchboard import Switchboard, SwitchboardTicket, normalize_passport
@@ -85,6 +86,18 @@ class Client:
         self._own_picture: tuple[MSNObject, bytes] | None = None
         # Display pictures, emoticons and files (MSNSLP over switchboards).
         self.p2p = P2PService(self, config.passport, self._emit, pictures)
+        manager = self.p2p.manager
+        manager.own_v2, manager.peer_v2 = self._p2p_v2_ours, self._p2p_v2_theirs
+        manager.sender.source = lambda: f"{config.passport};{self.machine_guid}"
+
+    def _p2p_v2_ours(self) -> bool:
+        """We may use the P2P v2 framing: MSNP16+ and announced in our extended caps."""
+        ns = self.ns
+        return ns is not None and (ns.protocol or 0) >= 16 and bool(ns.ext_caps & CAPS_EX_P2PV2)
+
+    def _p2p_v2_theirs(self, passport: str) -> bool:
+        contact = self.contacts.get(passport)
+        return contact is not None and bool(contact.ext_caps & CAPS_EX_P2PV2)
 
     @property
     def machine_guid(self) -> str:

@@ -28,6 +28,9 @@ class ClientConfig:
     product_id: str | None = None  # CHL answers; None = PROTOCOL.md's default pair
     product_key: str | None = field(default=None, repr=False)
     caps: int = 0  # client-id capability bits sent with CHG from MSNP8
+    # MSNP16+: extended capability bits after "caps:". None: P2P v2 (0x20), so v2-capable
+    # peers use the v2 P2P framing with us; 0 keeps every transfer on the v1 framing.
+    ext_caps: int | None = None
     initial_status: str = "NLN"
     locale: str = "0x0409"
     client_version: str = "6.0.0602"

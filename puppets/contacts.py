@@ -48,6 +48,7 @@ class Contact:
     status: str = "FLN"
     psm: str = ""
     caps: int = 0
+    ext_caps: int = 0  # MSNP16+ extended capabilities (P2P v2 among them)
     msnobject: str | None = None
     phones: dict[str, str] | None = None
     network: int = 1  # MSNP13+: 1 Windows Live, 32 Yahoo, ... (kept, never dropped)

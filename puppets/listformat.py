@@ -168,18 +168,26 @@ class Presence:
     nick: str | None = None
     caps: int | None = None
     msnobject: str | None = None
+    ext_caps: int = 0  # MSNP16+: the extended capabilities after ``caps:``
 
 
 def parse_presence(args: list[str]) -> Presence:
-    """ILN (after its trid) and NLN: ``ST email nick [caps [msnobject]]``."""
+    """ILN (after its trid) and NLN: ``ST email nick [caps [msnobject]]``; from MSNP16
+    caps are ``caps:extcaps``."""
     if len(args) < 2:
         raise ProtocolError("short presence line")
+    caps: int | None = None
+    ext_caps = 0
+    if len(args) >= 4:
+        base, _, ext = args[3].partition(":")
+        caps, ext_caps = _int(base), _int(ext)
     return Presence(
         args[0],
         args[1],
         decode_arg(args[2]) if len(args) >= 3 else None,
-        _int(args[3]) if len(args) >= 4 else None,
+        caps,
         decode_arg(args[4]) if len(args) >= 5 else None,
+        ext_caps,
     )
 
 

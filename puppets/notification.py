@@ -43,7 +43,7 @@ from .logthrottle import ThrottledLog
 from .message import InitialMail, NewMail, Profile, SystemMessage, parse_message, parse_payload
 from .msnobject import InvalidMSNObject, MSNObject
 from .msnobject import parse as parse_msnobject
-from .p2p.transport import CAPS_MSNC1
+from .p2p.transport import CAPS_EX_P2PV2, CAPS_MSNC1
 from .services import AccountServices
 from .stats import ClientStats
 from .ubx import endpoint_payloads, endpoints_of, parse_ubx, psm_payload
@@ -324,10 +324,21 @@ class NotificationSession(ListsMixin):
         own = self.own_msnobject if self.protocol >= 9 else None
         extra = [encode_arg(own.build())] if own is not None else []
         if self.protocol >= 16:
-            return [status, f"{self.config.caps}:0", *extra]  # caps:extended caps
+            return [status, self.caps_field, *extra]
         # MSNP9+: we speak MSNSLP (puppets.p2p), so say so unless told otherwise.
         caps = self.config.caps or (CAPS_MSNC1 if self.protocol >= 9 else 0)
         return [status, str(caps), *extra]
+
+    @property
+    def ext_caps(self) -> int:
+        """The extended capabilities announced from MSNP16 (P2P v2 unless configured)."""
+        ext = self.config.ext_caps
+        return CAPS_EX_P2PV2 if ext is None else ext
+
+    @property
+    def caps_field(self) -> str:
+        """MSNP16+ ``caps:extcaps``, as CHG and the endpoint data carry it."""
+        return f"{self.config.caps or CAPS_MSNC1}:{self.ext_caps}"
 
     async def _go_online(self) -> None:
         assert self.conn is not None
@@ -337,7 +348,7 @@ class NotificationSession(ListsMixin):
         self._status_set = True
         if self.protocol >= 18:
             for payload in endpoint_payloads(
-                self.config.caps, self.config.endpoint_name, self.config.initial_status
+                self.caps_field, self.config.endpoint_name, self.config.initial_status
             ):
                 await self.conn.request("UUX", payload=payload, timeout=self.config.timeout)
         self._emit(session.LoggedIn(self.protocol, self.config.passport, self.contacts.own_nick))
@@ -442,10 +453,13 @@ class NotificationSession(ListsMixin):
             c.nick = sys.intern(p.nick)
         if p.caps is not None:
             c.caps = p.caps
+            c.ext_caps = p.ext_caps
         if p.msnobject is not None and p.msnobject != c.msnobject:
             c.msnobject = sys.intern(p.msnobject)
         obj = _read_msnobject(c.passport, c.msnobject)
-        self._emit(ev.PresenceChanged(c.passport, c.status, c.nick, c.caps, initial, obj))
+        self._emit(
+            ev.PresenceChanged(c.passport, c.status, c.nick, c.caps, initial, obj, c.ext_caps)
+        )
 
     def _on_iln(self, cmd: Command) -> None:
         self._presence(cmd.args, True)

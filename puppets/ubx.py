@@ -22,11 +22,11 @@ def psm_payload(text: str) -> bytes:
     return f"<Data><PSM>{escape(text)}</PSM><CurrentMedia></CurrentMedia></Data>".encode()
 
 
-def endpoint_payloads(caps: int, name: str, status: str) -> list[bytes]:
-    """MSNP18 UUX endpoint data: capabilities, then the private part with the name the
-    owner's other endpoints show for this one."""
+def endpoint_payloads(caps: str, name: str, status: str) -> list[bytes]:
+    """MSNP18 UUX endpoint data: capabilities (``caps:extcaps``), then the private part
+    with the name the owner's other endpoints show for this one."""
     return [
-        f"<EndpointData><Capabilities>{caps}:0</Capabilities></EndpointData>".encode(),
+        f"<EndpointData><Capabilities>{caps}</Capabilities></EndpointData>".encode(),
         (
             f"<PrivateEndpointData><EpName>{escape(name)}</EpName><Idle>false</Idle>"
             f"<ClientType>1</ClientType><State>{status}</State></PrivateEndpointData>"

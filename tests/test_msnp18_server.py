@@ -150,3 +150,13 @@ async def test_unknown_soap_action_is_a_fault(server: MSNPTestServer) -> None:
             )
     assert fault.value.code == "soap:Client"
     assert "ABBogus" in fault.value.message
+
+
+async def test_chg_keeps_extended_caps_and_refuses_malformed_ones(server: MSNPTestServer) -> None:
+    raw = await _signed_in(server, 18)
+    raw.send("CHG 5 NLN 2789003324:48")
+    assert await raw.until("CHG 5") == "CHG 5 NLN 2789003324:48"
+    account = server.account("a@example.com")
+    assert (account.caps, account.ext_caps) == (2789003324, 48)
+    raw.send("CHG 6 NLN 2789003324:p2p")
+    assert await raw.closed()

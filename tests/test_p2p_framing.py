@@ -3,7 +3,9 @@ and hypothesis fuzzing (the parsers raise their own clear errors and nothing els
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import itertools
 import struct
 
 import pytest
@@ -274,5 +276,77 @@ async def test_manager_feed_never_raises(pieces, wrap):
             piece = build_payload(
                 "me@example.com", Frame(Header(0, 1, 0, len(piece), len(piece)), piece)
             )
+        manager.feed("peer@example.com", piece)
+    await manager.close()
+
+
+async def test_v2_messages_are_chunked_sequenced_and_ask_for_their_ack():
+    # One piece with a stand-in link: what the sender writes for a multi-chunk message.
+    from puppets.p2p.sending import MessageSender
+
+    link = _NullLink()
+    sender = MessageSender(link)
+    sender.framing = lambda peer: 2
+    sender.source = lambda: "me@example.com;{AAAAAAAA-0000-0000-0000-000000000000}"
+    data = bytes(range(256)) * 20  # 5120 bytes: five chunks
+    waiting = asyncio.ensure_future(
+        sender.send("bob@example.com", 77, data, Flags.FILE_DATA, 2, wait_ack=True)
+    )
+    for _ in range(20):  # let it write every chunk (no awaits block with a 16 window)
+        await asyncio.sleep(0)
+    assert len(link.sent) == 5
+    frames = []
+    for payload in link.sent:
+        assert len(payload) <= MAX_PAYLOAD
+        assert b"P2P-Src: me@example.com;{AAAAAAAA" in payload
+        _dest, frame = parse_payload(payload, (2,))
+        frames.append(frame)
+    assert b"".join(f.data for f in frames) == data
+    assert [f.tf for f in frames] == [7, 6, 6, 6, 6]  # file data, +1 on the first chunk
+    assert len({f.package for f in frames}) == 1 and frames[0].session_id == 77
+    assert [f.remaining for f in frames] == [len(data) - 1202 * (i + 1) for i in range(4)] + [0]
+    for prev, nxt in itertools.pairwise(frames):
+        assert nxt.sequence == prev.sequence + prev.message_size
+    # The first frame to a peer is a SYN with our peer info; only the last asks for an ack.
+    assert frames[0].opcode == 3 and frames[0].tlv(1) is not None
+    assert [f.opcode & 2 for f in frames[1:]] == [0, 0, 0, 2]
+    assert not waiting.done()
+    sender.acked("bob@example.com", frames[-2].sequence + frames[-2].message_size, 2)
+    await asyncio.sleep(0)
+    assert not waiting.done()  # an ack of another frame completes nothing
+    sender.acked("bob@example.com", frames[-1].sequence + frames[-1].message_size, 2)
+    await asyncio.wait_for(waiting, 1)
+
+
+def test_payloads_are_read_in_the_expected_framing_first():
+    v1 = build_payload("me@example.com", Frame(Header(0, 1, 0, 3, 3), b"abc"))
+    v2 = build_payload("me@example.com", FrameV2(tf=1, data=b"abc"))
+    assert isinstance(parse_payload(v1, (2, 1))[1], Frame)
+    assert isinstance(parse_payload(v2, (1, 2))[1], FrameV2)
+    with pytest.raises(P2PFormatError):
+        parse_payload(v2, (1,))  # v2 only where we announced it
+
+
+def test_presence_caps_carry_extended_caps_from_msnp16():
+    from puppets.listformat import parse_presence
+
+    p = parse_presence(["NLN", "bob@example.com", "Bob", "2789003324:48", "%3Cmsnobj%2F%3E"])
+    assert (p.caps, p.ext_caps, p.msnobject) == (2789003324, 48, "<msnobj/>")
+    old = parse_presence(["NLN", "bob@example.com", "Bob", "268435456"])
+    assert (old.caps, old.ext_caps) == (268435456, 0)
+
+
+@given(st.lists(st.binary(max_size=200), max_size=8), st.sampled_from([1, 2]))
+async def test_manager_feed_never_raises_in_either_framing(pieces, framing):
+    from puppets.p2p.manager import P2PManager
+
+    manager = P2PManager("me@example.com", _NullLink(), lambda e: None)
+    manager.own_v2 = lambda: True
+    manager.peer_v2 = lambda peer: framing == 2
+    for i, piece in enumerate(pieces):
+        frame = FrameV2(
+            opcode=i % 4, tf=i % 8, session_id=0 if i % 2 else 9, data=piece, sequence=i
+        )
+        manager.feed("peer@example.com", build_payload("me@example.com", frame))
         manager.feed("peer@example.com", piece)
     await manager.close()

@@ -22,9 +22,11 @@ from puppets.event.transfer import (
 from puppets.msnobject import MSNObject
 from puppets.p2p import PictureCache
 from tests.msnp_server import MSNPTestServer
+from tests.p2p_wire import tap, untap
 from tests.puppet_helpers import Recorder, make_config, online_client
 
-# MSNP9 (the first with MSNSLP), 12 and 18 (SSO, MPOP; the v1 framing still serves).
+# MSNP9 (the first with MSNSLP), 12 and 18 (SSO, MPOP; both puppets announce P2P v2 in
+# their extended capabilities, so the v2 framing carries everything: see ``wire``).
 VERSIONS = [9, 12, 18]
 BIG = 5 * 1024 * 1024
 
@@ -37,6 +39,21 @@ async def server():
     await srv.start()
     yield srv
     await srv.stop()
+
+
+@pytest.fixture
+def wire(server, request):
+    """The P2P frames relayed during the test; at the end, every one was in the framing
+    the version calls for (v2 at MSNP18, v1 below)."""
+    tapped = tap(server)
+    yield tapped
+    untap(server, tapped)
+    version = (
+        request.node.callspec.params.get("version") if hasattr(request.node, "callspec") else None
+    )
+    if version is not None:
+        assert tapped.frames, "no P2P frame travelled"
+        assert set(tapped.framings()) == {"v2" if version >= 16 else "v1"}
 
 
 async def _pair(server: MSNPTestServer, version: int, **kw):
@@ -53,7 +70,7 @@ async def _pair(server: MSNPTestServer, version: int, **kw):
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-async def test_a_5mb_file_arrives_byte_for_byte(server, version, tmp_path):
+async def test_a_5mb_file_arrives_byte_for_byte(server, wire, version, tmp_path):
     (a, alice, aev), (b, bob, bev) = await _pair(server, version)
     src = tmp_path / "random.bin"
     data = os.urandom(BIG)
@@ -81,7 +98,7 @@ async def test_a_5mb_file_arrives_byte_for_byte(server, version, tmp_path):
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-async def test_decline(server, version, tmp_path):
+async def test_decline(server, wire, version, tmp_path):
     (_a, alice, aev), (b, bob, bev) = await _pair(server, version)
     src = tmp_path / "x.txt"
     src.write_bytes(b"hello")
@@ -98,7 +115,7 @@ async def test_decline(server, version, tmp_path):
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-async def test_offer_times_out_unanswered(server, version, tmp_path):
+async def test_offer_times_out_unanswered(server, wire, version, tmp_path):
     (_a, alice, _aev), (b, bob, bev) = await _pair(server, version)
     src = tmp_path / "x.txt"
     src.write_bytes(b"hello")
@@ -126,7 +143,7 @@ async def _slow_source(total: int, started: asyncio.Event):
 
 @pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("who", ["sender", "receiver"])
-async def test_cancel_midway(server, version, who, tmp_path):
+async def test_cancel_midway(server, wire, version, who, tmp_path):
     (_a, alice, aev), (b, bob, bev) = await _pair(server, version)
     total = 64 * 4096 * 8
     started = asyncio.Event()
@@ -157,7 +174,7 @@ async def test_cancel_midway(server, version, who, tmp_path):
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-async def test_accept_into_a_stream(server, version):
+async def test_accept_into_a_stream(server, wire, version):
     (_a, alice, _aev), (b, bob, bev) = await _pair(server, version)
     data = os.urandom(100_000)
 
@@ -178,7 +195,7 @@ async def test_accept_into_a_stream(server, version):
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-async def test_display_picture_fetched_once_for_all_owners(server, version):
+async def test_display_picture_fetched_once_for_all_owners(server, wire, version):
     n = next(_ids)
     owner1, owner2, friend = (f"{x}{n}@example.com" for x in ("o1", "o2", "pic"))
     for who in (owner1, owner2, friend):
@@ -309,7 +326,7 @@ async def test_an_empty_file(server, tmp_path):
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-async def test_transfers_both_ways_at_once_do_not_mix(server, version, tmp_path):
+async def test_transfers_both_ways_at_once_do_not_mix(server, wire, version, tmp_path):
     (a, alice, aev), (b, bob, bev) = await _pair(server, version)
     files = {}
     for name in ("one.bin", "two.bin", "three.bin"):

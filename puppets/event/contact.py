@@ -22,6 +22,7 @@ class PresenceChanged:
     caps: int = 0
     initial: bool = False  # part of the ILN burst after login
     msnobject: MSNObject | None = None  # display picture object (MSNP9+), when valid
+    ext_caps: int = 0  # MSNP16+ extended capabilities
 
 
 @dataclass(frozen=True, slots=True)

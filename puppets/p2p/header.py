@@ -13,10 +13,13 @@ from dataclasses import dataclass, field
 __all__ = [
     "FOOTER_SIZE",
     "HEADER_SIZE",
+    "PEER_INFO",
+    "TF",
     "Flags",
     "Frame",
     "FrameV2",
     "Header",
+    "OpCode",
     "P2PFormatError",
     "parse_frame",
     "parse_frame_v2",
@@ -130,8 +133,21 @@ class TF:
 
 class OpCode:
     NONE = 0x0
-    SYN = 0x1
+    SYN = 0x1  # first message to a peer: carries our peer info (TLV 1)
     RAK = 0x2  # request an acknowledgement
+
+
+# Transport header TLVs: peer info (12 bytes), ACK and NAK (the 32-bit sequence number
+# after the acknowledged message). Data header TLV: bytes of the message still to come.
+TLV_PEER_INFO = 0x1
+TLV_ACK = 0x2
+TLV_NAK = 0x3
+DTLV_REMAINING = 0x1
+# Peer info as Messenger 2009 sends it (little-endian): protocol version 0x200,
+# implementation 0, peer info version 0xE00, reserved 0, capabilities 0x10F.
+PEER_INFO = struct.pack("<HHHHI", 0x200, 0, 0xE00, 0, 0x10F)
+_U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
 
 
 def _tlvs(data: bytes) -> list[tuple[int, bytes]]:
@@ -171,6 +187,34 @@ class FrameV2:
     data: bytes = b""
     has_data_header: bool = True
     app_id: int = 0
+    wire_size: int | None = field(default=None, compare=False)  # as parsed
+
+    @property
+    def message_size(self) -> int:
+        """The transport header's message size: data header and data (what the
+        sequence number advances by)."""
+        if self.wire_size is not None:
+            return self.wire_size
+        if not self.has_data_header:
+            return 0
+        return 8 + len(_pack_tlvs(self.data_tlvs)) + len(self.data)
+
+    def tlv(self, kind: int) -> bytes | None:
+        return next((v for k, v in self.tlvs if k == kind), None)
+
+    @property
+    def ack_of(self) -> int | None:
+        """On an ACK: the sequence number just past the acknowledged message."""
+        value = self.tlv(TLV_ACK)
+        return _U32.unpack(value)[0] if value is not None and len(value) == 4 else None
+
+    @property
+    def remaining(self) -> int:
+        """Bytes of this message still to come after this chunk (0: the last chunk)."""
+        for kind, value in self.data_tlvs:
+            if kind == DTLV_REMAINING and len(value) == 8:
+                return _U64.unpack(value)[0]
+        return 0
 
     def build(self) -> bytes:
         tlv = _pack_tlvs(self.tlvs)
@@ -195,7 +239,7 @@ def parse_frame_v2(body: bytes) -> FrameV2:
     rest = body[hlen:]
     if size > len(rest):
         raise P2PFormatError(f"v2 message size {size}, {len(rest)} bytes follow")
-    frame = FrameV2(seq, opcode, tlvs, has_data_header=size > 0)
+    frame = FrameV2(seq, opcode, tlvs, has_data_header=size > 0, wire_size=size)
     if size:
         if size < 8:
             raise P2PFormatError("v2 data header shorter than 8 bytes")

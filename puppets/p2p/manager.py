@@ -1,9 +1,14 @@
 """The P2P layer of one client: frames in and out, MSNSLP sessions, acks, flow control.
 
-Incoming ``application/x-msnmsgrp2p`` payloads are fed to :meth:`P2PManager.feed`; every
-complete message (an SLP message, a data message) is acknowledged as MSNC v1 does, once
-per message. SLP messages (session 0) are reassembled up to a bound; data goes straight
-to its session's sink chunk by chunk, so nothing larger than a chunk is held.
+Incoming ``application/x-msnmsgrp2p`` payloads are fed to :meth:`P2PManager.feed`. In the
+v1 framing every complete message (an SLP message, a data message) is acknowledged, once
+per message; in the v2 framing (MSNP16+, both sides announcing it) every frame that asks
+for it (RAK) is. SLP messages (session 0) are reassembled up to a bound; data goes
+straight to its session's sink chunk by chunk, so nothing larger than a chunk is held.
+
+The framing used with a contact is v2 when we may use it (:attr:`P2PManager.own_v2`) and
+the contact's extended capabilities announce it (:attr:`P2PManager.peer_v2`), v1
+otherwise; once a contact has sent us a frame, we answer in the framing it used.
 
 Outgoing messages go through a :class:`~.sending.MessageSender`: cut into chunks that
 fit the switchboard payload limit and written through a :class:`P2PLink` (the client's
@@ -28,7 +33,17 @@ from ..msnobject import InvalidMSNObject, MSNObject
 from ..msnobject import parse as parse_msnobject
 from . import slp
 from .filecontext import FileContext, FileContextError
-from .header import Flags, Frame, Header, P2PFormatError
+from .header import (
+    TF,
+    TLV_ACK,
+    TLV_PEER_INFO,
+    Flags,
+    Frame,
+    FrameV2,
+    Header,
+    OpCode,
+    P2PFormatError,
+)
 from .pictures import PictureCache
 from .sending import DEFAULT_WINDOW, MessageSender, P2PLink, read_path
 from .slp import SLPError, SLPMessage, parse_slp
@@ -108,8 +123,29 @@ class P2PManager:
         self._picture: str | None = None  # SHA1D of the display picture among them
         self._sessions: dict[tuple[str, int], Session] = {}
         self._calls: dict[str, Session] = {}
-        self._slp_in: dict[tuple[str, int], bytearray] = {}
+        self._slp_in: dict[tuple[str, int], bytearray] = {}  # v1: by message id
+        self._slp_in_v2: dict[tuple[str, int], bytearray] = {}  # v2: by package number
         self._tasks: set[asyncio.Task[object]] = set()
+        # Whether we may use the v2 framing at all (MSNP16+ and announced by us), and
+        # whether a contact announces it; set by the client.
+        self.own_v2: Callable[[], bool] = lambda: False
+        self.peer_v2: Callable[[str], bool] = lambda peer: False
+        self._framing_seen: dict[str, int] = {}  # the framing each contact last used
+        self.sender.framing = self.framing_for
+
+    def peer_gone(self, peer: str) -> None:
+        """``peer`` signed out: its next client may frame differently and needs our SYN."""
+        self._framing_seen.pop(peer, None)
+        self.sender.forget_peer(peer)
+
+    def framing_for(self, peer: str) -> int:
+        """The P2P framing (1 or 2) to use with ``peer``."""
+        if not self.own_v2():
+            return 1
+        seen = self._framing_seen.get(peer)
+        if seen is not None:
+            return seen
+        return 2 if self.peer_v2(peer) else 1
 
     # --- ids and tasks ---
 
@@ -179,13 +215,21 @@ class P2PManager:
 
     def feed(self, sender: str, payload: bytes) -> None:
         """One ``application/x-msnmsgrp2p`` payload from ``sender``."""
+        expected = self.framing_for(sender)
+        framings = (expected, 3 - expected) if self.own_v2() else (1,)
         try:
-            dest, frame = parse_payload(payload)
+            dest, frame = parse_payload(payload, framings)
         except (P2PFormatError, ValueError) as e:
             log.info("p2p: unreadable payload from %s: %s", sender, e)
             return
         if dest and dest != self.passport:
             return  # a group switchboard: meant for someone else
+        if isinstance(frame, FrameV2):
+            self._framing_seen[sender] = 2
+            self._feed_v2(sender, frame)
+            return
+        if self.own_v2():
+            self._framing_seen[sender] = 1
         h = frame.header
         if h.flags & Flags.ACK:
             self.sender.acked(sender, h.ack_id)
@@ -196,9 +240,79 @@ class P2PManager:
         session = self._sessions.get((sender, h.session_id))
         if session is None:
             return  # a session we ended: its last chunks are still arriving
-        self._feed_data(session, h, frame.data)
+        if isinstance(session, _ObjectFetch) and h.flags == Flags.NONE and h.total_size == 4:
+            pass  # the data preparation message
+        else:
+            self._feed_data(session, h.offset, h.total_size, h.flags, frame.data)
         if h.last_chunk:
             self._ack(sender, h)
+
+    def _feed_v2(self, sender: str, f: FrameV2) -> None:
+        acked = f.ack_of
+        if acked is not None:
+            self.sender.acked(sender, acked, 2)
+        if f.has_data_header:
+            if f.session_id == 0:
+                self._feed_slp_v2(sender, f)
+            else:
+                session = self._sessions.get((sender, f.session_id))
+                # Only data frames carry data; the rest (the data preparation message)
+                # are acknowledged if asked, and skipped.
+                if session is not None and f.tf & ~TF.FIRST in (TF.MSNOBJ, TF.FILE):
+                    # v2 has no offsets: the data continues where the session stands.
+                    if isinstance(session, _ObjectFetch):
+                        done = len(session.buf)
+                    else:
+                        done = session.done if isinstance(session, Transfer) else 0
+                    total = done + len(f.data) + f.remaining
+                    self._feed_data(session, done, total, f.tf, f.data)
+        # Acknowledged after the data is written: an ack of the last frame tells the
+        # sender everything arrived.
+        if f.opcode & OpCode.RAK:
+            self._ack_v2(sender, f)
+
+    def _feed_slp_v2(self, sender: str, f: FrameV2) -> None:
+        key = (sender, f.package)
+        if f.tf & TF.FIRST:
+            self._slp_in_v2.pop(key, None)
+            if sum(1 for k in self._slp_in_v2 if k[0] == sender) >= MAX_PARTIAL_SLP:
+                log.info("p2p: too many partial SLP messages from %s", sender)
+                return
+            buf = self._slp_in_v2[key] = bytearray()
+        else:
+            found = self._slp_in_v2.get(key)
+            if found is None:
+                return  # its start was lost or refused
+            buf = found
+        if len(buf) + len(f.data) + f.remaining > slp.MAX_SLP:
+            del self._slp_in_v2[key]
+            log.info("p2p: %s sent an SLP message over %d bytes: dropped", sender, slp.MAX_SLP)
+            return
+        buf += f.data
+        if f.remaining:
+            return
+        del self._slp_in_v2[key]
+        try:
+            msg = parse_slp(bytes(buf))
+        except SLPError as e:
+            log.info("p2p: bad SLP message from %s: %s", sender, e)
+            return
+        self._on_slp(sender, msg)
+
+    def _ack_v2(self, peer: str, f: FrameV2) -> None:
+        """Acknowledge a v2 frame: the sequence number just past it. A SYN with data is
+        answered with our own SYN and its peer info, as Messenger does."""
+        ack = FrameV2(
+            tlvs=[(TLV_ACK, ((f.sequence + f.message_size) & 0xFFFFFFFF).to_bytes(4, "big"))],
+            has_data_header=False,
+        )
+        info = f.tlv(TLV_PEER_INFO)
+        if f.opcode & OpCode.SYN and f.has_data_header and f.ack_of is None:
+            ack.opcode = OpCode.SYN | OpCode.RAK
+            if info is not None:
+                ack.tlvs.insert(0, (TLV_PEER_INFO, info))
+            self.sender.v2_peer(peer).synced = True
+        self._post(peer, ack)
 
     def _feed_slp(self, sender: str, h: Header, data: bytes) -> None:
         key = (sender, h.id)
@@ -228,15 +342,15 @@ class P2PManager:
             return
         self._on_slp(sender, msg)
 
-    def _feed_data(self, session: Session, h: Header, data: bytes) -> None:
+    def _feed_data(
+        self, session: Session, offset: int, total: int, flags: int, data: bytes
+    ) -> None:
         if isinstance(session, _ObjectFetch):
-            if h.flags == Flags.NONE and h.total_size == 4:
-                return  # the data preparation message
-            if h.total_size != session.obj.size or h.offset != len(session.buf):
+            if total != session.obj.size or offset != len(session.buf):
                 self._end_fetch(session, "the picture data does not match its object")
                 return
             session.buf += data
-            if h.last_chunk:
+            if offset + len(data) >= total:
                 whole = bytes(session.buf)
                 if not session.obj.matches(whole):
                     self._end_fetch(session, "the data does not match the object's SHA1D")
@@ -244,7 +358,7 @@ class P2PManager:
                 self._end_fetch(session, None, whole)
         elif isinstance(session, Transfer):
             try:
-                session.on_data(h.offset, h.total_size, h.flags, data)
+                session.on_data(offset, total, flags, data)
             except TransferError as e:
                 log.info("p2p: %s", e)
 
@@ -260,7 +374,7 @@ class P2PManager:
         )
         self._post(peer, Frame(ack, b"", 0))
 
-    def _post(self, peer: str, frame: Frame) -> None:
+    def _post(self, peer: str, frame: Frame | FrameV2) -> None:
         """Queue a single-frame message; failures are only logged (the peer will time out)."""
         self._spawn(self._post_checked(self.sender.post_frame(peer, frame)))
 

@@ -105,6 +105,8 @@ class P2PService:
 
     def observe(self, event: object) -> None:
         """Every client event passes here (presence changes start picture fetches)."""
+        if isinstance(event, PresenceChanged) and event.status == "FLN":
+            self.manager.peer_gone(event.passport)
         if not self.auto_fetch_pictures or not isinstance(event, PresenceChanged):
             return
         obj = event.msnobject

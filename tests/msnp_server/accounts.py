@@ -56,6 +56,7 @@ class Account:
     nick: str
     status: str = "FLN"  # FLN = offline; set by CHG or MSNPTestServer.set_presence
     caps: int = 0
+    ext_caps: int = 0  # MSNP16+: the extended capabilities after "caps:" in CHG
     msnobj: str = ""
     psm: bytes = b""  # the raw UUX payload (<Data><PSM>…)
     gtc: str = "A"

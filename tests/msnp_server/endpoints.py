@@ -76,7 +76,8 @@ def own_ubx(
         if not s.machine_guid:
             continue
         parts.append(
-            f'<EndpointData id="{s.machine_guid}"><Capabilities>{account.caps}:0'
+            f'<EndpointData id="{s.machine_guid}"><Capabilities>'
+            f"{account.caps}:{account.ext_caps}"
             "</Capabilities></EndpointData>"
         )
         parts.append(

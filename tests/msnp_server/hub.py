@@ -3,7 +3,7 @@ signed-in NS sessions, tickets, counters, and the presence fan-out to watchers."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -51,6 +51,9 @@ class Hub:
         self.sb_port = 0
         self.http_port = 0
         self.switchboards: SwitchboardServer | None = None
+        # Called with (sender, payload) for every switchboard MSG relayed (tests look at
+        # what travels on the wire).
+        self.sb_taps: list[Callable[[str, bytes], None]] = []
 
     def session(self, passport: str) -> NotificationSession | None:
         return self.ns.get(passport.lower())

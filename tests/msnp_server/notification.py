@@ -380,14 +380,15 @@ class NotificationSession(Link):
             self.error(201, cmd.trid)
             return
         caps = args[1] if len(args) >= 2 else "0"
+        ext = "0"
         if self.version >= 16:
-            caps = caps.partition(":")[0]  # caps:extcaps
-        if not caps.isdigit():
+            caps, _, ext = caps.partition(":")  # caps:extcaps
+        if not caps.isdigit() or not ext.isdigit():
             raise Violation("malformed_chg")
         account = self.account
         before = self.hub.seen_by(account)
         account.status = status
-        account.caps = int(caps)
+        account.caps, account.ext_caps = int(caps), int(ext)
         account.msnobj = decode_arg(args[2]) if len(args) == 3 else ""
         self.reply("CHG", cmd.trid, *args)
         first = not self.presence_started

@@ -8,11 +8,16 @@ from .accounts import Account
 from .framing import encode_arg, line, payload_line
 
 
+def caps_of(version: int, account: Account) -> object:
+    """Client caps as a watcher of ``version`` sees them: ``caps:extcaps`` from MSNP16."""
+    return f"{account.caps}:{account.ext_caps}" if version >= 16 else account.caps
+
+
 def _tail(version: int, account: Account) -> list[object]:
     """What follows the nick: caps from MSNP8, the MSNObject from MSNP9 (when set)."""
     parts: list[object] = []
     if version >= 8:
-        parts.append(account.caps)
+        parts.append(caps_of(version, account))
         if version >= 9 and account.msnobj:
             parts.append(encode_arg(account.msnobj))
     return parts

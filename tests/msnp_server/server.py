@@ -204,11 +204,14 @@ class MSNPTestServer:
         self.hub.directory.add_contact(owner, contact, lists, groups, nick)
 
     # -- server-side changes --------------------------------------------------------
-    def set_presence(self, passport: str, status: str, caps: int = 0, msnobj: str = "") -> None:
+    def set_presence(
+        self, passport: str, status: str, caps: int = 0, msnobj: str = "", ext_caps: int = 0
+    ) -> None:
         """Change an account's status as if its (absent) client did; FLN = offline."""
         account = self.account(passport)
         before = self.hub.seen_by(account)
         account.status, account.caps, account.msnobj = status, caps, msnobj
+        account.ext_caps = ext_caps
         self.hub.announce(account, before)
 
     def set_nick(self, passport: str, nick: str) -> None:

@@ -12,6 +12,7 @@ from .accounts import Account, valid_passport
 from .framing import Incoming, encode_arg, line, payload_line
 from .hub import Hub
 from .link import Link, Violation
+from .presence import caps_of
 
 COOKIE_TTL = 120.0
 
@@ -125,7 +126,7 @@ class SBConnection(Link):
         return self.hub.directory[self.passport]
 
     def _caps(self, account: Account) -> list[object]:
-        return [account.caps] if self.version >= 12 else []
+        return [caps_of(self.version, account)] if self.version >= 12 else []
 
     async def handle(self, cmd: Incoming) -> None:
         if self.conversation is None:
@@ -256,6 +257,8 @@ class SBConnection(Link):
         kind = cmd.args[0]
         me = self.account
         delivered = 0
+        for tap in self.hub.sb_taps:
+            tap(self.passport, cmd.payload)
         for key, other in conv.members.items():
             if key != self.key and not other.closed and self.visible_to(other):
                 name = self.name_for(other)
