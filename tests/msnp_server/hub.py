@@ -51,6 +51,9 @@ class Hub:
         self.sb_port = 0
         self.http_port = 0
         self.switchboards: SwitchboardServer | None = None
+        # Faults (MSNPTestServer.hold_switchboard_requests / swallow_messages), by passport.
+        self.held_xfr: set[str] = set()
+        self.swallowed_msg: set[str] = set()
 
     def session(self, passport: str) -> NotificationSession | None:
         return self.ns.get(passport.lower())
