@@ -81,6 +81,7 @@ class Bridge:
             )
             # Events for these owners wait for their sessions instead of failing.
             await self.sessions.expect_restore()
+            await self.router.note_interrupted()  # before the appservice hands over events
             register_account_commands(self.commands, self.sessions)
             register_contact_commands(self.commands, self.router)
             register_portal_commands(self.commands, self.router)

@@ -18,7 +18,7 @@ import aiohttp
 
 from .config import ClientConfig
 from .contacts import ContactList, Lists
-from .conversation import Conversation
+from .conversation import WITHDRAWN, BeforeWrite, Conversation
 from .errors import (
     AuthenticationError,
     ConnectionLost,
@@ -26,7 +26,7 @@ from .errors import (
     PuppetError,
     SignedOutElsewhere,
 )
-from .event.conversation import ConversationEvent, DeliveryResult
+from .event.conversation import ConversationEvent, DeliveryResult, DeliveryStatus
 from .event.session import SessionState, SessionStateChanged
 from .logthrottle import ThrottledLog
 from .msnobject import MSNObject
@@ -393,8 +393,6 @@ class Client:
         """Store an offline message for ``passport`` (MSNP13+)."""
         protocol = self.protocol or 0
         if protocol < 13:
-            from .event.conversation import DeliveryStatus
-
             return DeliveryResult(
                 DeliveryStatus.FAILED, f"offline messages need MSNP13+, not MSNP{protocol}"
             )
@@ -442,10 +440,14 @@ class Client:
             return f"{self.config.passport};{self.machine_guid}"
         return self.config.passport
 
-    async def _store_offline(self, passport: str, text: str) -> DeliveryResult | None:
+    async def _store_offline(
+        self, passport: str, text: str, before_write: BeforeWrite | None = None
+    ) -> DeliveryResult | None:
         """A 1:1 message found its contact offline: on MSNP13+ store it as an OIM."""
         if (self.protocol or 0) < 13:
             return None
+        if before_write is not None and not await before_write():
+            return DeliveryResult(DeliveryStatus.FAILED, WITHDRAWN)
         return await self.send_offline(passport, text)
 
     def detach(self, conv: Conversation) -> None:

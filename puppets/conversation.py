@@ -40,14 +40,45 @@ log = logging.getLogger("puppets.conversation")
 OFFLINE_CODE = 217
 
 
-class _Outgoing:
-    __slots__ = ("ack", "future", "payloads")
+BeforeWrite = Callable[[], Awaitable[bool]]
+"""Awaited once, just before a message's first byte is written (or it is stored as an
+offline message): False withdraws the message. An application that must know after a
+crash whether a message may have gone out records that here."""
 
-    def __init__(self, payloads: list[bytes], ack: str, future: asyncio.Future[object]) -> None:
+WITHDRAWN = "withdrawn before it was written"
+
+StoreOffline = Callable[[str, str, BeforeWrite | None], Awaitable[DeliveryResult | None]]
+"""(contact, text, before_write): the text stored as an offline message, None when that
+is not possible (before_write is awaited first, only when it is)."""
+
+
+class _Outgoing:
+    __slots__ = ("ack", "before_write", "future", "payloads")
+
+    def __init__(
+        self,
+        payloads: list[bytes],
+        ack: str,
+        future: asyncio.Future[object],
+        before_write: BeforeWrite | None = None,
+    ) -> None:
         self.payloads = payloads
         self.ack = ack
         # Resolved by the pump: a DeliveryResult (failed before writing) or a PendingDelivery.
         self.future = future
+        self.before_write = before_write
+
+
+def _once(hook: BeforeWrite) -> BeforeWrite:
+    """The hook awaited at most once; later calls repeat its answer."""
+    answer: list[bool] = []
+
+    async def once() -> bool:
+        if not answer:
+            answer.append(await hook())
+        return answer[0]
+
+    return once
 
 
 def _failed(reason: str) -> DeliveryResult:
@@ -72,7 +103,7 @@ class Conversation:
         idle_timeout: float = 180,
         join_timeout: float = 60,
         reply_timeout: float = 30,
-        store_offline: Callable[[str, str], Awaitable[DeliveryResult | None]] | None = None,
+        store_offline: StoreOffline | None = None,
     ) -> None:
         self.passport = passport
         # MSNP13+: a 1:1 text that finds its contact offline goes here (as an OIM).
@@ -124,19 +155,22 @@ class Conversation:
         fmt: TextFormat | None = None,
         *,
         extra_headers: list[tuple[str, str]] | None = None,
+        before_write: BeforeWrite | None = None,
     ) -> DeliveryResult:
-        """``extra_headers`` go into every payload (e.g. P4-Context for relayed people)."""
+        """``extra_headers`` go into every payload (e.g. P4-Context for relayed people);
+        ``before_write``: see :data:`BeforeWrite`."""
         payloads = split_text(text, fmt, extra_headers=extra_headers)
         if not payloads:
             return _failed("empty message: nothing to send")
-        result = await self._send(payloads, "A")
+        hook = _once(before_write) if before_write is not None else None
+        result = await self.submit(payloads, "A", before_write=hook)
         if (
             result.status is DeliveryStatus.OFFLINE
             and self._store_offline is not None
             and len(self.key) == 1
         ):
             (contact,) = self.key
-            stored = await self._store_offline(contact, text)
+            stored = await self._store_offline(contact, text, hook)
             if stored is not None:
                 return stored
         return result
@@ -154,14 +188,16 @@ class Conversation:
     async def _send(self, payloads: list[bytes], ack: str) -> DeliveryResult:
         return await self.submit(payloads, ack)
 
-    def submit(self, payloads: list[bytes], ack: str = "A") -> Awaitable[DeliveryResult]:
+    def submit(
+        self, payloads: list[bytes], ack: str = "A", *, before_write: BeforeWrite | None = None
+    ) -> Awaitable[DeliveryResult]:
         """Queue raw payloads now, in call order; await the result later.
 
         The P2P layer uses this (ack ``D``) to keep a window of chunks in flight.
         """
         if self._closed:
             return _done(_failed("the conversation is closed"))
-        item = _Outgoing(payloads, ack, asyncio.get_running_loop().create_future())
+        item = _Outgoing(payloads, ack, asyncio.get_running_loop().create_future(), before_write)
         self._queue.append(item)
         if self._pump_task is None or self._pump_task.done():
             self._pump_task = asyncio.get_running_loop().create_task(
@@ -196,12 +232,36 @@ class Conversation:
                 self._queue.popleft()
                 if item.future.done():
                     continue
+                if item.before_write is not None:
+                    if not await self._may_write(item):
+                        continue
+                    item.before_write = None  # answered: not asked again
+                    if sb.closed:  # it closed meanwhile: the next one takes the message
+                        self._queue.appendleft(item)
+                        continue
                 try:
                     item.future.set_result(sb.post(item.payloads, item.ack, self.reply_timeout))
                 except ValueError as e:
                     item.future.set_result(_failed(str(e)))
         finally:
             self._fail_queue(_failed("the conversation is closed"))
+
+    async def _may_write(self, item: _Outgoing) -> bool:
+        """Runs the item's hook (the queue behind it waits: the order stays); False when
+        the item is settled without writing."""
+        assert item.before_write is not None
+        try:
+            go = await item.before_write()
+        except asyncio.CancelledError:
+            if not item.future.done():
+                item.future.set_result(_failed("the conversation is closed"))
+            raise
+        except Exception as e:  # the application's callable: any failure means no write
+            log.warning("conversation: the before-write hook failed: %r", e)
+            go = False
+        if not go and not item.future.done():
+            item.future.set_result(_failed(WITHDRAWN))
+        return go and not item.future.done()
 
     def _fail_queue(self, result: DeliveryResult) -> None:
         while self._queue:

@@ -8,6 +8,7 @@ import itertools
 
 import pytest
 
+from puppets.conversation import WITHDRAWN
 from puppets.event.conversation import (
     DeliveryStatus,
     MessageReceived,
@@ -175,3 +176,55 @@ async def test_switchboard_dropped_mid_conversation_reopens(server):
     finally:
         await alice.stop()
         await bob.stop()
+
+
+async def test_before_write_runs_once_just_before_writing_and_can_withdraw(server):
+    """The hook runs once the switchboard is there and nothing of the message went out;
+    False withdraws the message, and the ones behind it keep their order."""
+    a, b = _people(server, "alice", "bob")
+    alice, _ = await online_client(server, a, "pw")
+    bob, bob_ev = await online_client(server, b, "pw")
+    try:
+        conv = alice.conversation([b])
+        seen: list[tuple[bool, int]] = []
+
+        async def hook() -> bool:
+            seen.append((conv.switchboard is not None, len(bob_ev.of(MessageReceived))))
+            await asyncio.sleep(0.05)  # a slow hook (a database write): nothing overtakes
+            return True
+
+        async def withdraw() -> bool:
+            return False
+
+        sent = [
+            asyncio.create_task(conv.send_text("first", before_write=hook)),
+            asyncio.create_task(conv.send_text("never", before_write=withdraw)),
+            asyncio.create_task(conv.send_text("third")),
+        ]
+        first, withdrawn, third = await asyncio.gather(*sent)
+        assert first.status is DeliveryStatus.ACKED and third.ok
+        assert seen == [(True, 0)]
+        assert withdrawn.status is DeliveryStatus.FAILED and withdrawn.reason == WITHDRAWN
+        await bob_ev.until(lambda: len(bob_ev.of(MessageReceived)) == 2)
+        await asyncio.sleep(0.2)
+        assert [e.message.text for e in bob_ev.of(MessageReceived)] == ["first", "third"]
+    finally:
+        await alice.stop()
+        await bob.stop()
+
+
+async def test_before_write_is_not_run_for_a_message_never_written(server):
+    a, b = _people(server, "alice", "bob")  # bob never signs in
+    alice, _ = await online_client(server, a, "pw")
+    calls: list[int] = []
+
+    async def hook() -> bool:
+        calls.append(1)
+        return True
+
+    try:
+        result = await alice.conversation([b]).send_text("are you there?", before_write=hook)
+        assert result.status is DeliveryStatus.OFFLINE
+        assert calls == []
+    finally:
+        await alice.stop()

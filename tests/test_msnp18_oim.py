@@ -10,6 +10,7 @@ import time
 import pytest
 
 from puppets import Client
+from puppets.conversation import WITHDRAWN
 from puppets.event.conversation import DeliveryStatus
 from puppets.event.offline import OfflineMessageReceived
 from tests.msnp_server import MSNPTestServer
@@ -116,5 +117,32 @@ async def test_oim_to_a_non_user_is_reported(server: MSNPTestServer) -> None:
         result = await alice.send_offline("ghost@example.com", "hello?")
         assert result.status is DeliveryStatus.FAILED
         assert "InvalidRecipient" in result.reason
+    finally:
+        await alice.stop()
+
+
+async def test_before_write_runs_before_an_offline_message_is_stored(
+    server: MSNPTestServer,
+) -> None:
+    """A text to an offline contact is stored as an OIM: the hook runs first, and False
+    keeps it from being stored."""
+    a, b = _pair(server, "hook")
+    alice, _rec = await online_client(server, a, "pw", reconnect=False)
+    stored_when_asked: list[int] = []
+
+    async def hook() -> bool:
+        stored_when_asked.append(len(server.oims(b)))
+        return True
+
+    async def withdraw() -> bool:
+        return False
+
+    try:
+        result = await alice.conversation([b]).send_text("one", before_write=hook)
+        assert result.status is DeliveryStatus.SENT_AS_OIM, result
+        assert stored_when_asked == [0]
+        withdrawn = await alice.conversation([b]).send_text("two", before_write=withdraw)
+        assert not withdrawn.ok and withdrawn.reason == WITHDRAWN
+        assert [o.text for o in server.oims(b)] == ["one"]
     finally:
         await alice.stop()

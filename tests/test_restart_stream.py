@@ -59,6 +59,16 @@ async def all_room_events(synapse: SynapseServer, user, room: str) -> list[dict]
             return list(reversed(events))
 
 
+async def failure_reports(synapse: SynapseServer, owner, room: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """The bot's "Not delivered" notices in the room, all of them."""
+    bot = bot_id(synapse)
+    return [
+        e["content"].get("body", "")
+        for e in await all_room_events(synapse, owner, room)
+        if e["sender"] == bot and "Not delivered" in e["content"].get("body", "")
+    ]
+
+
 async def poll(condition: Callable[[], Awaitable[bool]], timeout: float) -> bool:
     deadline = asyncio.get_running_loop().time() + timeout
     while asyncio.get_running_loop().time() < deadline:
@@ -70,9 +80,11 @@ async def poll(condition: Callable[[], Awaitable[bool]], timeout: float) -> bool
 
 @pytest.mark.xfail(
     strict=False,
-    reason="known defect, open: in about one full run of three, one Matrix->MSN message "
-    "sent around the kill neither reaches MSN nor is reported (no matrix_inbox left-over, "
-    "no 'may not have arrived'); everything else here holds in every run",
+    reason="known, outside the bridge: Synapse's appservice scheduler can strand one "
+    "transaction when a new event arrives while its recoverer finishes (send() saw the "
+    "appservice down, the recoverer found nothing left and marked it up): that message "
+    "never reaches the bridge (seen once in 4 runs; the bridge's own losses at the kill "
+    "are covered by the two tests below, which are strict)",
 )
 async def test_sigkill_during_a_two_way_stream_loses_and_doubles_nothing(
     synapse: SynapseServer,
@@ -138,12 +150,7 @@ async def test_sigkill_during_a_two_way_stream_loses_and_doubles_nothing(
             await asyncio.sleep(1)
             to_msn = collections.Counter(t for t in texts(bob_events) if t.startswith("m2n "))
             to_matrix = collections.Counter(t for t in await matrix_texts() if t.startswith("n2m "))
-            bot = bot_id(synapse)
-            failures = [
-                e["content"].get("body", "")
-                for e in await room_events(synapse, owner, room)
-                if e["sender"] == bot and "Not delivered" in e["content"].get("body", "")
-            ]
+            failures = await failure_reports(synapse, owner, room)
             proc.terminate()
             await asyncio.wait_for(proc.wait(), 15)
         report = {
@@ -157,6 +164,96 @@ async def test_sigkill_during_a_two_way_stream_loses_and_doubles_nothing(
         assert not lost_or_doubled, f"{lost_or_doubled}; failure reports: {failures}"
     finally:
         await bob.stop()
+
+
+async def _killed_while_sending(
+    synapse: SynapseServer,
+    bridge_config: Callable[..., Path],
+    msn: MSNPTestServer,  # noqa: F811
+    tmp_path: Path,
+    text: str,
+    fault: Callable[[bool], None],
+    faulted: Callable[[], bool],
+) -> tuple[list[str], list[str]]:
+    """Owner and bob talk; then ``fault(True)`` makes the owner's next message ``text``
+    hang on its way to MSN until ``faulted()``, the bridge is SIGKILLed there, the fault
+    is lifted and the bridge restarted. Returns what bob got of ``text`` and the
+    failure reports in the room once things settled."""
+    config = bridge_config(**settings(msn), logging=daemon_logging(tmp_path / "bridge.log"))
+    owner = await synapse.register_user()
+    bob, bob_events = await fast_friend(msn, BOB)
+    try:
+        async with daemon(synapse, config, tmp_path) as proc:
+            await log_in(synapse, owner)
+            await bob_events.wait_for(
+                PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN"
+            )
+            room = await _dm_room(synapse, owner, bob, "start")
+            await send_text(synapse, owner, room, "before")
+            await bob_events.until(lambda: "before" in texts(bob_events), timeout=30)
+            fault(True)
+            await send_text(synapse, owner, room, text)
+            for _ in range(300):
+                if faulted():
+                    break
+                await asyncio.sleep(0.05)
+            assert faulted(), "the message never reached the fault"
+            await asyncio.sleep(0.2)  # whatever the bridge does next, it does not get far
+            proc.kill()
+            await proc.wait()
+        fault(False)
+        async with daemon(synapse, config, tmp_path) as proc:
+            await send_text(synapse, owner, room, "after")
+            await bob_events.until(lambda: "after" in texts(bob_events), timeout=60)
+            await asyncio.sleep(1)
+            reports = await failure_reports(synapse, owner, room)
+            proc.terminate()
+            await asyncio.wait_for(proc.wait(), 15)
+        return [t for t in texts(bob_events) if t == text], reports
+    finally:
+        await bob.stop()
+
+
+async def test_a_message_killed_before_it_was_written_goes_out_at_the_next_start(
+    synapse: SynapseServer,
+    bridge_config: Callable[..., Path],
+    msn: MSNPTestServer,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The switchboard it waits for never opens (the server leaves XFR unanswered) and
+    the bridge is killed: not a byte of it went to MSN, so it is sent at the next start,
+    once, with no failure report (it used to be reported "may not have arrived" and
+    never sent)."""
+
+    def end_switchboards_and_hold(on: bool) -> None:
+        if on:  # the next message needs a new switchboard, which does not come
+            assert msn.hub.switchboards is not None
+            msn.hub.switchboards.close_all("test")
+        msn.hold_switchboard_requests(ALICE, on)
+
+    got, reports = await _killed_while_sending(
+        synapse, bridge_config, msn, tmp_path, "held up",
+        end_switchboards_and_hold, lambda: msn.stats.xfr_held > 0,
+    )  # fmt: skip
+    assert got == ["held up"], got
+    assert reports == [], reports
+
+
+async def test_a_message_that_may_have_reached_msn_is_reported_not_sent_twice(
+    synapse: SynapseServer,
+    bridge_config: Callable[..., Path],
+    msn: MSNPTestServer,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Written to the switchboard but not confirmed (the server swallows it) when the
+    bridge is killed: the bridge cannot know whether MSN has it, so the next start says
+    so and does not send it again (MSN cannot recognise a repeat)."""
+    got, reports = await _killed_while_sending(
+        synapse, bridge_config, msn, tmp_path, "unconfirmed",
+        lambda on: msn.swallow_messages(ALICE, on), lambda: msn.stats.messages_swallowed > 0,
+    )  # fmt: skip
+    assert got == [], got
+    assert len(reports) == 1 and "may not have arrived" in reports[0], reports
 
 
 async def test_a_message_for_a_session_being_restored_waits_for_it(

@@ -80,6 +80,7 @@ class Router:
         self.sides: list[Side] = []
         # Conversations split off a client when a 1:1 chat became a group (see _private).
         self._detached: dict[str, list[Conversation]] = {}
+        self._interrupted: list[message_db.MessageLink] = []  # see note_interrupted
         self.events = MsnEventRouter(self)
         sessions.listeners.append(self.events.on_puppet_event)
 
@@ -212,16 +213,15 @@ class Router:
         if sender_display is not None:  # it goes into the text and a header: one line
             sender_display = one_line(sender_display) or "someone"
         msn_id = f"msn:{uuid.uuid4().hex}"
-        claimed: message_db.MessageLink | None = None
+        claim: _Claim | None = None
         if origin_id is not None and origin_side == "matrix":
-            # Marked pending until MSN answered: a bridge killed meanwhile reports it at
-            # the next start (report_interrupted) instead of losing it silently.
-            claimed = message_db.MessageLink(
-                origin_id, portal.room_id or "", msn_id=message_db.PENDING + msn_id
-            )
-            if not await message_db.claim(self.db, claimed):
+            if await message_db.get(self.db, origin_id) is not None:
                 log.debug("Not sending %s again: it was sent before", origin_id)
                 return DeliveryResult(DeliveryStatus.SENT, DUPLICATE)
+            link = message_db.MessageLink(
+                origin_id, portal.room_id or "", message_db.PENDING + msn_id
+            )
+            claim = _Claim(self.db, link)
         name = sender_display if sender_display is not None else self.own_name(portal.owner)
         outgoing = RichText(list(rich.spans), kind)
         if kind is MessageKind.EMOTE:
@@ -236,10 +236,13 @@ class Router:
         except NotConnected as e:
             result = DeliveryResult(DeliveryStatus.FAILED, str(e))
         else:
-            result = await conv.send_text(text, fmt, extra_headers=headers)
-        if claimed is not None:
-            claimed.msn_id = msn_id if result.ok else None
-            await message_db.update(self.db, claimed)
+            hook = claim.before_write if claim is not None else None
+            result = await conv.send_text(text, fmt, extra_headers=headers, before_write=hook)
+        if claim is not None:
+            if claim.refused:
+                log.debug("Not sending %s again: it was sent before", origin_id)
+                return DeliveryResult(DeliveryStatus.SENT, DUPLICATE)
+            await claim.settle(msn_id if result.ok else None)
         if self.metrics is not None:
             self.metrics.message(
                 f"{origin_side}_to_msn", result_label(result), Metrics.clock() - started
@@ -326,10 +329,16 @@ class Router:
             with _logged(side, "failure report"):
                 await side.delivery_failed(portal, origin_id, text, result)
 
+    async def note_interrupted(self) -> None:
+        """At start-up, before any event is handled: the messages a killed bridge was
+        sending when it died. Read first, so that a message being sent by this run is
+        never taken for one of them."""
+        self._interrupted = await message_db.get_pending(self.db)
+
     async def report_interrupted(self) -> int:
-        """At start-up: report the messages a killed bridge was sending when it died (it
-        cannot know whether MSN got them). Returns how many."""
-        interrupted = await message_db.get_pending(self.db)
+        """Report the messages noted by note_interrupted (whether MSN got them cannot be
+        known). Returns how many."""
+        interrupted, self._interrupted = self._interrupted, []
         result = DeliveryResult(
             DeliveryStatus.FAILED, "the bridge stopped while sending it; it may not have arrived"
         )
@@ -346,6 +355,33 @@ class Router:
     async def stop(self) -> None:
         await self.events.stop()
         await self.close_detached()
+
+
+class _Claim:
+    """A Matrix message's message_map row, written as pending just before its first byte
+    goes to MSN (Conversation's before_write hook). A bridge killed before that point
+    left nothing: the event, still in matrix_inbox, is sent at the next start. Killed
+    after it, the row is still pending: report_interrupted says it may not have arrived
+    (never sent twice: MSN has no way to tell a repeat)."""
+
+    def __init__(self, db: Database, link: message_db.MessageLink) -> None:
+        self.db = db
+        self.link = link
+        self.claimed = False
+        self.refused = False  # the same event got there first (a repeated transaction)
+
+    async def before_write(self) -> bool:
+        self.claimed = await message_db.claim(self.db, self.link)
+        self.refused = not self.claimed
+        return self.claimed
+
+    async def settle(self, msn_id: str | None) -> None:
+        """The outcome: the MSN id once delivered, None when it failed."""
+        self.link.msn_id = msn_id
+        if self.claimed:
+            await message_db.update(self.db, self.link)
+        else:  # nothing was written: recorded as failed all the same, so a retry is not sent
+            await message_db.claim(self.db, self.link)
 
 
 @contextlib.contextmanager

@@ -62,7 +62,8 @@ async def update(db: Database, link: MessageLink) -> None:
     )
 
 
-PENDING = "pending:"  # msn_id prefix while a Matrix message is being sent to MSN
+PENDING = "pending:"  # msn_id prefix from just before a Matrix message is written to MSN
+# until the server answered (see core.router._Claim)
 
 
 async def get_pending(db: Database) -> list[MessageLink]:

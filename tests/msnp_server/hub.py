@@ -54,6 +54,9 @@ class Hub:
         # Called with (sender, payload) for every switchboard MSG relayed (tests look at
         # what travels on the wire).
         self.sb_taps: list[Callable[[str, bytes], None]] = []
+        # Faults (MSNPTestServer.hold_switchboard_requests / swallow_messages), by passport.
+        self.held_xfr: set[str] = set()
+        self.swallowed_msg: set[str] = set()
 
     def session(self, passport: str) -> NotificationSession | None:
         return self.ns.get(passport.lower())

@@ -452,6 +452,9 @@ class NotificationSession(Link):
         if not self.presence_started or self.account.status == "HDN":
             self.error(913, cmd.trid)
             return
+        if self.account.passport in self.hub.held_xfr:
+            self.hub.stats.xfr_held += 1  # fault: no answer, the client waits
+            return
         assert self.hub.switchboards is not None
         cookie = self.hub.switchboards.issue_cookie(self.account.passport, self.version)
         address = f"{self.hub.config.host}:{self.hub.sb_port}"

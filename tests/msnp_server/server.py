@@ -296,6 +296,18 @@ class MSNPTestServer:
         not be ours (a closed port, a dead host)."""
         self._session(passport).push(faults.invitation(host, port, inviter, nick))
 
+    def hold_switchboard_requests(self, passport: str, held: bool = True) -> None:
+        """Fault: while held, ``XFR SB`` from ``passport`` gets no answer (a message waits
+        for its switchboard). Counted in ``stats.xfr_held``."""
+        (self.hub.held_xfr.add if held else self.hub.held_xfr.discard)(passport.lower())
+
+    def swallow_messages(self, passport: str, swallowed: bool = True) -> None:
+        """Fault: while on, switchboard ``MSG``s from ``passport`` are read and dropped,
+        neither relayed nor answered (ACK/NAK). Counted in ``stats.messages_swallowed``."""
+        (self.hub.swallowed_msg.add if swallowed else self.hub.swallowed_msg.discard)(
+            passport.lower()
+        )
+
     async def kick(self, passport: str) -> None:
         session = self._session(passport)
         session.close("kicked", abort=True)

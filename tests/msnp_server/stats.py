@@ -20,6 +20,8 @@ class ServerStats:
     closes: Counter[str] = field(default_factory=Counter)  # connections closed, by reason
     soap: Counter[str] = field(default_factory=Counter)  # SOAP requests, by action
     oims_stored: int = 0
+    xfr_held: int = 0  # XFR SB left unanswered (fault)
+    messages_swallowed: int = 0  # switchboard MSGs read and dropped (fault)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -35,4 +37,6 @@ class ServerStats:
             "closes": dict(self.closes),
             "soap": dict(self.soap),
             "oims_stored": self.oims_stored,
+            "xfr_held": self.xfr_held,
+            "messages_swallowed": self.messages_swallowed,
         }

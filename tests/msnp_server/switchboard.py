@@ -256,6 +256,9 @@ class SBConnection(Link):
         assert conv is not None
         kind = cmd.args[0]
         me = self.account
+        if self.passport in self.hub.swallowed_msg:
+            self.hub.stats.messages_swallowed += 1  # fault: read, never relayed or answered
+            return
         delivered = 0
         for tap in self.hub.sb_taps:
             tap(self.passport, cmd.payload)
