@@ -471,6 +471,9 @@ async def test_a_bare_nick_admin_is_an_admin_only_once_proven(
         assert "Logged in to MSN" in await _reply(side, boss, f"login {ALICE} pw")
         assert ALICE in await _reply(side, boss, "sessions")
         await boss.close()
+        # The bot shares no channel with boss and cannot see him go; only WHOIS (signon
+        # time, in whole seconds) tells the connections apart.
+        await asyncio.sleep(1.2)
         impostor = await raw(stack, ircd, "boss")
         answer = await _reply(side, impostor, "sessions")
         assert ALICE not in answer and "password" in answer, answer
