@@ -185,6 +185,15 @@ def _every_irc_user_is_a_user(config: Path) -> Path:
     return config
 
 
+async def _seen_by_the_bot(side: IRCSide, client: RawClient) -> None:
+    """Returns once the bot has read everything ``client`` made the server send it so far:
+    the bot answers a CTCP PING as it reads it, after the lines before it."""
+    assert side.bot is not None
+    token = secrets.token_hex(4)
+    client.send(f"PRIVMSG {side.bot.nick} :\x01PING {token}\x01")
+    await client.expect(is_cmd("NOTICE", side.bot.nick, f"\x01PING {token}\x01"), 10)
+
+
 async def _no_invite(client, seconds: float) -> None:  # type: ignore[no-untyped-def]
     with contextlib.suppress(TimeoutError):
         line = await client.expect(lambda line: command_of(line) == "INVITE", seconds)
@@ -408,6 +417,7 @@ async def test_a_services_account_owns_its_login_and_its_nick_does_not(
         await back.join("#msn-alice-dave")
         back.send("PART #msn-alice-dave")
         await back.expect(is_cmd("PART", "#msn-alice-dave"), 5)
+        await _seen_by_the_bot(side, back)  # else Dave's message can overtake the PART
         back.lines.clear()
         assert (await dave.conversation([ALICE]).send_text("once more")).ok
         await back.expect(is_cmd("INVITE", "#msn-alice-dave"), 10)
