@@ -27,4 +27,7 @@ if ! .venv-synapse/bin/python -c "import synapse" >/dev/null 2>&1; then
      || echo "note: could not install matrix-synapse; Matrix integration tests will skip" >&2
 fi
 .venv/bin/ruff check .
-exec .venv/bin/python -m pytest "$@"
+# Most tests wait on real servers rather than compute, so more processes than cores pay off;
+# each test file runs whole in one process (its module fixtures started once), and each
+# process starts its own Synapse. TEST_WORKERS=0 runs everything in this one process.
+exec .venv/bin/python -m pytest -n "${TEST_WORKERS:-4}" --dist loadfile "$@"

@@ -2,11 +2,12 @@
 
 Synapse comes from PyPI (`matrix-synapse`) in its own virtualenv `.venv-synapse` (installed by
 scripts/test.sh), because its pinned dependencies must not mix with ours. One server runs per
-test session: `--generate-config` writes the base config into a temporary directory and an
-overlay (loaded after it, so its top-level keys win) sets a loopback listener, SQLite, presence,
-raised rate limits and one appservice registration whose tokens and port are chosen here, before
-Synapse starts, because Synapse reads registrations only at start-up; with `double_puppet` also
-a second registration (the bridge's double-puppet one) whose token is `synapse.double_puppet`.
+test session (under pytest-xdist, one per worker process): `--generate-config` writes the base
+config into a temporary directory and an overlay (loaded after it, so its top-level keys win)
+sets a loopback listener, SQLite, presence, raised rate limits and one appservice registration
+whose tokens and port are chosen here, before Synapse starts, because Synapse reads
+registrations only at start-up; with `double_puppet` also a second registration (the bridge's
+double-puppet one) whose token is `synapse.double_puppet`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import aiohttp
@@ -36,6 +37,9 @@ from msnbridge.bridge import Bridge
 from msnbridge.config import load_config
 from msnbridge.matrix.registration import build_double_puppet_registration
 from msnbridge.sandbox.synapse import local_overlay
+
+if TYPE_CHECKING:
+    from tests.msnp_server import MSNPTestServer
 
 REPO = Path(__file__).resolve().parent.parent
 SYNAPSE_PYTHON = REPO / ".venv-synapse" / "bin" / "python"
@@ -376,6 +380,23 @@ def is_notice_from(sender: str, contains: str) -> Callable[[dict[str, Any]], boo
     )
 
 
+def bot_id(synapse: SynapseServer) -> str:
+    """The bridge bot's Matrix ID on this server."""
+    return f"@{synapse.appservice.bot_localpart}:{synapse.domain}"
+
+
+async def matrix_login(
+    synapse: SynapseServer, user: MatrixUser, passport: str, password: str
+) -> str:
+    """``user``'s management room with the bot, after ``login`` succeeded there."""
+    bot = bot_id(synapse)
+    room = await create_dm(synapse, user, bot)
+    await wait_for_event(synapse, user, room, is_membership(bot, "join"))
+    await send_text(synapse, user, room, f"login {passport} {password}")
+    await wait_for_event(synapse, user, room, is_notice_from(bot, "Logged in to MSN"))
+    return room
+
+
 # --- bridge configuration and lifetime for tests ---------------------------------------------
 
 
@@ -419,6 +440,20 @@ def write_bridge_config(
         node[last] = value
     path.write_text(json.dumps(config, indent=2))  # JSON is YAML
     return path
+
+
+def msn_settings(server: MSNPTestServer, *, services: bool = False, **extra: Any) -> dict[str, Any]:
+    """Overrides for write_bridge_config: the bridge's `msn` section pointed at the MSNP
+    test server (with `services`, at its SOAP services too, for MSNP13+), and `extra`."""
+    section: dict[str, Any] = {
+        "dispatch_host": server.host,
+        "dispatch_port": server.dispatch_port,
+        "nexus_url": server.nexus_url,
+        "verify_tls": False,
+    }
+    if services:
+        section["services_url"] = server.services_url
+    return {"msn": section, **extra}
 
 
 @pytest.fixture(scope="session")

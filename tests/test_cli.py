@@ -31,14 +31,12 @@ async def server():
     await srv.stop()
 
 
-async def run_cli(
-    *args: str, password: str | None = "cli pw", timeout: float = 30, stdin_lines: int = 0
-) -> tuple[int, str, str]:
+async def start_cli(*args: str, password: str | None = "cli pw") -> asyncio.subprocess.Process:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     env.pop("MSN_PASSWORD", None)
     if password is not None:
         env["MSN_PASSWORD"] = password
-    proc = await asyncio.create_subprocess_exec(
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "puppets",
@@ -48,6 +46,12 @@ async def run_cli(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+
+
+async def run_cli(
+    *args: str, password: str | None = "cli pw", timeout: float = 30, stdin_lines: int = 0
+) -> tuple[int, str, str]:
+    proc = await start_cli(*args, password=password)
     out, err = await asyncio.wait_for(proc.communicate(), timeout)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
@@ -102,17 +106,25 @@ async def test_send_prints_the_delivery_result(server):
 
 
 async def test_listen_prints_events_as_json_lines(server):
-    env_task = asyncio.create_task(run_cli(*_common(server), "listen", "--for", "4", timeout=30))
-    await asyncio.sleep(2)
     friend, _ = await online_client(server, "friend@example.com", "friend-pw")
     try:
+        proc = await start_cli(*_common(server), "listen", "--for", "4")
+        assert proc.stdout is not None
+        printed: list[str] = []
+        async with asyncio.timeout(30):  # until the listener says it is online
+            while not any('"state": "online"' in line for line in printed):
+                line = (await proc.stdout.readline()).decode()
+                assert line, "listen ended before it was online"
+                printed.append(line)
         result = await friend.conversation(["cli@example.com"]).send_text("ping")
         assert result.ok
     finally:
         await friend.stop()
-    code, out, err = await env_task
-    assert code == 0, err
-    events = [json.loads(line) for line in out.splitlines()]
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    events = [
+        json.loads(line) for line in "".join(printed).splitlines() + out.decode().splitlines()
+    ]
     kinds = {e["event"] for e in events}
     assert {"SessionStateChanged", "LoggedIn", "MessageReceived"} <= kinds
     msg = next(e for e in events if e["event"] == "MessageReceived")

@@ -23,6 +23,7 @@ from tests.puppet_helpers import Recorder, online_client
 from tests.synapse_server import (
     MatrixUser,
     SynapseServer,
+    msn_settings,
     room_events,
     running_bridge,
     send_text,
@@ -52,16 +53,6 @@ async def msn() -> AsyncIterator[MSNPTestServer]:
         server.add_contact(ALICE, BOB, ("FL", "AL"))
         server.add_contact(BOB, ALICE, ("FL", "AL"))
         yield server
-
-
-def msn_settings(server: MSNPTestServer) -> dict[str, Any]:
-    return {
-        "dispatch_host": server.host,
-        "dispatch_port": server.dispatch_port,
-        "nexus_url": server.nexus_url,
-        "services_url": server.services_url,
-        "verify_tls": False,
-    }
 
 
 async def own_message_from_messenger(
@@ -135,7 +126,7 @@ async def test_own_message_is_sent_as_the_owner_with_double_puppeting(
 ) -> None:
     assert synapse.double_puppet is not None
     config = bridge_config(
-        msn=msn_settings(msn),
+        **msn_settings(msn, services=True),
         **{"bridge.double_puppet": {"secrets": {synapse.domain: synapse.double_puppet.secret}}},
     )
     owner, own, events, bob_rec = await own_message_from_messenger(
@@ -164,7 +155,7 @@ async def test_own_message_is_a_marked_notice_without_double_puppeting(
     secret: str | None,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    overrides: dict[str, Any] = {"msn": msn_settings(msn)}
+    overrides = msn_settings(msn, services=True)
     if secret is not None:  # a token the homeserver does not know: it refuses, we fall back
         overrides["bridge.double_puppet"] = {"secrets": {synapse.domain: secret}}
     config = bridge_config(**overrides)
@@ -197,7 +188,8 @@ async def test_own_message_with_a_shared_secret_login(
     password = hmac.new(secret.encode(), user_id.encode(), hashlib.sha512).hexdigest()
     registered = await synapse.register_user(localpart, password=password)
     config = bridge_config(
-        msn=msn_settings(msn), **{"bridge.double_puppet": {"secrets": {synapse.domain: secret}}}
+        **msn_settings(msn, services=True),
+        **{"bridge.double_puppet": {"secrets": {synapse.domain: secret}}},
     )
     owner, own, _events, bob_rec = await own_message_from_messenger(
         synapse, msn, config, owner=registered

@@ -32,16 +32,15 @@ from tests.puppet_helpers import Recorder, online_client
 from tests.synapse_server import (
     MatrixUser,
     SynapseServer,
-    create_dm,
     free_port,
-    is_membership,
-    is_notice_from,
+    matrix_login,
+    msn_settings,
     running_bridge,
     send_text,
     wait_for_event,
 )
 from tests.test_irc_bridge import friend, ircd, login, running_side, stack, write_config
-from tests.test_matrix_portals import bot_id, ghost_id, is_message_from, join, wait_invite
+from tests.test_matrix_portals import ghost_id, is_message_from, join, wait_invite
 
 __all__ = ["ircd", "stack"]  # fixtures shared with test_irc_bridge
 
@@ -63,25 +62,6 @@ async def msn() -> AsyncIterator[MSNPTestServer]:
             server.add_contact(a, b, ("FL", "AL"))
             server.add_contact(b, a, ("FL", "AL"))
         yield server
-
-
-def msn_settings(server: MSNPTestServer) -> dict[str, object]:
-    return {
-        "msn": {
-            "dispatch_host": server.host,
-            "dispatch_port": server.dispatch_port,
-            "nexus_url": server.nexus_url,
-            "verify_tls": False,
-        }
-    }
-
-
-async def log_in(synapse: SynapseServer, user: MatrixUser, passport: str) -> None:
-    bot = bot_id(synapse)
-    room = await create_dm(synapse, user, bot)
-    await wait_for_event(synapse, user, room, is_membership(bot, "join"))
-    await send_text(synapse, user, room, f"login {passport} {PASSWORD}")
-    await wait_for_event(synapse, user, room, is_notice_from(bot, "Logged in to MSN"))
 
 
 async def portal_with(
@@ -177,7 +157,7 @@ async def test_flooded_owner_stalls_no_one_and_strangers_become_nothing(
         stack.push_async_callback(irc_owner.close)
         irc_owner.send(f"PRIVMSG FloodBot :login {ALICE} {PASSWORD}")
         await irc_owner.expect(lambda line: "Logged in to MSN" in line, 20)
-        await log_in(synapse, b, CAROL)
+        await matrix_login(synapse, b, CAROL, PASSWORD)
         room = await portal_with(synapse, b, dave, CAROL)
 
         flood = asyncio.get_running_loop().create_task(

@@ -23,9 +23,8 @@ from tests.msnp_server.framing import payload_line
 from tests.synapse_server import (
     MatrixUser,
     SynapseServer,
-    create_dm,
-    is_membership,
     is_notice_from,
+    matrix_login,
     room_events,
     running_bridge,
     send_text,
@@ -53,12 +52,7 @@ CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # C0 controls but \t and \n, 
 
 
 async def login_as(synapse: SynapseServer, user: MatrixUser, passport: str) -> str:
-    bot = bot_id(synapse)
-    room = await create_dm(synapse, user, bot)
-    await wait_for_event(synapse, user, room, is_membership(bot, "join"))
-    await send_text(synapse, user, room, f"login {passport} {PASSWORD}")
-    await wait_for_event(synapse, user, room, is_notice_from(bot, "Logged in to MSN"))
-    return room
+    return await matrix_login(synapse, user, passport, PASSWORD)
 
 
 async def invited_room(synapse: SynapseServer, user: MatrixUser, timeout: float = 15) -> str:

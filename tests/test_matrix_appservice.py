@@ -8,7 +8,6 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -23,6 +22,7 @@ from tests.synapse_server import (
     create_dm,
     is_membership,
     is_notice_from,
+    msn_settings,
     room_events,
     running_bridge,
     send_text,
@@ -227,17 +227,6 @@ async def msn_server() -> AsyncIterator[MSNPTestServer]:
     async with MSNPTestServer() as server:
         server.add_account("alice@example.com", "correct horse", nick="Alice")
         yield server
-
-
-def msn_settings(server: MSNPTestServer) -> dict[str, Any]:
-    return {
-        "msn": {
-            "dispatch_host": server.host,
-            "dispatch_port": server.dispatch_port,
-            "nexus_url": server.nexus_url,
-            "verify_tls": False,
-        }
-    }
 
 
 async def wait_until(condition: Callable[[], bool], timeout: float = 15.0) -> None:

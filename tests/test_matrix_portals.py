@@ -32,15 +32,17 @@ from tests.puppet_helpers import Recorder, online_client
 from tests.synapse_server import (
     MatrixUser,
     SynapseServer,
-    create_dm,
+    bot_id,
     free_port,
     is_membership,
     is_notice_from,
+    matrix_login,
     room_events,
     running_bridge,
     send_text,
     wait_for_event,
 )
+from tests.synapse_server import msn_settings as settings  # the name other modules import
 
 PASSWORD = "correct horse"
 ALICE, BOB, CAROL = "alice@example.com", "bob@example.com", "carol@example.com"
@@ -58,35 +60,14 @@ async def msn() -> AsyncIterator[MSNPTestServer]:
         yield server
 
 
-def settings(server: MSNPTestServer, **extra: Any) -> dict[str, Any]:
-    return {
-        "msn": {
-            "dispatch_host": server.host,
-            "dispatch_port": server.dispatch_port,
-            "nexus_url": server.nexus_url,
-            "verify_tls": False,
-        },
-        **extra,
-    }
-
-
-def bot_id(synapse: SynapseServer) -> str:
-    return f"@{synapse.appservice.bot_localpart}:{synapse.domain}"
-
-
 def ghost_id(synapse: SynapseServer, passport: str) -> str:
     escaped = passport.replace("@", "=40")
     return f"@{synapse.appservice.user_prefix}{escaped}:{synapse.domain}"
 
 
 async def log_in(synapse: SynapseServer, owner: MatrixUser) -> str:
-    """The owner's management room with the bot, after `login` succeeded there."""
-    bot = bot_id(synapse)
-    room = await create_dm(synapse, owner, bot)
-    await wait_for_event(synapse, owner, room, is_membership(bot, "join"))
-    await send_text(synapse, owner, room, f"login {ALICE} {PASSWORD}")
-    await wait_for_event(synapse, owner, room, is_notice_from(bot, "Logged in to MSN"))
-    return room
+    """The owner's management room with the bot, after `login` as alice succeeded there."""
+    return await matrix_login(synapse, owner, ALICE, PASSWORD)
 
 
 async def sync(

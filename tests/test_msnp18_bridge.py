@@ -19,6 +19,7 @@ from tests.puppet_helpers import online_client
 from tests.synapse_server import (
     SynapseServer,
     is_notice_from,
+    msn_settings,
     room_events,
     running_bridge,
     send_text,
@@ -50,22 +51,10 @@ async def msn() -> AsyncIterator[MSNPTestServer]:
         yield server
 
 
-def settings(server: MSNPTestServer) -> dict:  # type: ignore[type-arg]
-    return {
-        "msn": {
-            "dispatch_host": server.host,
-            "dispatch_port": server.dispatch_port,
-            "nexus_url": server.nexus_url,
-            "services_url": server.services_url,
-            "verify_tls": False,
-        }
-    }
-
-
 async def test_msnp18_bridge_end_to_end(
     synapse: SynapseServer, bridge_config: Callable[..., Path], msn: MSNPTestServer
 ) -> None:
-    config = bridge_config(**settings(msn))
+    config = bridge_config(**msn_settings(msn, services=True))
     owner = await synapse.register_user()
     bot = bot_id(synapse)
     bob_ghost = ghost_id(synapse, BOB)

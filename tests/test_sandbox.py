@@ -238,6 +238,17 @@ def wait_running(proc: subprocess.Popen[str], data_dir: Path, output: Path) -> d
         time.sleep(0.2)
 
 
+def wait_printed(proc: subprocess.Popen[str], output: Path, pattern: str) -> str:
+    """The sandbox's output once it holds ``pattern``: the summary says "running" a moment
+    before the sandbox prints what it started."""
+    deadline = time.monotonic() + 30
+    while not re.search(pattern, printed := output.read_text()):
+        assert proc.poll() is None, printed
+        assert time.monotonic() < deadline, f"{pattern!r} never printed:\n{printed}"
+        time.sleep(0.1)
+    return printed
+
+
 def start_sandbox(data_dir: Path, ports: Ports, out: TextIO, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         sandbox_argv(data_dir, ports, *extra),
@@ -376,7 +387,7 @@ def test_the_printed_irc_hint_logs_in_as_printed(
         proc = start_sandbox(data_dir, ports, out)
     try:
         data = wait_running(proc, data_dir, output)
-        printed = output.read_text()
+        printed = wait_printed(proc, output, r"then join #")
         answer, invite = asyncio.run(follow_irc_hint("127.0.0.1", ports.irc, printed))
     finally:
         stop_sandbox(proc)

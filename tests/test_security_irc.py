@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,7 +25,7 @@ from msnbridge.irc.options import IRCOptions
 from msnbridge.irc.side import IRCSide
 from msnbridge.permissions import PermissionLevel, Permissions
 from msnbridge.secrets import SecretBox
-from tests.ircd import IRCd, command_of, free_port, message_text, running_ircd
+from tests.ircd import IRCd, RawClient, command_of, free_port, message_text, running_ircd
 from tests.msnp_server import MSNPTestServer
 from tests.test_irc_bridge import is_cmd, raw, seen_or_expect, write_config
 
@@ -98,16 +99,26 @@ def test_irc_permission_entries() -> None:
         Permissions({"irc:nick:": "user"})
 
 
-async def _reply(client, bot: str, text: str) -> str:  # type: ignore[no-untyped-def]
+async def _reply(side: IRCSide, client: RawClient, text: str) -> str:
+    """The bot's whole answer to ``text``, however many lines. Once the side has handled
+    the command (every task it spawned is done), the test queues a marker NOTICE behind the
+    answer: the bot sends a priority's lines in order, so the marker comes last."""
+    assert side.bot is not None
+    bot = side.bot.nick
     client.lines.clear()
     client.send(f"PRIVMSG {bot} :{text}")
-    notices = []
-    line = await client.expect(is_cmd("NOTICE", bot), 15)
-    notices.append(message_text(line))
-    with contextlib.suppress(TimeoutError):
-        while True:  # a multi-line answer
-            notices.append(message_text(await client.expect(is_cmd("NOTICE", bot), 1)))
-    return "\n".join(notices)
+    await client.expect(is_cmd("NOTICE", bot), 15)
+    async with asyncio.timeout(15):
+        while pending := [task for task in side._tasks if not task.done()]:
+            await asyncio.wait(pending)
+    marker = f"end of answer {secrets.token_hex(4)}"
+    side.bot.notice(client.nick, marker)
+    await client.expect(is_cmd("NOTICE", bot, marker), 15)
+    return "\n".join(
+        message_text(line)
+        for line in client.lines
+        if is_cmd("NOTICE", bot)(line) and marker not in line
+    )
 
 
 async def test_two_bridged_irc_users_and_an_outsider_are_kept_apart(
@@ -121,25 +132,24 @@ async def test_two_bridged_irc_users_and_an_outsider_are_kept_apart(
     config.write_text(text)
     async with running_side(config) as side:
         assert side.bot is not None
-        bot = side.bot.nick
         alice = await raw(stack, ircd, "alice")
         carol = await raw(stack, ircd, "carol")
         mallory = await raw(stack, ircd, "mallory")
 
-        assert "Logged in to MSN" in await _reply(alice, bot, f"login {ALICE} pw")
-        assert "Logged in to MSN" in await _reply(carol, bot, f"login {CAROL} pw")
+        assert "Logged in to MSN" in await _reply(side, alice, f"login {ALICE} pw")
+        assert "Logged in to MSN" in await _reply(side, carol, f"login {CAROL} pw")
 
         # Each sees only their own contacts.
-        alice_contacts = await _reply(alice, bot, "contacts")
-        carol_contacts = await _reply(carol, bot, "contacts")
+        alice_contacts = await _reply(side, alice, "contacts")
+        carol_contacts = await _reply(side, carol, "contacts")
         assert ALICE_ONLY in alice_contacts and CAROL_ONLY not in alice_contacts
         assert CAROL_ONLY in carol_contacts and ALICE_ONLY not in carol_contacts
         # Not an admin: no view of other sessions.
-        assert ALICE not in await _reply(carol, bot, "sessions")
+        assert ALICE not in await _reply(side, carol, "sessions")
 
         # The outsider is refused everything, and learns nothing.
         for command in ("help", "contacts", f"login {CAROL_ONLY} pw", "sessions"):
-            answer = await _reply(mallory, bot, command)
+            answer = await _reply(side, mallory, command)
             assert "not allowed" in answer.lower() or "refus" in answer.lower(), answer
             assert ALICE_ONLY not in answer and CAROL_ONLY not in answer
         assert msn.online_sessions(CAROL_ONLY) == 0
@@ -175,6 +185,15 @@ def _every_irc_user_is_a_user(config: Path) -> Path:
     return config
 
 
+async def _seen_by_the_bot(side: IRCSide, client: RawClient) -> None:
+    """Returns once the bot has read everything ``client`` made the server send it so far:
+    the bot answers a CTCP PING as it reads it, after the lines before it."""
+    assert side.bot is not None
+    token = secrets.token_hex(4)
+    client.send(f"PRIVMSG {side.bot.nick} :\x01PING {token}\x01")
+    await client.expect(is_cmd("NOTICE", side.bot.nick, f"\x01PING {token}\x01"), 10)
+
+
 async def _no_invite(client, seconds: float) -> None:  # type: ignore[no-untyped-def]
     with contextlib.suppress(TimeoutError):
         line = await client.expect(lambda line: command_of(line) == "INVITE", seconds)
@@ -203,9 +222,8 @@ async def test_taking_a_bare_nick_does_not_take_its_msn_login(
     config = _every_irc_user_is_a_user(write_config(tmp_path, msn, ircd))
     async with running_side(config) as side:
         assert side.bot is not None
-        bot = side.bot.nick
         alice = await raw(stack, ircd, nick)
-        assert "Logged in to MSN" in await _reply(alice, bot, f"login {ALICE} pw")
+        assert "Logged in to MSN" in await _reply(side, alice, f"login {ALICE} pw")
         if was_in_a_channel:  # the usual case: the bot sees her QUIT
             invite = await seen_or_expect(alice, is_cmd("INVITE"))
             await alice.join(invite.split()[-1].lstrip(":"))
@@ -219,13 +237,13 @@ async def test_taking_a_bare_nick_does_not_take_its_msn_login(
         mallory.send("JOIN #msn-alice")
         refused = await mallory.expect(lambda line: command_of(line) in ("473", "KICK"), 10)
         assert command_of(refused) in ("473", "KICK"), refused
-        answer = await _reply(mallory, bot, "contacts")
+        answer = await _reply(side, mallory, "contacts")
         assert DAVE not in answer and "Dave" not in answer, answer
         assert "password" in answer, answer
-        answer = await _reply(mallory, bot, "cancel")
-        answer = await _reply(mallory, bot, "psm owned by mallory")
+        answer = await _reply(side, mallory, "cancel")
+        answer = await _reply(side, mallory, "psm owned by mallory")
         assert "Personal message set" not in answer, answer
-        await _reply(mallory, bot, "cancel")
+        await _reply(side, mallory, "cancel")
         await asyncio.sleep(0.5)
         assert b"mallory" not in msn.account(ALICE).psm
 
@@ -237,17 +255,17 @@ async def test_taking_a_bare_nick_does_not_take_its_msn_login(
         assert not any("secret" in line for line in mallory.lines)
 
         # A wrong password proves nothing.
-        assert "password" in await _reply(mallory, bot, "channels")
-        assert "not the password" in await _reply(mallory, bot, "guess")
+        assert "password" in await _reply(side, mallory, "channels")
+        assert "not the password" in await _reply(side, mallory, "guess")
         await _no_invite(mallory, 1)
 
         # The right one does (this is how Alice herself comes back): the pending command
         # runs and the channels are offered.
-        await _reply(mallory, bot, "channels")
-        answer = await _reply(mallory, bot, "pw")
+        await _reply(side, mallory, "channels")
+        answer = await _reply(side, mallory, "pw")
         assert "recognised" in answer, answer
         await seen_or_expect(mallory, is_cmd("INVITE"), 10)
-        assert DAVE in await _reply(mallory, bot, "contacts")
+        assert DAVE in await _reply(side, mallory, "contacts")
 
 
 async def test_trust_bare_nicks_is_the_old_insecure_behaviour(
@@ -258,12 +276,11 @@ async def test_trust_bare_nicks_is_the_old_insecure_behaviour(
     )
     async with running_side(config) as side:
         assert side.bot is not None
-        bot = side.bot.nick
         alice = await raw(stack, ircd, "trusting")
-        assert "Logged in to MSN" in await _reply(alice, bot, f"login {ALICE} pw")
+        assert "Logged in to MSN" in await _reply(side, alice, f"login {ALICE} pw")
         await alice.close()
         mallory = await raw(stack, ircd, "trusting")
-        assert DAVE in await _reply(mallory, bot, "contacts")
+        assert DAVE in await _reply(side, mallory, "contacts")
 
 
 # --- services accounts on InspIRCd ------------------------------------------------------
@@ -372,16 +389,15 @@ async def test_a_services_account_owns_its_login_and_its_nick_does_not(
     async with running_side(config) as side:
         assert side.bot is not None
         assert {"account-tag", "account-notify", "extended-join"} <= side.bot.caps
-        bot = side.bot.nick
         alice = await raw(stack, ircd, "alice")
         await services.log_in("alice", "alice_account")
         await alice.expect(lambda line: command_of(line) == "900")  # "You are now logged in"
-        assert "Logged in to MSN" in await _reply(alice, bot, f"login {ALICE} pw")
+        assert "Logged in to MSN" in await _reply(side, alice, f"login {ALICE} pw")
         assert side.router.sessions.get("irc:account:alice_account") is not None
         await alice.close()
 
         mallory = await raw(stack, ircd, "alice")
-        answer = await _reply(mallory, bot, "contacts")
+        answer = await _reply(side, mallory, "contacts")
         assert DAVE not in answer and "not logged in" in answer.lower(), answer
         dave, _ = await online_client(msn, DAVE, "pd")
         stack.push_async_callback(dave.stop)
@@ -391,16 +407,17 @@ async def test_a_services_account_owns_its_login_and_its_nick_does_not(
         back = await raw(stack, ircd, "alice_back")
         await services.log_in("alice_back", "alice_account")
         await back.expect(lambda line: command_of(line) == "900")
-        answer = await _reply(back, bot, "channels")
+        answer = await _reply(side, back, "channels")
         assert "password" not in answer and "#msn-alice" in answer, answer
         await seen_or_expect(back, is_cmd("INVITE", "#msn-alice-dave"), 10)
-        assert DAVE in await _reply(back, bot, "contacts")
+        assert DAVE in await _reply(side, back, "contacts")
         assert not any(command_of(line) == "INVITE" for line in mallory.lines)
         # Read and left: Dave's next message invites the account's nick again (the bot
         # shares no channel with it, so WHOIS 330 says who it is), and still not Mallory.
         await back.join("#msn-alice-dave")
         back.send("PART #msn-alice-dave")
         await back.expect(is_cmd("PART", "#msn-alice-dave"), 5)
+        await _seen_by_the_bot(side, back)  # else Dave's message can overtake the PART
         back.lines.clear()
         assert (await dave.conversation([ALICE]).send_text("once more")).ok
         await back.expect(is_cmd("INVITE", "#msn-alice-dave"), 10)
@@ -459,12 +476,14 @@ async def test_a_bare_nick_admin_is_an_admin_only_once_proven(
     config.write_text(config.read_text().replace(old, new))
     async with running_side(config) as side:
         assert side.bot is not None
-        bot = side.bot.nick
         boss = await raw(stack, ircd, "boss")
-        assert "needs admin rights" in await _reply(boss, bot, "sessions")
-        assert "Logged in to MSN" in await _reply(boss, bot, f"login {ALICE} pw")
-        assert ALICE in await _reply(boss, bot, "sessions")
+        assert "needs admin rights" in await _reply(side, boss, "sessions")
+        assert "Logged in to MSN" in await _reply(side, boss, f"login {ALICE} pw")
+        assert ALICE in await _reply(side, boss, "sessions")
         await boss.close()
+        # The bot shares no channel with boss and cannot see him go; only WHOIS (signon
+        # time, in whole seconds) tells the connections apart.
+        await asyncio.sleep(1.2)
         impostor = await raw(stack, ircd, "boss")
-        answer = await _reply(impostor, bot, "sessions")
+        answer = await _reply(side, impostor, "sessions")
         assert ALICE not in answer and "password" in answer, answer

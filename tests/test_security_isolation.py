@@ -28,6 +28,8 @@ from tests.synapse_server import (
     free_port,
     is_membership,
     is_notice_from,
+    matrix_login,
+    msn_settings,
     room_events,
     running_bridge,
     send_text,
@@ -53,24 +55,8 @@ async def msn() -> AsyncIterator[MSNPTestServer]:
         yield server
 
 
-def settings(server: MSNPTestServer) -> dict[str, Any]:
-    return {
-        "msn": {
-            "dispatch_host": server.host,
-            "dispatch_port": server.dispatch_port,
-            "nexus_url": server.nexus_url,
-            "verify_tls": False,
-        }
-    }
-
-
 async def login_as(synapse: SynapseServer, user: MatrixUser, passport: str) -> str:
-    bot = bot_id(synapse)
-    room = await create_dm(synapse, user, bot)
-    await wait_for_event(synapse, user, room, is_membership(bot, "join"))
-    await send_text(synapse, user, room, f"login {passport} {PASSWORDS[passport]}")
-    await wait_for_event(synapse, user, room, is_notice_from(bot, "Logged in to MSN"))
-    return room
+    return await matrix_login(synapse, user, passport, PASSWORDS[passport])
 
 
 async def invites(synapse: SynapseServer, user: MatrixUser) -> dict[str, Any]:
@@ -93,7 +79,7 @@ async def test_users_are_isolated_and_secrets_stay_out_of_logs_and_metrics(
     a, b, outsider = [await synapse.register_user() for _ in range(3)]
     port = free_port()
     config = bridge_config(
-        **settings(msn),
+        **msn_settings(msn),
         metrics={"enabled": True, "listen_address": "127.0.0.1", "port": port},
         **{"bridge.permissions": {a.user_id: "user", b.user_id: "user"}},
     )
@@ -216,12 +202,12 @@ async def test_changed_secret_key_tells_the_owner_and_keeps_serving(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     owner = await synapse.register_user()
-    config = bridge_config(**settings(msn))
+    config = bridge_config(**msn_settings(msn))
     async with running_bridge(config):
         management = await login_as(synapse, owner, ALICE)
     await until(lambda: msn.online_sessions(ALICE) == 0)
     # The operator regenerates bridge.secret_key: stored passwords cannot be decrypted.
-    config = bridge_config(**settings(msn), **{"bridge.secret_key": secrets.token_urlsafe(32)})
+    config = bridge_config(**msn_settings(msn), **{"bridge.secret_key": secrets.token_urlsafe(32)})
     with caplog.at_level(logging.WARNING):
         async with running_bridge(config) as bridge:
             notice = await wait_for_event(
