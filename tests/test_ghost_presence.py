@@ -59,9 +59,16 @@ class _FakeIntent:
 
 def _ghosts(interval: float) -> tuple[Ghosts, list[str], GhostIds]:
     calls: list[str] = []
-    az = SimpleNamespace(intent=SimpleNamespace(user=lambda mxid: _FakeIntent(calls, mxid)))
+    az = SimpleNamespace(intent=None)
     ids = GhostIds("msn_{passport}", "example.com")
-    ghosts = Ghosts(az, None, ids, "{nick}", refresh_interval=interval)  # type: ignore[arg-type]
+    ghosts = Ghosts(
+        az,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        ids,
+        "{nick}",
+        refresh_interval=interval,
+        make_intent=lambda mxid: _FakeIntent(calls, mxid),  # type: ignore[arg-type,return-value]
+    )
     return ghosts, calls, ids
 
 

@@ -16,10 +16,11 @@ import heapq
 import logging
 import math
 import random
+from collections.abc import Callable
 
 from mautrix.appservice import AppService, IntentAPI
 from mautrix.errors import MatrixError
-from mautrix.types import ContentURI, PresenceState
+from mautrix.types import ContentURI, PresenceState, UserID
 from mautrix.util.async_db import Database
 
 from puppets.contacts import Contact
@@ -27,6 +28,7 @@ from puppets.contacts import Contact
 from ..core.text_safety import one_line
 from ..db import ghost as ghost_db
 from ..db import media as media_db
+from .ghost_intent import ghost_intent
 from .ids import GhostIds
 
 log = logging.getLogger("msnbridge.matrix.ghosts")
@@ -61,8 +63,11 @@ class Ghosts:
         ids: GhostIds,
         displayname_template: str,
         refresh_interval: float,
+        make_intent: Callable[[UserID], IntentAPI] | None = None,
     ) -> None:
         self.az = az
+        # One light intent per ghost (ghost_intent.py); unit tests give their own.
+        self._make_intent = make_intent or self._ghost_intent
         self.db = db
         self.ids = ids
         self.template = displayname_template
@@ -84,10 +89,13 @@ class Ghosts:
         self._intents: dict[str, IntentAPI] = {}
         self._refresher: asyncio.Task[None] | None = None
 
+    def _ghost_intent(self, mxid: UserID) -> IntentAPI:
+        return ghost_intent(self.az.intent, mxid)  # az.intent exists once az has started
+
     def intent(self, passport: str) -> IntentAPI:
         intent = self._intents.get(passport)
         if intent is None:
-            intent = self._intents[passport] = self.az.intent.user(self.ids.mxid(passport))
+            intent = self._intents[passport] = self._make_intent(self.ids.mxid(passport))
         return intent
 
     def displayname(self, passport: str, nick: str) -> str:
