@@ -24,6 +24,18 @@ def _int(value: str, default: int = 0) -> int:
         return default
 
 
+# Capabilities (ILN/NLN) take a few distinct values across every contact of every session:
+# one int object per value rather than one per contact (bounded: junk cannot grow it).
+_SHARED_INTS: dict[int, int] = {}
+
+
+def _shared_int(value: str) -> int:
+    n = _int(value)
+    if len(_SHARED_INTS) < 1024:
+        return _SHARED_INTS.setdefault(n, n)
+    return _SHARED_INTS.get(n, n)
+
+
 def groups_of(value: str) -> frozenset[str]:
     # Group 0 ("Other Contacts", MSNP7-9) is where ungrouped contacts live: in the model
     # they have no group, as in MSNP10+, so every version yields the same model.
@@ -178,7 +190,7 @@ def parse_presence(args: list[str]) -> Presence:
         args[0],
         args[1],
         decode_arg(args[2]) if len(args) >= 3 else None,
-        _int(args[3]) if len(args) >= 4 else None,
+        _shared_int(args[3]) if len(args) >= 4 else None,
         decode_arg(args[4]) if len(args) >= 5 else None,
     )
 

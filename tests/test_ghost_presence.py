@@ -233,3 +233,26 @@ async def _sync(synapse: SynapseServer, token: str, since: str | None) -> dict[s
     if since:
         path += f"&since={quote(since)}"
     return await synapse.request("GET", path, token=token)
+
+
+async def test_a_ghosts_lock_serialises_and_is_dropped_when_nobody_holds_it() -> None:
+    # One lock per ghost being changed; kept forever it cost ~0.7 KiB per ghost once waited on.
+    ghosts, _, _ = _ghosts(25)
+    inside: list[int] = []
+    order: list[str] = []
+
+    async def change(name: str) -> None:
+        async with ghosts._locked("bob@example.com"):
+            inside.append(1)
+            assert len(inside) == 1  # never two at once
+            await asyncio.sleep(0.01)
+            order.append(name)
+            inside.pop()
+
+    await asyncio.gather(*(change(str(i)) for i in range(5)))
+    assert order == [str(i) for i in range(5)]  # in the order they asked
+    assert ghosts._locks == {}
+    with pytest.raises(RuntimeError):
+        async with ghosts._locked("bob@example.com"):
+            raise RuntimeError("a failed change")
+    assert ghosts._locks == {}
