@@ -103,7 +103,28 @@ def heap_growth(top: int) -> dict[str, Any]:
     return {"sites": sites, "total": sum(s.size_diff for s in stats)}
 
 
+def count_statements() -> None:
+    """MSNBRIDGE_BENCH_SQL: every database statement counted by its text, printed at exit."""
+    import atexit
+    from collections import Counter
+
+    from mautrix.util.async_db import Database
+
+    seen: Counter[str] = Counter()
+    for name in ("execute", "executemany", "fetch", "fetchrow", "fetchval"):
+        real = getattr(Database, name)
+
+        async def counted(self, query, *args, _real=real, **kwargs):  # type: ignore[no-untyped-def]
+            seen[" ".join(query.split())[:70]] += 1
+            return await _real(self, query, *args, **kwargs)
+
+        setattr(Database, name, counted)
+    atexit.register(lambda: print(json.dumps(seen.most_common(30)), file=sys.stderr))
+
+
 async def main(config_path: str) -> None:
+    if os.environ.get("MSNBRIDGE_BENCH_SQL"):
+        count_statements()
     if os.environ.get("MSNBRIDGE_BENCH_TRACEMALLOC"):
         import tracemalloc
 
@@ -160,7 +181,11 @@ async def main(config_path: str) -> None:
                         os.dup2(saved, 2)
                         os.close(saved)
                     f.seek(0)
-                    lines = [ln for ln in f.read().splitlines() if ln.strip()[:1].isdigit() or ln.startswith("#")]
+                    lines = [
+                        ln
+                        for ln in f.read().splitlines()
+                        if ln.strip()[:1].isdigit() or ln.startswith("#")
+                    ]
                 answer = {"lines": lines}
             elif command == "trim":  # experiment: what glibc holds freed but not returned
                 import ctypes
