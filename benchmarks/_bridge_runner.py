@@ -100,7 +100,8 @@ def heap_growth(top: int) -> dict[str, Any]:
          s.size_diff, s.count_diff]
         for s in stats[:top]
     ]  # fmt: skip
-    return {"sites": sites, "total": sum(s.size_diff for s in stats)}
+    peak = tracemalloc.get_traced_memory()[1]
+    return {"sites": sites, "total": sum(s.size_diff for s in stats), "peak": peak - _MARK[1]}
 
 
 def count_statements() -> None:
@@ -165,7 +166,8 @@ async def main(config_path: str) -> None:
                 import tracemalloc
 
                 gc.collect()
-                _MARK[:] = [tracemalloc.take_snapshot()]
+                _MARK[:] = [tracemalloc.take_snapshot(), tracemalloc.get_traced_memory()[0]]
+                tracemalloc.reset_peak()
                 answer = {}
             elif command == "heap":
                 answer = heap_growth(request.get("top", 25))
@@ -187,6 +189,19 @@ async def main(config_path: str) -> None:
                         if ln.strip()[:1].isdigit() or ln.startswith("#")
                     ]
                 answer = {"lines": lines}
+            elif command == "smaps":  # RSS by mapping: [heap], anonymous, files
+                sizes: dict[str, int] = {}
+                name = ""
+                with open(f"/proc/{os.getpid()}/smaps") as f:  # noqa: ASYNC230
+                    for ln in f:
+                        parts = ln.split()
+                        if not ln[0].isupper() or ":" not in parts[0]:
+                            name = parts[5] if len(parts) > 5 else "[anon]"
+                            if name.startswith("/"):
+                                name = "files"
+                        elif parts[0] == "Rss:":
+                            sizes[name] = sizes.get(name, 0) + int(parts[1])
+                answer = {"kib": sizes}
             elif command == "trim":  # experiment: what glibc holds freed but not returned
                 import ctypes
                 import gc

@@ -62,12 +62,18 @@ async def logins(
     if args.tracemalloc:
         await bridge.call("heap_mark")
     rss0, cpu0, hs0 = bridge.rss_kib(), bridge.cpu_s(), proc_cpu_s(synapse_pid)
+    smaps0 = (await bridge.call("smaps"))["kib"] if os.environ.get("MSNBRIDGE_BENCH_TRIM") else {}
     if os.environ.get("MSNBRIDGE_BENCH_TRIM"):
         for line in (await bridge.call("pymalloc"))["lines"]:
             print("   ", line)
     batch = [[u.user_id, f"user{i}@example.com", f"password{i}"] for i, u in enumerate(users)]
     answer = await bridge.call("login", users=batch, concurrency=args.concurrency)
     online_s = answer["online_s"]
+    if args.tracemalloc:  # what is held while the sides catch up
+        heap = await bridge.call("heap", top=12)
+        print(f"heap per user when all online  {heap['total'] / n / 1024:.1f} KiB")
+        for site, size, count in heap["sites"]:
+            print(f"{size / n / 1024:11.2f} {count / n:12.1f}  {site}")
     drain = await bridge.call("drain")
     settled_s = online_s + drain["drain_s"]
     login_cpu, hs_cpu = bridge.cpu_s() - cpu0, proc_cpu_s(synapse_pid) - hs0
@@ -105,6 +111,10 @@ async def logins(
         f"(Synapse meanwhile {hs_idle * 100:.2f} %)"
     )
     if os.environ.get("MSNBRIDGE_BENCH_TRIM"):
+        smaps1 = (await bridge.call("smaps"))["kib"]
+        for kind in sorted(smaps1, key=lambda k: smaps0.get(k, 0) - smaps1[k]):
+            grown = (smaps1[kind] - smaps0.get(kind, 0)) / n
+            print(f"RSS per user in {kind:20} {grown:8.1f} KiB")
         for line in (await bridge.call("pymalloc"))["lines"]:
             print("   ", line)
         await bridge.call("trim")
@@ -113,6 +123,7 @@ async def logins(
     if args.tracemalloc:
         heap = await bridge.call("heap", top=args.tracemalloc)
         print(f"heap gained per bridged user   {heap['total'] / n / 1024:.1f} KiB (tracemalloc)")
+        print(f"heap peak per bridged user     {heap['peak'] / n / 1024:.1f} KiB")
         print("   KiB/user  blocks/user  site")
         for site, size, count in heap["sites"]:
             print(f"{size / n / 1024:11.2f} {count / n:12.1f}  {site}")
