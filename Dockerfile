@@ -13,7 +13,7 @@ RUN useradd --system --uid 1337 --user-group --home-dir /data --no-create-home m
  && mkdir /data && chown msnbridge:msnbridge /data
 
 WORKDIR /opt/msnbridge
-COPY pyproject.toml README.md bridge.yaml.example ./
+COPY pyproject.toml setup.py README.md bridge.yaml.example ./
 COPY puppets/ puppets/
 COPY msnbridge/ msnbridge/
 COPY migrations/ migrations/
@@ -22,8 +22,14 @@ COPY --chmod=0755 docker/entrypoint.sh docker/entrypoint.sh
 # The install command of scripts/test.sh without the test extra (the plain install has
 # every dependency of the bridge). Editable: the bridge reads migrations/ beside the
 # package directory (msnbridge/db/upgrade.py; a wheel install uses share/msnbridge/).
-RUN python -m venv /opt/venv \
- && pip install -q -e .
+# A compiler only for the install, for puppets' C parser (puppets/_codec.c), removed in the
+# same layer; should the build fail, pip goes on and puppets parses in Python, alike.
+RUN apt-get update -q \
+ && apt-get install -y -q --no-install-recommends gcc libc6-dev \
+ && python -m venv /opt/venv \
+ && pip install -q -e . \
+ && apt-get purge -y -q --auto-remove gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 
 USER msnbridge
 VOLUME /data

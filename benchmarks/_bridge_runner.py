@@ -7,6 +7,10 @@
     {"command": "drain"}  -> {"drain_s": seconds until the MSN event queues were empty}
     {"command": "stats"}  -> {"stranger_presence": n, "invitations_failed": n} (ClientStats)
     {"command": "stop"}   -> {} and the bridge stops
+    {"command": "heap_mark"} -> {} a tracemalloc snapshot to compare with (with
+        MSNBRIDGE_BENCH_TRACEMALLOC set)
+    {"command": "heap", "top": N} -> {"sites": [[site, bytes, blocks], ...]} what the heap
+        gained since the mark, by allocating line, largest first, and {"total": bytes}
 
 MSNBRIDGE_BENCH_PRESENCE picks how ghost presence is kept up, to compare in one run:
 ``new`` (what the bridge does), ``all`` (the same for every ghost, seen in a room or not)
@@ -79,7 +83,53 @@ def presence_mode(mode: str) -> None:
     Ghosts._refresh = old_refresh  # type: ignore[method-assign]
 
 
+_MARK: list[Any] = []
+
+
+def heap_growth(top: int) -> dict[str, Any]:
+    import gc
+    import tracemalloc
+
+    gc.collect()
+    now = tracemalloc.take_snapshot().filter_traces(
+        [tracemalloc.Filter(False, tracemalloc.__file__)]
+    )
+    stats = now.compare_to(_MARK[0], "lineno")
+    sites = [
+        [f"{s.traceback[0].filename.split('site-packages/')[-1]}:{s.traceback[0].lineno}",
+         s.size_diff, s.count_diff]
+        for s in stats[:top]
+    ]  # fmt: skip
+    peak = tracemalloc.get_traced_memory()[1]
+    return {"sites": sites, "total": sum(s.size_diff for s in stats), "peak": peak - _MARK[1]}
+
+
+def count_statements() -> None:
+    """MSNBRIDGE_BENCH_SQL: every database statement counted by its text, printed at exit."""
+    import atexit
+    from collections import Counter
+
+    from mautrix.util.async_db import Database
+
+    seen: Counter[str] = Counter()
+    for name in ("execute", "executemany", "fetch", "fetchrow", "fetchval"):
+        real = getattr(Database, name)
+
+        async def counted(self, query, *args, _real=real, **kwargs):  # type: ignore[no-untyped-def]
+            seen[" ".join(query.split())[:70]] += 1
+            return await _real(self, query, *args, **kwargs)
+
+        setattr(Database, name, counted)
+    atexit.register(lambda: print(json.dumps(seen.most_common(30)), file=sys.stderr))
+
+
 async def main(config_path: str) -> None:
+    if os.environ.get("MSNBRIDGE_BENCH_SQL"):
+        count_statements()
+    if os.environ.get("MSNBRIDGE_BENCH_TRACEMALLOC"):
+        import tracemalloc
+
+        tracemalloc.start(1)
     presence_mode(os.environ.get("MSNBRIDGE_BENCH_PRESENCE", "new"))
     config = load_config(config_path)
     logging.config.dictConfig(dict(config["logging"]))
@@ -111,6 +161,53 @@ async def main(config_path: str) -> None:
                 ghosts = bridge.matrix.ghost_users
                 shown = sum(1 for state, _ in ghosts._sent.values() if state != "offline")
                 answer = {"online": len(ghosts._presence), "shown": shown}
+            elif command == "heap_mark":
+                import gc
+                import tracemalloc
+
+                gc.collect()
+                _MARK[:] = [tracemalloc.take_snapshot(), tracemalloc.get_traced_memory()[0]]
+                tracemalloc.reset_peak()
+                answer = {}
+            elif command == "heap":
+                answer = heap_growth(request.get("top", 25))
+            elif command == "pymalloc":  # sys._debugmallocstats() summary lines
+                import tempfile
+
+                with tempfile.TemporaryFile("w+") as f:
+                    saved = os.dup(2)
+                    os.dup2(f.fileno(), 2)
+                    try:
+                        sys._debugmallocstats()
+                    finally:
+                        os.dup2(saved, 2)
+                        os.close(saved)
+                    f.seek(0)
+                    lines = [
+                        ln
+                        for ln in f.read().splitlines()
+                        if ln.strip()[:1].isdigit() or ln.startswith("#")
+                    ]
+                answer = {"lines": lines}
+            elif command == "smaps":  # RSS by mapping: [heap], anonymous, files
+                sizes: dict[str, int] = {}
+                name = ""
+                with open(f"/proc/{os.getpid()}/smaps") as f:  # noqa: ASYNC230
+                    for ln in f:
+                        parts = ln.split()
+                        if not ln[0].isupper() or ":" not in parts[0]:
+                            name = parts[5] if len(parts) > 5 else "[anon]"
+                            if name.startswith("/"):
+                                name = "files"
+                        elif parts[0] == "Rss:":
+                            sizes[name] = sizes.get(name, 0) + int(parts[1])
+                answer = {"kib": sizes}
+            elif command == "trim":  # experiment: what glibc holds freed but not returned
+                import ctypes
+                import gc
+
+                gc.collect()
+                answer = {"trimmed": ctypes.CDLL("libc.so.6").malloc_trim(0)}
             elif command == "stop":
                 answer = {}
             else:

@@ -59,10 +59,21 @@ async def logins(
     users = await matrix.register_many([f"load{i}" for i in range(n)])
     register_s = time.perf_counter() - t0
     await asyncio.sleep(2)
+    if args.tracemalloc:
+        await bridge.call("heap_mark")
     rss0, cpu0, hs0 = bridge.rss_kib(), bridge.cpu_s(), proc_cpu_s(synapse_pid)
+    smaps0 = (await bridge.call("smaps"))["kib"] if os.environ.get("MSNBRIDGE_BENCH_TRIM") else {}
+    if os.environ.get("MSNBRIDGE_BENCH_TRIM"):
+        for line in (await bridge.call("pymalloc"))["lines"]:
+            print("   ", line)
     batch = [[u.user_id, f"user{i}@example.com", f"password{i}"] for i, u in enumerate(users)]
     answer = await bridge.call("login", users=batch, concurrency=args.concurrency)
     online_s = answer["online_s"]
+    if args.tracemalloc:  # what is held while the sides catch up
+        heap = await bridge.call("heap", top=12)
+        print(f"heap per user when all online  {heap['total'] / n / 1024:.1f} KiB")
+        for site, size, count in heap["sites"]:
+            print(f"{size / n / 1024:11.2f} {count / n:12.1f}  {site}")
     drain = await bridge.call("drain")
     settled_s = online_s + drain["drain_s"]
     login_cpu, hs_cpu = bridge.cpu_s() - cpu0, proc_cpu_s(synapse_pid) - hs0
@@ -99,6 +110,23 @@ async def logins(
         f"bridge idle CPU ({args.idle:.0f} s)         {idle * 100:.2f} % of one core "
         f"(Synapse meanwhile {hs_idle * 100:.2f} %)"
     )
+    if os.environ.get("MSNBRIDGE_BENCH_TRIM"):
+        smaps1 = (await bridge.call("smaps"))["kib"]
+        for kind in sorted(smaps1, key=lambda k: smaps0.get(k, 0) - smaps1[k]):
+            grown = (smaps1[kind] - smaps0.get(kind, 0)) / n
+            print(f"RSS per user in {kind:20} {grown:8.1f} KiB")
+        for line in (await bridge.call("pymalloc"))["lines"]:
+            print("   ", line)
+        await bridge.call("trim")
+        rss2 = bridge.rss_kib()
+        print(f"after malloc_trim(0)           {(rss2 - rss0) / n:.1f} KiB per bridged user")
+    if args.tracemalloc:
+        heap = await bridge.call("heap", top=args.tracemalloc)
+        print(f"heap gained per bridged user   {heap['total'] / n / 1024:.1f} KiB (tracemalloc)")
+        print(f"heap peak per bridged user     {heap['peak'] / n / 1024:.1f} KiB")
+        print("   KiB/user  blocks/user  site")
+        for site, size, count in heap["sites"]:
+            print(f"{size / n / 1024:11.2f} {count / n:12.1f}  {site}")
     if spy is not None:
         await spy.wait()
     ghosts = await bridge.call("ghosts")
@@ -306,7 +334,16 @@ async def main() -> None:
         metavar="PREFIX",
         help="py-spy (on PATH) records Synapse during the idle window to PREFIX-<presence>.txt",
     )
+    ap.add_argument(
+        "--tracemalloc",
+        type=int,
+        default=0,
+        metavar="N",
+        help="trace the bridge's heap (slower) and print the N sites that grew most per user",
+    )
     args = ap.parse_args()
+    if args.tracemalloc:
+        os.environ["MSNBRIDGE_BENCH_TRACEMALLOC"] = "1"  # the bridge process inherits it
     print(f"machine: {machine()}")
     print(f"ran: {vars(args)}")
     for mode in args.presence.split(","):

@@ -1,5 +1,6 @@
 """Codec throughput: MSNP commands parsed and built per second on one core, beside a bare
-``bytes.split`` loop over the same input in the same run.
+``bytes.split`` loop over the same input in the same run. The reader is measured with the
+C parser (puppets/_codec.c, when built) and with the pure-Python one, side by side.
 
     .venv/bin/python benchmarks/codec.py [--seconds 2]
 """
@@ -13,7 +14,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from puppets import command
 from puppets.command import Command, CommandReader
+
+
+class PurePythonReader(CommandReader):
+    __slots__ = ()
+    _c_drain = None
+
 
 # A realistic notification-server mix: presence, list entries, a message with a payload.
 _MSG_BODY = (
@@ -57,18 +65,20 @@ def main() -> None:
         for line in SAMPLE.split(b"\r\n"):
             line.split(b" ")
 
-    reader = CommandReader()
-
-    def parse() -> None:
-        reader.feed(SAMPLE)
-
     # Feeding in 100-byte pieces, as a socket may deliver them.
     pieces = [SAMPLE[i : i + 100] for i in range(0, len(SAMPLE), 100)]
-    chunked_reader = CommandReader()
 
-    def parse_chunked() -> None:
-        for piece in pieces:
-            chunked_reader.feed(piece)
+    def parsers(reader_class: type[CommandReader]) -> tuple:
+        reader, chunked_reader = reader_class(), reader_class()
+
+        def parse() -> None:
+            reader.feed(SAMPLE)
+
+        def parse_chunked() -> None:
+            for piece in pieces:
+                chunked_reader.feed(piece)
+
+        return parse, parse_chunked
 
     commands = CommandReader().feed(SAMPLE)
     assert len(commands) == COMMANDS_PER_SAMPLE, commands
@@ -88,10 +98,20 @@ def main() -> None:
             cmd.encode()
 
     # Interleaved rounds, best of each: other load on the machine hits every row alike.
-    candidates = [
-        ("bytes.split baseline", baseline),
-        ("CommandReader.feed (whole)", parse),
-        ("CommandReader.feed (100 B pieces)", parse_chunked),
+    candidates = [("bytes.split baseline", baseline)]
+    if command.ACCELERATED:
+        parse, parse_chunked = parsers(CommandReader)
+        assert CommandReader().feed(SAMPLE) == PurePythonReader().feed(SAMPLE)
+        candidates += [
+            ("CommandReader.feed (whole), C", parse),
+            ("CommandReader.feed (100 B pieces), C", parse_chunked),
+        ]
+    else:
+        print("(puppets._codec not built: the pure-Python parser only)")
+    parse, parse_chunked = parsers(PurePythonReader)
+    candidates += [
+        ("CommandReader.feed (whole), Python", parse),
+        ("CommandReader.feed (100 B pieces), Python", parse_chunked),
         ("Command.encode", build),
     ]
     best = dict.fromkeys((name for name, _ in candidates), 0.0)
@@ -100,9 +120,9 @@ def main() -> None:
             best[name] = max(best[name], _rate(fn, args.seconds / args.rounds))
     base = best["bytes.split baseline"]
     rows = list(best.items())
-    print(f"{'what':36} {'commands/s':>14} {'vs baseline':>12}")
+    print(f"{'what':42} {'commands/s':>12} {'vs baseline':>12}")
     for name, rate in rows:
-        print(f"{name:36} {rate:14,.0f} {rate / base:11.2f}x")
+        print(f"{name:42} {rate:12,.0f} {rate / base:11.2f}x")
 
 
 if __name__ == "__main__":

@@ -71,7 +71,9 @@ class Client:
         self._listeners: list[Listener] = []
         self._runner: asyncio.Task[None] | None = None
         self._stopping = False
-        self._state_changed = asyncio.Event()
+        # Made by the first waiter and set (then dropped) at the next change: an Event
+        # holds a deque (~0.6 KiB), thousands of idle sessions need none.
+        self._state_changed: asyncio.Event | None = None
         self._conversations: dict[frozenset[str], Conversation] = {}
         self._detached: list[Conversation] = []
         self._tasks: set[asyncio.Task[object]] = set()
@@ -161,8 +163,9 @@ class Client:
         self.state = state
         if state is SessionState.STOPPED:
             self.stop_reason = reason
-        self._state_changed.set()
-        self._state_changed = asyncio.Event()
+        if self._state_changed is not None:
+            self._state_changed.set()
+            self._state_changed = None
         self._emit(SessionStateChanged(state, reason, retry_in))
 
     async def start(self) -> None:
@@ -182,6 +185,8 @@ class Client:
             while self.state is not SessionState.ONLINE:
                 if self.state is SessionState.STOPPED:
                     raise self.error or ConnectionLost(self.stop_reason or "stopped")
+                if self._state_changed is None:
+                    self._state_changed = asyncio.Event()
                 await self._state_changed.wait()
 
     async def _supervise(self) -> None:

@@ -7,6 +7,8 @@ bytes followed by exactly that many bytes. This module is sans-IO: it turns byte
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from urllib.parse import quote as _quote
 from urllib.parse import unquote as _unquote
 
@@ -192,6 +194,10 @@ class CommandReader:
     def buffered(self) -> int:
         return len(self._buf)
 
+    # The C parser (puppets/_codec.c) when it was built: ``_c_drain(self, buf, out)`` does
+    # what ``self._drain(buf, out)`` does. None: the pure-Python parser.
+    _c_drain: Callable[[CommandReader, bytearray, list[Command]], None] | None = None
+
     def feed(self, data: bytes) -> list[Command]:
         if self._failed is not None:
             raise self._failed
@@ -199,7 +205,11 @@ class CommandReader:
         buf += data
         out: list[Command] = []
         try:
-            self._drain(buf, out)
+            c_drain = self._c_drain
+            if c_drain is None:
+                self._drain(buf, out)
+            else:
+                c_drain(self, buf, out)
         except ProtocolError as e:
             self._failed = e
             buf.clear()
@@ -297,3 +307,20 @@ class CommandReader:
                 append(cmd)
         finally:
             del buf[:pos]
+
+
+def _load_c_parser() -> None:
+    """Use puppets/_codec.c if it was built (and PUPPETS_PURE_PYTHON is not set)."""
+    if os.environ.get("PUPPETS_PURE_PYTHON"):
+        return
+    try:
+        from . import _codec  # type: ignore[attr-defined]
+    except ImportError:  # built without a compiler: the pure-Python parser, same behaviour
+        return
+    _codec.setup(Command, ProtocolError)
+    CommandReader._c_drain = staticmethod(_codec.drain)  # type: ignore[assignment]
+
+
+_load_c_parser()
+# True when readers parse in C.
+ACCELERATED = CommandReader._c_drain is not None

@@ -24,6 +24,18 @@ def _int(value: str, default: int = 0) -> int:
         return default
 
 
+# Capabilities (ILN/NLN) take a few distinct values across every contact of every session:
+# one int object per value rather than one per contact (bounded: junk cannot grow it).
+_SHARED_INTS: dict[int, int] = {}
+
+
+def _shared_int(value: str) -> int:
+    n = _int(value)
+    if len(_SHARED_INTS) < 1024:
+        return _SHARED_INTS.setdefault(n, n)
+    return _SHARED_INTS.get(n, n)
+
+
 def groups_of(value: str) -> frozenset[str]:
     # Group 0 ("Other Contacts", MSNP7-9) is where ungrouped contacts live: in the model
     # they have no group, as in MSNP10+, so every version yields the same model.
@@ -180,7 +192,7 @@ def parse_presence(args: list[str]) -> Presence:
     ext_caps = 0
     if len(args) >= 4:
         base, _, ext = args[3].partition(":")
-        caps, ext_caps = _int(base), _int(ext)
+        caps, ext_caps = _shared_int(base), _shared_int(ext)
     return Presence(
         args[0],
         args[1],

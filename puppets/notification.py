@@ -307,6 +307,8 @@ class NotificationSession(ListsMixin):
             raise ReplyTimeout(
                 f"contact list incomplete after {self.config.sync_timeout:g} s"
             ) from None
+        finally:
+            self._sync_done = None  # the sync is over (an Event kept holds a deque, ~0.6 KiB)
         self._emit(ev.ContactListSynced(len(self.contacts.contacts), len(self.contacts.groups)))
 
     def _check_sync_done(self) -> None:

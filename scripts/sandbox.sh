@@ -9,13 +9,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 # The same install lines as scripts/test.sh (the sandbox runs the test MSNP server), run only
-# when pyproject.toml or the checkout changed since the last install: the stamp in the venv
-# holds pyproject.toml's hash and the path the editable install points at.
+# when pyproject.toml, setup.py or the C parser (puppets/_codec.c, compiled by the install)
+# or the checkout changed since the last install: the stamp in the venv holds their hash and
+# the path the editable install points at.
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 stamp=.venv/.msnbridge-sandbox-install
-want="$(sha256sum pyproject.toml | cut -d' ' -f1) $PWD [test]"
+want="$( (cat pyproject.toml setup.py puppets/_codec.c 2>/dev/null || true) | sha256sum | cut -d' ' -f1) $PWD [test]"
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
     .venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
     .venv/bin/pip install -q -e '.[test]'

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from puppets import command
 from puppets.command import (
     CLIENT_NO_TRID,
     CLIENT_PAYLOAD_COMMANDS,
@@ -25,6 +27,21 @@ from puppets.errors import ProtocolError
 SEEDS = Path(os.environ.get("MSNBRIDGE_SEEDS", "/work/shared/seeds"))
 DECK = SEEDS / "000_9b42703de2179cf8.txt"  # Spanish slide deck on MSNP8-10
 MSNP6 = SEEDS / "003_002d4dcbb51ecb9d.txt"  # MSNP6 page with a C:/S: transcript
+
+
+@pytest.fixture(
+    autouse=True,
+    scope="module",
+    params=["c", "python"] if command.ACCELERATED else ["python"],
+)
+def parser(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test here runs on the pure-Python parser, and on the C one when it is built
+    (puppets/_codec.c; tests/test_codec_accel.py compares the two directly)."""
+    with pytest.MonkeyPatch.context() as mp:
+        if request.param == "python":
+            mp.setattr(CommandReader, "_c_drain", None)
+        assert (CommandReader._c_drain is None) == (request.param == "python")
+        yield request.param
 
 
 def _seed(path: Path) -> str:

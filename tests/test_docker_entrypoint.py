@@ -197,7 +197,7 @@ def test_dockerfile_copies_what_the_entrypoint_and_the_bridge_read() -> None:
     lines = _dockerfile_lines()
     workdir = next(ln.split()[1] for ln in lines if ln.startswith("WORKDIR"))
     copied = " ".join(ln for ln in lines if ln.startswith("COPY"))
-    for needed in ("pyproject.toml", "bridge.yaml.example", "puppets/", "msnbridge/"):
+    for needed in ("pyproject.toml", "setup.py", "bridge.yaml.example", "puppets/", "msnbridge/"):
         assert needed in copied
     # msnbridge/db/upgrade.py reads migrations/ beside the package: an editable install of
     # the copied tree keeps that true (`-e` is checked above).

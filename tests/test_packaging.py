@@ -1,7 +1,8 @@
 """Installing msnbridge: the wheel built from this checkout, installed without extras into a
 fresh virtualenv, gives a working `msnbridge` command (its migrations included) and builds
-without setuptools warnings about pyproject.toml; `puppets` imports nothing of the daemon;
-scripts/sandbox.sh installs only when pyproject.toml changed."""
+without setuptools warnings about pyproject.toml; it carries puppets' C parser when a
+compiler is there and builds without it when none is; `puppets` imports nothing of the
+daemon; scripts/sandbox.sh installs only when pyproject.toml, setup.py or the C parser changed."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +19,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 # What the wheel is built from (the Dockerfile copies the same).
-SOURCES = ("pyproject.toml", "README.md", "puppets", "msnbridge", "migrations")
+SOURCES = ("pyproject.toml", "setup.py", "README.md", "puppets", "msnbridge", "migrations")
 
 # What puppets may import besides the standard library: what pyproject.toml declares for it.
 # (cryptography: MSNP15+ SSO answers the nonce with HMAC-SHA1 and 3DES.)
@@ -39,7 +41,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
     for name in SOURCES:
         path = REPO / name
         if path.is_dir():
-            shutil.copytree(path, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+            # Not a C parser built in this checkout: the wheel must build its own.
+            shutil.copytree(path, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.so"))
         else:
             src.mkdir(exist_ok=True)
             shutil.copy(path, src / name)
@@ -53,19 +56,23 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
     assert made.returncode == 0, made.stderr
     done = run([str(venv / "bin" / "pip"), "install", "-q", str(wheels[0])], tmp, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    yield venv, built.stdout + built.stderr
+    yield venv, built.stdout + built.stderr, src
 
 
-def test_the_wheel_builds_without_warnings_about_pyproject(installed: tuple[Path, str]) -> None:
-    _, output = installed
+@pytest.fixture(scope="module")
+def venv(installed: tuple[Path, str, Path]) -> Path:
+    return installed[0]
+
+
+def test_the_wheel_builds_without_warnings_about_pyproject(
+    installed: tuple[Path, str, Path],
+) -> None:
+    _, output, _ = installed
     assert "project.license" not in output, output
     assert "Warning" not in output, output
 
 
-def test_the_plain_install_gives_a_working_msnbridge_command(
-    installed: tuple[Path, str], tmp_path: Path
-) -> None:
-    venv, _ = installed
+def test_the_plain_install_gives_a_working_msnbridge_command(venv: Path, tmp_path: Path) -> None:
     helped = run([str(venv / "bin" / "msnbridge"), "--help"], tmp_path)
     assert helped.returncode == 0, helped.stderr
     assert "--generate-registration" in helped.stdout
@@ -83,9 +90,8 @@ def test_the_plain_install_gives_a_working_msnbridge_command(
 
 
 def test_the_plain_install_imports_every_module_and_finds_its_migrations(
-    installed: tuple[Path, str], tmp_path: Path
+    venv: Path, tmp_path: Path
 ) -> None:
-    venv, _ = installed
     script = (
         "import importlib, pkgutil, msnbridge, puppets\n"
         "for pkg in (msnbridge, puppets):\n"
@@ -99,6 +105,74 @@ def test_the_plain_install_imports_every_module_and_finds_its_migrations(
     directory, count = done.stdout.split()
     assert Path(directory).is_relative_to(venv)  # not this checkout's migrations/
     assert int(count) == len(list((REPO / "migrations").glob("[0-9][0-9][0-9]_*.sql")))
+
+
+# --- puppets' optional C parser (setup.py, puppets/_codec.c) ------------------------------
+
+PARSES = (
+    "from puppets import command\n"
+    "print(command.ACCELERATED, command.CommandReader().feed(b'MSG a b 2\\r\\nhiQNG 5\\r\\n'))\n"
+)
+PARSED = "[Command(name='MSG', trid=None, args=['a', 'b'], payload=b'hi'), " + (
+    "Command(name='QNG', trid=None, args=['5'], payload=None)]"
+)
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler on this machine")
+def test_the_wheel_carries_the_c_parser_when_a_compiler_is_there(
+    installed: tuple[Path, str, Path], tmp_path: Path
+) -> None:
+    venv, _, src = installed
+    done = run([str(venv / "bin" / "python"), "-c", PARSES], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"True {PARSED}"
+    # The compiled module, not its C source, is what the wheel holds.
+    [wheel] = (src.parent / "dist").glob("msnbridge-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert [n for n in names if n.startswith("puppets/_codec.")] == [
+        next(n for n in names if n.startswith("puppets/_codec.") and n.endswith(".so"))
+    ]
+
+
+def test_without_a_compiler_the_wheel_builds_and_parses_in_python(
+    installed: tuple[Path, str, Path], tmp_path: Path
+) -> None:
+    venv, _, built_once = installed
+    # The sources again, without what the first build left in them (build/, egg-info).
+    src = tmp_path / "src"
+    shutil.copytree(built_once, src, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    # CC that always fails stands for a machine without a compiler (python:3.11-slim).
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path / "d"), str(src)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            **{k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")},
+            "CC": "false",
+        },
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    [wheel] = (tmp_path / "d").glob("msnbridge-*.whl")
+    assert not [n for n in zipfile.ZipFile(wheel).namelist() if n.endswith(".so")]
+    target = tmp_path / "site"
+    done = run(
+        [str(venv / "bin" / "pip"), "install", "-q", "--no-deps", "-t", str(target), str(wheel)],
+        tmp_path,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    # That wheel's puppets first on the path, the venv's dependencies after it.
+    parsed = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", PARSES],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(target)},
+    )
+    assert parsed.returncode == 0, parsed.stderr
+    assert parsed.stdout.strip() == f"False {PARSED}"
 
 
 # --- puppets on its own -----------------------------------------------------------------
@@ -164,7 +238,7 @@ def fake_checkout(root: Path, log: Path) -> dict[str, str]:
     return {**os.environ, "PATH": f"{root / 'fakebin'}:{os.environ['PATH']}"}
 
 
-def test_sandbox_sh_installs_only_when_pyproject_changed(tmp_path: Path) -> None:
+def test_sandbox_sh_installs_only_when_what_it_installs_changed(tmp_path: Path) -> None:
     root, log = tmp_path / "checkout", tmp_path / "calls.log"
     env = fake_checkout(root, log)
 
@@ -187,5 +261,10 @@ def test_sandbox_sh_installs_only_when_pyproject_changed(tmp_path: Path) -> None
     assert start() == []  # nothing changed: no pip at all
     with open(root / "pyproject.toml", "a") as f:
         f.write("# changed\n")
+    assert start() == ["pip install -q -e .[test]"]
+    assert start() == []
+    # The C parser is compiled by the install: a changed source is installed again.
+    (root / "puppets").mkdir()
+    (root / "puppets" / "_codec.c").write_text("/* changed */\n")
     assert start() == ["pip install -q -e .[test]"]
     assert start() == []

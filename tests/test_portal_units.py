@@ -149,9 +149,16 @@ async def test_ghost_presence_is_refreshed_while_online() -> None:
     from msnbridge.matrix.ids import GhostIds
 
     calls: list[tuple[str, PresenceState, str | None]] = []
-    az = SimpleNamespace(intent=SimpleNamespace(user=lambda mxid: _FakeIntent(calls, mxid)))
+    az = SimpleNamespace(intent=None)
     ids = GhostIds("msn_{passport}", "example.com")
-    ghosts = Ghosts(az, None, ids, "{nick} (MSN)", refresh_interval=0.05)  # type: ignore[arg-type]
+    ghosts = Ghosts(
+        az,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        ids,
+        "{nick} (MSN)",
+        refresh_interval=0.05,
+        make_intent=lambda mxid: _FakeIntent(calls, mxid),  # type: ignore[arg-type,return-value]
+    )
     await ghosts.set_presence("bob@example.com", "BSY", "coding")
     await ghosts.set_presence("carol@example.com", "NLN")
     await ghosts.set_presence("carol@example.com", "FLN")  # went offline: no more refreshes

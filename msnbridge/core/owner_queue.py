@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from dataclasses import dataclass
 
 from puppets.event import contact as contact_ev
 from puppets.event.conversation import TypingReceived
@@ -25,11 +24,9 @@ _COALESCED = (contact_ev.PresenceChanged, contact_ev.PersonalMessageChanged)
 _DROPPABLE = (TypingReceived,)
 
 
-@dataclass(frozen=True, slots=True)
-class _Latest:
-    """A place in the queue whose event is the latest one stored under ``key``."""
-
-    key: tuple[type, str]
+# In the queue, a coalesced event's place is its key, (event type, passport): the event is
+# the latest one stored under it. (A bare tuple: a login queues one per contact.)
+_Key = tuple[type, str]
 
 
 class OwnerQueue:
@@ -38,19 +35,20 @@ class OwnerQueue:
         self.limit = limit
         self.dropped = 0
         self.coalesced = 0
-        self._items: deque[tuple[object, float] | _Latest] = deque()
-        self._latest: dict[tuple[type, str], tuple[object, float]] = {}
+        self._items: deque[tuple[object, float] | _Key] = deque()
+        self._latest: dict[_Key, tuple[object, float]] = {}
 
     def __len__(self) -> int:
         return len(self._items)
 
     def put(self, event: object, started: float) -> None:
         if isinstance(event, _COALESCED):
-            key = (type(event), event.passport.lower())
+            passport = event.passport  # puppets' contacts give it lowercased already
+            key = (type(event), passport if passport.islower() else passport.lower())
             if key in self._latest:
                 self.coalesced += 1
             else:
-                self._items.append(_Latest(key))
+                self._items.append(key)
             self._latest[key] = (event, started)
             return
         if len(self._items) >= self.limit and isinstance(event, _DROPPABLE):
@@ -71,6 +69,6 @@ class OwnerQueue:
         if not self._items:
             return None
         item = self._items.popleft()
-        if isinstance(item, _Latest):
-            return self._latest.pop(item.key)
-        return item
+        if isinstance(item[0], type):  # a coalesced event's key
+            return self._latest.pop(item)  # type: ignore[arg-type]
+        return item  # type: ignore[return-value]

@@ -113,7 +113,7 @@ class BridgeAppService(AppService):
             return await super().handle_transaction(txn_id, **kwargs)
         key = transaction_key(txn_id, events, kwargs.get("ephemeral"))
         if self.is_portal_room is not None:  # before the claim: a kill between loses nothing
-            await inbox.record(self.db, events, self.is_portal_room)
+            await inbox.record(self.db, events, self.is_portal_room, self.is_ours)
         if not await txn.claim(self.db, key):
             self.log.debug("Transaction %s was handled before; skipping it", txn_id)
             return {}
@@ -194,6 +194,11 @@ class MatrixSide:
         if events:
             log.info("Handling %d Matrix events taken before the bridge stopped", len(events))
         for raw in events:
+            sender = raw.get("sender")
+            if isinstance(sender, str) and self.is_bridge_user(sender):
+                # An echo of our own, recorded before echoes were left out: nothing to do.
+                await inbox.done(self.db, str(raw.get("event_id")))
+                continue
             try:
                 event = Event.deserialize(raw)
             except Exception:
@@ -228,6 +233,10 @@ class MatrixSide:
     async def _handled(self, event: Event) -> None:
         """Handled (or failed for good): off matrix_inbox. Not when cancelled at shutdown."""
         cancelled = (task := asyncio.current_task()) is not None and task.cancelling()
+        # Our own echoes (one per message sent into a room) were never recorded.
+        sender = getattr(event, "sender", None)
+        if isinstance(sender, str) and self.is_bridge_user(sender):
+            return
         if event.type.t in inbox.KEPT_TYPES and not cancelled:
             await inbox.done(self.db, str(getattr(event, "event_id", "")))
 

@@ -16,10 +16,11 @@ import heapq
 import logging
 import math
 import random
+from collections.abc import AsyncIterator, Callable
 
 from mautrix.appservice import AppService, IntentAPI
 from mautrix.errors import MatrixError
-from mautrix.types import ContentURI, PresenceState
+from mautrix.types import ContentURI, PresenceState, UserID
 from mautrix.util.async_db import Database
 
 from puppets.contacts import Contact
@@ -27,6 +28,7 @@ from puppets.contacts import Contact
 from ..core.text_safety import one_line
 from ..db import ghost as ghost_db
 from ..db import media as media_db
+from .ghost_intent import ghost_intent
 from .ids import GhostIds
 
 log = logging.getLogger("msnbridge.matrix.ghosts")
@@ -61,8 +63,11 @@ class Ghosts:
         ids: GhostIds,
         displayname_template: str,
         refresh_interval: float,
+        make_intent: Callable[[UserID], IntentAPI] | None = None,
     ) -> None:
         self.az = az
+        # One light intent per ghost (ghost_intent.py); unit tests give their own.
+        self._make_intent = make_intent or self._ghost_intent
         self.db = db
         self.ids = ids
         self.template = displayname_template
@@ -77,17 +82,37 @@ class Ghosts:
         # same (entries whose time no longer matches _due are stale and skipped).
         self._due: dict[str, float] = {}
         self._heap: list[tuple[float, str]] = []
-        self._locks: dict[str, asyncio.Lock] = {}
+        # A lock per ghost being changed, and how many hold or wait for it: dropped when
+        # none do (a lock kept per ghost forever was ~0.7 KiB once it had been waited on).
+        self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
         # Ghost rows and intents, kept once made: every contact event of every owner asks
         # for them, and nothing but this class writes ghosts.
         self._stored: dict[str, ghost_db.Ghost] = {}
         self._intents: dict[str, IntentAPI] = {}
         self._refresher: asyncio.Task[None] | None = None
 
+    @contextlib.asynccontextmanager
+    async def _locked(self, passport: str) -> AsyncIterator[None]:
+        entry = self._locks.get(passport)
+        if entry is None:
+            entry = self._locks[passport] = (asyncio.Lock(), [0])
+        lock, users = entry
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._locks[passport]
+
+    def _ghost_intent(self, mxid: UserID) -> IntentAPI:
+        return ghost_intent(self.az.intent, mxid)  # az.intent exists once az has started
+
     def intent(self, passport: str) -> IntentAPI:
         intent = self._intents.get(passport)
         if intent is None:
-            intent = self._intents[passport] = self.az.intent.user(self.ids.mxid(passport))
+            intent = self._intents[passport] = self._make_intent(self.ids.mxid(passport))
         return intent
 
     def displayname(self, passport: str, nick: str) -> str:
@@ -99,7 +124,7 @@ class Ghosts:
         """The ghost, registered, with the displayname of ``nick`` (kept if nick is empty)."""
         passport = passport.lower()
         intent = self.intent(passport)
-        async with self._locks.setdefault(passport, asyncio.Lock()):
+        async with self._locked(passport):
             stored = self._stored.get(passport) or await ghost_db.get(self.db, passport)
             if stored is None:
                 stored = ghost_db.Ghost(passport, intent.mxid)
@@ -118,7 +143,7 @@ class Ghosts:
         """Show ``mxc`` as the ghost's avatar (nothing is sent when it is shown already)."""
         passport = passport.lower()
         intent = await self.ensure(passport)
-        async with self._locks.setdefault(passport, asyncio.Lock()):
+        async with self._locked(passport):
             stored = self._stored.get(passport) or await ghost_db.get(self.db, passport)
             if stored is None:
                 stored = ghost_db.Ghost(passport, intent.mxid)

@@ -36,11 +36,19 @@ def _worth_keeping(event: JSON) -> bool:
     return not (isinstance(body, str) and body.strip().lower().startswith(COMMAND_PREFIX))
 
 
-async def record(db: Database, events: list[JSON], is_portal_room: IsPortalRoom) -> None:
-    """Writes the transaction's portal-room messages before it is answered."""
+async def record(
+    db: Database,
+    events: list[JSON],
+    is_portal_room: IsPortalRoom,
+    is_ours: Callable[[object], bool] | None = None,
+) -> None:
+    """Writes the transaction's portal-room messages before it is answered. Not our own
+    echoes (``is_ours`` of the sender: the bot, a ghost): they are never relayed."""
     seq = time.time_ns()
     rows = []
     for event in events:
+        if is_ours is not None and is_ours(event.get("sender")):
+            continue
         if _worth_keeping(event) and await is_portal_room(event["room_id"]):
             rows.append((event["event_id"], event["room_id"], json.dumps(event), seq))
             seq += 1
