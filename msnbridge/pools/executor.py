@@ -68,7 +68,8 @@ it applies ``contact`` (that contact as the pool's model has it after the event,
 gone), ``groups`` (all groups, on group events), ``lists`` (every contact and group, on
 ContactListSynced), ``conversation`` {id, key, participants} and ``switchboard`` {id,
 participants, closed}. Kinds beyond the puppet events: ``SessionSnapshot`` (data =
-`snapshot`), ``NotCarried`` {what, sender, name, size, reason} for a file offer the pool
+`snapshot`), ``SessionChanged`` {session} (a change no event told, e.g. our own nick),
+``NotCarried`` {what, sender, name, size, reason} for a file offer the pool
 declined because files do not travel through pools yet.
 """
 
@@ -182,6 +183,7 @@ class _Held:
         self.client = client
         self.listener = listener
         self.muted = False
+        self.published_session: dict[str, Any] | None = None  # the last one sent
         self.conversations: dict[str, Conversation] = {}
         self.conversation_ids: dict[int, str] = {}  # id(conversation) → its id
         self.switchboard_ids: dict[int, str] = {}  # id(switchboard) → its id
@@ -298,6 +300,16 @@ class SessionExecutor:
             raise CommandFailed(f"the bridge sent a malformed {envelope.kind} ({e})") from None
         except Exception as e:  # PuppetError, OSError, TimeoutError: the Client's failures
             raise CommandFailed(describe_failure(e)) from None
+        finally:
+            self._session_changed(held)
+
+    def _session_changed(self, held: _Held) -> None:
+        """Some changes come with no event (our own nick on MSNP10+): after a command,
+        a SessionChanged carries the session's state when it is not what was published."""
+        if held.muted or self._held.get(held.owner) is not held:
+            return
+        if session_state(held.client) != held.published_session:
+            self._enqueue(held, "SessionChanged", {"session": session_state(held.client)})
 
     async def _set_status(self, held: _Held, data: dict[str, Any]) -> dict[str, Any]:
         await held.client.set_status(str(data["status"]))
@@ -518,6 +530,9 @@ class SessionExecutor:
         return {"id": sid, "participants": sorted(sb.participants), "closed": sb.closed}
 
     def _enqueue(self, held: _Held, kind: str, data: dict[str, Any]) -> None:
+        session = data.get("session")
+        if session is not None:
+            held.published_session = session
         event_id = f"{self.pool}:{self.epoch}:{next(self._seq)}"
         self._outbox.append(Envelope(event_id, held.owner, kind, data))
         self._idle.clear()

@@ -507,6 +507,9 @@ class RemoteClient:
         if envelope.kind == "SessionSnapshot":
             self.apply_snapshot(data)
             return
+        if envelope.kind == "SessionChanged":
+            self._session(data.get("session"))
+            return
         if envelope.kind == "NotCarried":
             self._session(data.get("session"))
             self._emit(self._not_carried(data))
