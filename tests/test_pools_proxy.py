@@ -391,6 +391,8 @@ async def test_the_core_routes_a_pool_session_both_ways(
         result = await core.send(portal, "matrix", "$m1", None, RichText.from_plain("hi bob"))
         assert result.ok, result
         await bob_events.wait_for(MessageReceived, lambda e: e.message.text == "hi bob")
+        # Its command id is the Matrix event's, so a replay of that event is sent once.
+        assert [c.id for c in pool.link.commands if c.kind == "send_text"] == ["send:$m1:1"]
         # More messages: still one conversation object, one portal.
         assert (await bob.conversation([ALICE]).send_text("again")).ok
         await until(lambda: len(matrix.of("message")) == 2)
@@ -491,5 +493,26 @@ async def test_a_conversation_detached_by_the_core_is_not_reused_whatever_the_or
         without = {**data, "exclude": [], "text": "third"}
         reply = await pool.executor.handle(Envelope("send:x:2", OWNER, "send_text", without))
         assert reply["conversation"] != old.id  # the pool's current one is the new one now
+    finally:
+        await bob.stop()
+
+
+async def test_a_file_offer_is_declined_and_the_owner_told(
+    core: Router, pool: Pool, msn: MSNPTestServer, tmp_path: Path
+) -> None:
+    # Files do not travel through pools yet: the pool declines (the sender's Messenger
+    # hears it) and the owner gets a notice; nothing is silently dropped.
+    matrix = RecordingSide("matrix")
+    core.add_side(matrix)
+    bob, _ = await online_client(msn, BOB, "pw")
+    source = tmp_path / "holiday.jpg"
+    source.write_bytes(b"x" * 1000)
+    try:
+        sending = bob.p2p.manager.send_file(ALICE, source)
+        assert await sending.wait(timeout=30) == "declined"
+        await settle(pool)
+        await core.events.drain()
+        (notice,) = [n for n in matrix.of("notice") if "holiday.jpg" in n.text]
+        assert BOB in notice.text and "not carried" in notice.text
     finally:
         await bob.stop()
