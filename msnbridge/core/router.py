@@ -23,6 +23,7 @@ from ..db import message as message_db
 from ..db.portal import Portal
 from ..formatting import MessageKind, RichText, as_emote_text, to_msn
 from ..metrics import Metrics
+from ..pools.remote_client import stable_command_id
 from .portal import PortalStore
 from .sessions import Sessions
 from .sides import PortalMessage, Side
@@ -236,7 +237,10 @@ class Router:
         except NotConnected as e:
             result = DeliveryResult(DeliveryStatus.FAILED, str(e))
         else:
-            result = await conv.send_text(text, fmt, extra_headers=headers)
+            # A pool recognises a replayed Matrix event by this id and sends it once.
+            sent_as = f"send:{origin_id}" if claimed is not None else None
+            with stable_command_id(sent_as) if sent_as else contextlib.nullcontext():
+                result = await conv.send_text(text, fmt, extra_headers=headers)
         if claimed is not None:
             claimed.msn_id = msn_id if result.ok else None
             await message_db.update(self.db, claimed)
