@@ -5,6 +5,7 @@ cannot learn that a passport is bridged by trying it."""
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -47,6 +48,25 @@ async def test_a_bridged_passport_answers_like_a_wrong_password(bot: Bot) -> Non
     # With the right password, saying that it is taken is no leak.
     taken = await bot.say(f"login {ALICE} {PASSWORD}", sender=stranger)
     assert "bridged for someone else" in taken
+
+
+async def test_a_bridged_passport_is_refused_no_faster_than_msn_refuses(bot: Bot) -> None:  # noqa: F811
+    """The speed of the answer must not tell a stranger more than its words: MSN's own
+    refusal of a wrong password takes round trips, a local one used to take a database
+    lookup."""
+    assert "Logged in" in await bot.say(f"login {ALICE} {PASSWORD}")
+    sessions: Sessions = bot.router.sessions
+    for attempt in range(3):  # refusals by MSN itself, which the bridge observes
+        started = time.monotonic()
+        assert WRONG in await bot.say(f"login {CAROL} guess{attempt}", sender="@eve:example.com")
+        msn_took = time.monotonic() - started
+    typical = sessions.refusals.typical()
+    assert 0 < typical <= msn_took * 3
+    started = time.monotonic()
+    assert WRONG in await bot.say(f"login {ALICE} guess", sender="@mallory:example.com")
+    local_took = time.monotonic() - started
+    # At least 0.9x the median of MSN's refusals (the jitter's floor): not a lookup's speed.
+    assert local_took >= 0.9 * typical, (local_took, typical)
 
 
 async def test_logout_and_status_stay_with_the_login_owner_whatever_their_rights(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 import aiohttp
@@ -32,6 +33,7 @@ from ..db import user as user_db
 from ..db.user import Side, User
 from ..metrics import Metrics
 from ..secrets import SecretBox, SecretKeyError
+from .login_timing import RefusalTiming
 from .outage import OutageWatch
 
 log = logging.getLogger("msnbridge.sessions")
@@ -84,6 +86,8 @@ class Sessions:
         # Owners whose `login` is waiting for its first outcome: that command reports and
         # counts a failure, the session's STOPPED event must not do it a second time.
         self.logging_in: set[str] = set()
+        # Their management rooms, for notices that come during the login (before it is stored).
+        self.login_rooms: dict[str, str] = {}
         # Tells owners about a long reconnect (a ConnectionNotice event to the listeners).
         self.outages = OutageWatch(float(config["msn.outage_notice_after"]), self._forward)
         # Logins restore() signed out because their owner lost user rights (owner → passport).
@@ -92,6 +96,7 @@ class Sessions:
         # sides listen, so their events wait for the session instead of failing).
         self._restoring: dict[str, asyncio.Event] = {}
         self._http: aiohttp.ClientSession | None = None
+        self.refusals = RefusalTiming()  # a local "wrong password" takes as long as MSN's
 
     @property
     def http(self) -> aiohttp.ClientSession:
@@ -174,6 +179,7 @@ class Sessions:
         password: str,
         management_room: str | None,
     ) -> Client:
+        started = time.monotonic()
         if (current := self._clients.get(owner)) is not None:
             raise LoginFailed(
                 f"you are logged in as {current.config.passport} already; send 'logout' first"
@@ -185,6 +191,7 @@ class Sessions:
             if not self._stored_password_is(holder, password):
                 if self.metrics is not None:
                     self.metrics.login_failed("auth")
+                await self.refusals.wait_like_msn(started)
                 raise LoginFailed(describe_login_error(AuthenticationError()))
             raise LoginFailed(f"{passport} is bridged for someone else already")
         known = await user_db.get(self.db, owner)
@@ -197,6 +204,9 @@ class Sessions:
         except ValueError as e:
             raise LoginFailed(str(e)) from None
         await self._seed_offline(owner, client)
+        if management_room:
+            # What MSN says during the login (unread mail) goes there; stored only after it.
+            self.login_rooms[owner] = management_room
         first: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         def first_outcome(event: object) -> None:
@@ -219,6 +229,7 @@ class Sessions:
         try:
             await asyncio.wait_for(first, self.login_timeout)
         except BaseException as e:
+            self.login_rooms.pop(owner, None)
             if self._clients.get(owner) is client:
                 del self._clients[owner]
                 self.report_states()
@@ -227,6 +238,8 @@ class Sessions:
             await client.stop()
             if self.metrics is not None and not isinstance(e, asyncio.CancelledError):
                 self.metrics.login_failed(client.error or client.last_error or e)
+            if isinstance(client.error or client.last_error, AuthenticationError):
+                self.refusals.observe_refusal(time.monotonic() - started)
             if isinstance(e, TimeoutError):
                 raise LoginFailed(describe_login_error(e)) from None
             raise
@@ -240,6 +253,8 @@ class Sessions:
         stored.machine_guid = client.machine_guid
         stored.management_room = management_room or stored.management_room
         await user_db.save(self.db, stored)
+        self.login_rooms.pop(owner, None)  # stored now
+        self.refusals.observe_login(time.monotonic() - started)
         if self.metrics is not None:
             self.metrics.login_ok()
         log.info("%s logged in to MSN as %s (MSNP%s)", owner, passport, client.protocol)

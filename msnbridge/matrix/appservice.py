@@ -21,6 +21,7 @@ from ..core.commands import CommandProcessor
 from ..core.router import Router
 from ..db import txn
 from ..errors import StartupError
+from ..keyed_locks import KeyedLocks
 from ..metrics import Metrics, homeserver_error_kind
 from ..permissions import PermissionLevel, Permissions
 from . import bridge_info, inbox
@@ -174,7 +175,7 @@ class MatrixSide:
         router.add_side(self.portal_side)
         self.bot_handler = MatrixBot(self)
         self._inflight: set[asyncio.Task[Any]] = set()
-        self._room_locks: dict[str, asyncio.Lock] = {}
+        self._room_locks = KeyedLocks()  # one room's events in the order they came
         self._ephemeral_check: asyncio.Task[None] | None = None
         self._bridge_info: asyncio.Task[int] | None = None
         self._started = False
@@ -212,12 +213,11 @@ class MatrixSide:
         # task): take the room's lock before anything else can suspend this one.
         room_id = getattr(event, "room_id", None)
         ephemeral = event.type.is_ephemeral
-        lock = self._room_locks.setdefault(room_id, asyncio.Lock()) if room_id else None
         try:
-            if lock is None or ephemeral:
+            if not room_id or ephemeral:
                 await self._dispatch(event, started)
             else:
-                async with lock:
+                async with self._room_locks.hold(room_id):
                     try:
                         await self._dispatch(event, started)
                     finally:

@@ -422,10 +422,13 @@ class MatrixPortalSide:
         if not owner.startswith("@"):
             return
         stored = await user_db.get(self.side.db, owner)
-        if stored is None or not stored.management_room:
+        room = stored.management_room if stored is not None else None
+        # A first login stores its room once it is done; MSN speaks during it already.
+        room = room or self.side.router.sessions.login_rooms.get(owner)
+        if not room:
             log.info("No management room to tell %s: %s", owner, notice.text)
             return
-        await self.side.bot.send_notice(RoomID(stored.management_room), notice.text)
+        await self.side.bot.send_notice(RoomID(room), notice.text)
 
     async def deliver_file(
         self, portal: Portal, passport: str, nick: str, path: Path, name: str, size: int
