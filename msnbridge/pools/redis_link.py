@@ -32,6 +32,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
+from .executor import NotHeld
 from .link import CommandFailed, CommandHandler, Envelope, EventHandler
 
 log = logging.getLogger("msnbridge.pools")
@@ -244,21 +245,34 @@ class RedisCoreLink:
 
     async def command(self, envelope: Envelope, *, timeout: float) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            reply = await self._command_once(envelope, deadline)
+            if reply.get("moved") != "1":
+                break
+            # The pool it reached does not hold the session (it is moving): again, to
+            # wherever the lease is by then.
+            self.commands_resent += 1
+            await asyncio.sleep(min(self.watch_interval, max(0.0, deadline - loop.time())))
+        if reply.get("ok") != "1":
+            raise CommandFailed(reply.get("error") or "the connection pool failed")
+        return json.loads(reply.get("data") or "{}")
+
+    async def _command_once(self, envelope: Envelope, deadline: float) -> dict[str, str]:
+        loop = asyncio.get_running_loop()
         future: asyncio.Future[dict[str, str]] = loop.create_future()
         self._waiting.setdefault(envelope.id, []).append(future)
-        deadline = loop.time() + timeout
         try:
             holder = await self.holder(envelope.owner)
             await self._send(envelope, holder)
             while True:
                 left = deadline - loop.time()
                 if left <= 0:
-                    raise TimeoutError(f"no pool answered {envelope.kind} in {timeout:g} s")
+                    raise TimeoutError(f"no connection pool answered {envelope.kind} in time")
                 with contextlib.suppress(TimeoutError):
-                    reply = await asyncio.wait_for(
+                    return await asyncio.wait_for(
                         asyncio.shield(future), min(left, self.watch_interval)
                     )
-                    break
                 now = await self.holder(envelope.owner)
                 if now is not None and now != holder:
                     # Moved to another pool: the same id again, done there at most once.
@@ -271,15 +285,14 @@ class RedisCoreLink:
                 futures.remove(future)
             if not futures:
                 self._waiting.pop(envelope.id, None)
-        if reply.get("ok") != "1":
-            raise CommandFailed(reply.get("error") or "the connection pool failed")
-        return json.loads(reply.get("data") or "{}")
 
     async def broadcast(self, envelope: Envelope) -> int:
-        """Sends a command to every live pool without waiting (``resync``); how many."""
+        """Sends a command to every live pool without waiting (``resync_all``), each with
+        an id of its own; returns to how many."""
         pools = await self.live_pools()
         for pool in pools:
-            await self._send(envelope, pool)
+            mine = Envelope(f"{envelope.id}:{pool}", envelope.owner, envelope.kind, envelope.data)
+            await self._send(mine, pool)
         return len(pools)
 
     async def _read_replies(self) -> None:
@@ -433,6 +446,9 @@ class RedisPoolLink:
                 raise CommandFailed("this connection pool is not ready yet")
             data = await self._handler(envelope)
             reply |= {"ok": "1", "data": json.dumps(data, separators=(",", ":"))}
+        except NotHeld as e:
+            # Not (or no longer) here: the core sends it again where the lease is.
+            reply |= {"ok": "0", "moved": "1", "error": str(e)}
         except CommandFailed as e:
             reply |= {"ok": "0", "error": str(e)}
         except asyncio.CancelledError:

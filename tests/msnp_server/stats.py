@@ -20,6 +20,9 @@ class ServerStats:
     closes: Counter[str] = field(default_factory=Counter)  # connections closed, by reason
     soap: Counter[str] = field(default_factory=Counter)  # SOAP requests, by action
     oims_stored: int = 0
+    # By passport: sign-ins, and sign-outs contacts saw (the account's last session left).
+    account_logins: Counter[str] = field(default_factory=Counter)
+    sign_outs: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -35,4 +38,6 @@ class ServerStats:
             "closes": dict(self.closes),
             "soap": dict(self.soap),
             "oims_stored": self.oims_stored,
+            "account_logins": dict(self.account_logins),
+            "sign_outs": dict(self.sign_outs),
         }
