@@ -176,6 +176,8 @@ class RedisCoreLink:
 
     async def start(self) -> None:
         await ensure_group(self.redis, self.keys.events, CORE, "0")
+        # Before any command goes out: a login sent before the first pool starts waits.
+        await ensure_group(self.redis, self.keys.shared_commands, POOLS, "$")
         last = await self.redis.xrevrange(self.keys.replies, count=1)
         self._replies_from = last[0][0] if last else "0-0"
         await self._beat()
