@@ -71,10 +71,8 @@ def bot_reports(events: list[dict], bot: str) -> list[str]:  # type: ignore[type
     return [
         e["content"].get("body", "")
         for e in events
-        if (e["sender"] == bot
-        and "elivered" in e["content"].get("body", ""))
-        or (e["sender"] == bot
-        and "may not have arrived" in e["content"].get("body", ""))
+        if (e["sender"] == bot and "elivered" in e["content"].get("body", ""))
+        or (e["sender"] == bot and "may not have arrived" in e["content"].get("body", ""))
     ]
 
 
