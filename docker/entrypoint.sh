@@ -17,6 +17,16 @@ REGISTRATION="$DATA_DIR/registration.yaml"
 
 cd "$DATA_DIR"
 
+# MSNBRIDGE_ROLE=pool: a connection pool (docs/deployment.md). It reads the core's
+# config.yaml (same database, same pools.redis_url) and generates nothing.
+if [ "${MSNBRIDGE_ROLE:-core}" = "pool" ]; then
+    if [ ! -f "$CONFIG" ]; then
+        echo "msnbridge pool: no $CONFIG; give the pool the core's config.yaml" >&2
+        exit 2
+    fi
+    exec "$MSNBRIDGE" pool -c "$CONFIG"
+fi
+
 if [ ! -f "$CONFIG" ]; then
     # Two container-specific defaults: listen on all interfaces of the container (Synapse
     # reaches it over the compose network), and keep the database in the volume.

@@ -22,6 +22,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="msnbridge", description="A bridge between MSN Messenger and Matrix and IRC."
     )
+    parser.add_argument(
+        "role",
+        nargs="?",
+        choices=("core", "pool"),
+        default="core",
+        help="core (the default): the bridge itself; pool: a connection pool holding MSN "
+        "sessions for it (needs pools.redis_url; see docs/deployment.md)",
+    )
     parser.add_argument("-c", "--config", default="bridge.yaml", help="config file (bridge.yaml)")
     parser.add_argument(
         "-g",
@@ -42,6 +50,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "bridge.double_puppet.secrets for homeserver.domain)",
     )
     args = parser.parse_args(argv)
+    if args.role == "pool" and args.generate_registration:
+        parser.error("-g writes the registration: run it without 'pool'")
     if args.double_puppet_registration and not args.generate_registration:
         parser.error("--double-puppet-registration goes with -g (it writes a registration)")
     return args
@@ -88,10 +98,16 @@ def generate(
           f"app_service_config_files in Synapse.")  # fmt: skip
 
 
-def run(config_path: str) -> None:
+def run(config_path: str, role: str = "core") -> None:
     from .bridge import Bridge
 
     config = load_config(config_path)
+    if role == "pool" and not config["pools.redis_url"]:
+        raise ConfigError(
+            "pools.redis_url is empty: a connection pool talks to the bridge through Redis. "
+            "Fix: set pools.redis_url (the same in every process), or run the bridge alone "
+            "without 'pool'."
+        )
     # Whatever the bridge creates (database, log, files of libraries) is its own only.
     os.umask(DAEMON_UMASK)
     logging_config = dict(config["logging"])
@@ -100,7 +116,12 @@ def run(config_path: str) -> None:
     logging.config.dictConfig(logging_config)
     from .event_loop import run as run_on_loop
 
-    run_on_loop(Bridge(config).run())
+    if role == "pool":
+        from .pools.pool import Pool
+
+        run_on_loop(Pool(config).run())
+    else:
+        run_on_loop(Bridge(config).run())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.generate_registration:
             generate(args.config, args.registration, args.double_puppet_registration)
         else:
-            run(args.config)
+            run(args.config, args.role)
     except (ConfigError, DatabaseTooNew, MigrationError, SecretKeyError, StartupError) as e:
         # Mistakes the operator can fix: say what and how, without a traceback.
         print(f"msnbridge: {e}", file=sys.stderr)

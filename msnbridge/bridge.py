@@ -67,9 +67,17 @@ class Bridge:
                 await self.metrics.start_http(
                     self.config["metrics.listen_address"], self.config["metrics.port"]
                 )
-            self.sessions = Sessions(
-                self.config, self.db, self.secrets, client_factory=self._new_client
-            )
+            if self.config["pools.redis_url"]:
+                # Connection pools hold the sessions (docs/deployment.md).
+                from .pools.remote_sessions import RemoteSessions
+
+                remote = RemoteSessions(self.config, self.db, self.secrets)
+                self.sessions = remote
+            else:
+                remote = None
+                self.sessions = Sessions(
+                    self.config, self.db, self.secrets, client_factory=self._new_client
+                )
             self.sessions.metrics = self.metrics
             self.router = Router(
                 self.sessions,
@@ -79,6 +87,8 @@ class Bridge:
                 relay_default=self.config["bridge.relay.on_in_new_rooms"],
                 relay_allowed=self.config["bridge.relay.enabled"],
             )
+            if remote is not None:  # a pool's message is acknowledged once stored
+                remote.settle = self.router.events.inbox_written
             # Events for these owners wait for their sessions instead of failing.
             await self.sessions.expect_restore()
             await self.router.note_interrupted()  # before the appservice hands over events

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from puppets import Client, Lists, MSNPError, PuppetError
 
+from ..pools.link import CommandFailed
 from .commands import CommandContext, CommandProcessor
 from .router import NotConnected, Router
 from .text_safety import one_line
@@ -27,6 +28,8 @@ STATUS_WORDS = {code: word for word, code in PRESENCE_CODES.items()} | {"FLN": "
 
 def describe_error(error: BaseException) -> str:
     """An MSN failure in words, with the MSNP error explained."""
+    if isinstance(error, CommandFailed):
+        return str(error)  # a connection pool worded it (as below, where it happened)
     if isinstance(error, MSNPError):
         return f"the MSN server answered error {error.code}: {error.meaning}"
     if isinstance(error, NotConnected):

@@ -62,6 +62,7 @@ from ..db.portal import Portal, portal_key
 from ..formatting import MessageKind, RichText, from_msn
 from ..formatting.model import Span
 from ..metrics import Metrics
+from .event_ids import current_event_id
 from .msn_emoticons import MsnEmoticons
 from .msn_files import MsnFileRouter
 from .outage import ConnectionNotice
@@ -101,6 +102,7 @@ class MsnEventRouter:
         # Each MSN message is written to msn_inbox as soon as it is read (a task per
         # message, not behind the owner's queue), and removed once delivered.
         self._inbox_writes: dict[int, tuple[str, asyncio.Task[None]]] = {}
+        self._writing: set[asyncio.Task[None]] = set()
         self.files = MsnFileRouter(router)
         self.emoticons = MsnEmoticons(router)
 
@@ -170,7 +172,8 @@ class MsnEventRouter:
         key = bound[1] if bound is not None else portal_key(self._people(owner, conv))
         if not key:
             return
-        msn_id = f"msn:{uuid.uuid4().hex}"
+        stable = current_event_id.get()
+        msn_id = f"msn:{stable}" if stable else f"msn:{uuid.uuid4().hex}"
         entry = InboxEntry(
             msn_id,
             owner,
@@ -185,6 +188,14 @@ class MsnEventRouter:
             msn_inbox.add(self.router.db, entry), name="msn-inbox"
         )
         self._inbox_writes[id(event)] = (msn_id, task)
+        self._writing.add(task)
+        task.add_done_callback(self._writing.discard)
+
+    async def inbox_written(self) -> None:
+        """Waits until the messages read so far are in the inbox (a pool's event is
+        acknowledged only then; a failed write is logged where the message is handled)."""
+        if self._writing:
+            await asyncio.wait(list(self._writing))
 
     async def _recorded(self, event: MessageReceived) -> str | None:
         """The inbox id of a message, once its record is written (None: not recorded)."""

@@ -23,6 +23,7 @@ from ..db import message as message_db
 from ..db.portal import Portal
 from ..formatting import MessageKind, RichText, as_emote_text, to_msn
 from ..metrics import Metrics
+from ..pools.remote_client import stable_command_id
 from .portal import PortalStore
 from .sessions import Sessions
 from .sides import PortalMessage, Side
@@ -237,7 +238,10 @@ class Router:
             result = DeliveryResult(DeliveryStatus.FAILED, str(e))
         else:
             hook = claim.before_write if claim is not None else None
-            result = await conv.send_text(text, fmt, extra_headers=headers, before_write=hook)
+            # A pool recognises a replayed Matrix event by this id and sends it once.
+            sent_as = f"send:{origin_id}" if claim is not None else None
+            with stable_command_id(sent_as) if sent_as else contextlib.nullcontext():
+                result = await conv.send_text(text, fmt, extra_headers=headers, before_write=hook)
         if claim is not None:
             if claim.refused:
                 log.debug("Not sending %s again: it was sent before", origin_id)

@@ -272,6 +272,7 @@ class NotificationSession(Link):
         self._account = account
         hub.register(self)
         hub.stats.logins[self.version] += 1
+        hub.stats.account_logins[account.passport] += 1
         nick = encode_arg(account.nick)
         if self.version <= 5:
             self.reply("USR", trid, "OK", account.passport, nick)
@@ -304,6 +305,7 @@ class NotificationSession(Link):
         if account is not None and self in self.hub.sessions_of(account.passport):
             before = self.hub.seen_by(account)
             if self.hub.unregister(self):
+                self.hub.stats.sign_outs[account.passport] += 1
                 account.status = "FLN"
                 self.hub.announce(account, before)
             elif self.version >= 16:

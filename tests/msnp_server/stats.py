@@ -22,6 +22,9 @@ class ServerStats:
     oims_stored: int = 0
     xfr_held: int = 0  # XFR SB left unanswered (fault)
     messages_swallowed: int = 0  # switchboard MSGs read and dropped (fault)
+    # By passport: sign-ins, and sign-outs contacts saw (the account's last session left).
+    account_logins: Counter[str] = field(default_factory=Counter)
+    sign_outs: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -39,4 +42,6 @@ class ServerStats:
             "oims_stored": self.oims_stored,
             "xfr_held": self.xfr_held,
             "messages_swallowed": self.messages_swallowed,
+            "account_logins": dict(self.account_logins),
+            "sign_outs": dict(self.sign_outs),
         }

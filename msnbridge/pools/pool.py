@@ -1,0 +1,339 @@
+"""The pool process (`msnbridge pool -c bridge.yaml`): holds MSN sessions for the core.
+
+Every lease_ttl/3 it beats its heartbeat, renews its leases (a session whose lease was
+lost to another pool is left: stopped here), and takes the leases of logged-in users
+nobody holds while it holds fewer than its share; it starts those sessions from the
+shared database (the password decrypted here: no secret travels over Redis).
+
+On SIGTERM it hands its sessions over: on MSNP16+ (MPOP) the lease is released and the
+pool waits until another pool has the session online (a second endpoint, a fresh machine
+GUID) before signing out its own endpoint, so contacts see no sign-out; before MSNP16 a
+second login would throw the first one out anyway, so it signs out and the next pool logs
+in straight away (a clean, quick re-login).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import sqlite3
+import uuid
+from typing import Any
+
+import asyncpg
+from mautrix.util.async_db import Database
+
+from puppets import Client, SessionState
+from puppets.event.session import SessionStateChanged
+
+from ..config import Config
+from ..core.sessions import Sessions, describe_login_error
+from ..db import open_database
+from ..db import user as user_db
+from ..errors import StartupError
+from ..secrets import SecretBox, SecretKeyError
+from .executor import SessionExecutor
+from .leases import Leases
+from .link import CommandFailed, Envelope
+from .redis_link import Keys, RedisPoolLink, connect, key_prefix
+
+log = logging.getLogger("msnbridge.pools.pool")
+
+DONE_TTL = 24 * 3600  # how long a command's outcome answers its repeats
+HANDOVER_WAIT = 60.0  # how long a leaving pool waits for the next one to be online
+MPOP = 16  # the first protocol version with several endpoints per account
+
+
+class RedisDoneStore:
+    """``{p}:done:{id}``: "" while the command runs, then its outcome (JSON), a day."""
+
+    def __init__(self, redis: Any, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+
+    async def claim(self, command_id: str) -> bool:
+        return bool(await self.redis.set(self.keys.done(command_id), "", nx=True, ex=DONE_TTL))
+
+    async def outcome(self, command_id: str) -> dict[str, Any] | None:
+        value = await self.redis.get(self.keys.done(command_id))
+        return json.loads(value) if value else None
+
+    async def finish(self, command_id: str, outcome: dict[str, Any]) -> None:
+        await self.redis.set(self.keys.done(command_id), json.dumps(outcome), ex=DONE_TTL)
+
+    async def release(self, command_id: str) -> None:
+        if await self.redis.get(self.keys.done(command_id)) == "":
+            await self.redis.delete(self.keys.done(command_id))
+
+
+def pool_name(config: Config) -> str:
+    """Unique per process (a restarted pool is a new one: what the old one had taken
+    is not waiting for it); the instance name comes first."""
+    instance = config["pools.instance"] or f"{socket.gethostname()}-{os.getpid()}"
+    return f"{instance}.{secrets.token_hex(3)}"
+
+
+class Pool:
+    def __init__(self, config: Config, *, login_timeout: float = 60.0) -> None:
+        self.config = config
+        self.instance = config["pools.instance"] or socket.gethostname()
+        self.name = pool_name(config)
+        self.ttl = float(config["pools.lease_ttl"])
+        self.secrets = SecretBox(config["bridge.secret_key"])
+        self.keys = Keys(key_prefix(config["appservice.id"]))
+        self.login_timeout = login_timeout
+        self.redis = connect(config["pools.redis_url"])
+        self.link = RedisPoolLink(
+            self.redis, self.keys, self.name, lease_ttl=self.ttl,
+            max_core_downtime=float(config["pools.max_core_downtime"]),
+        )  # fmt: skip
+        self.leases = Leases(self.redis, self.keys, self.name, self.ttl)
+        self.executor = SessionExecutor(self.link, RedisDoneStore(self.redis, self.keys),
+                                        pool=self.name)  # fmt: skip
+        self.executor.register("login", self._login_command)
+        self.executor.register("logout", self._logout_command)
+        self.executor.register("resync_all", self._resync_all)
+        self.db: Database | None = None
+        self._factory: Sessions | None = None  # client configs, the shared HTTP client
+        self._starting: dict[str, asyncio.Task[None]] = {}
+        self._tick: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self.leaving = False
+
+    @property
+    def clients(self) -> dict[str, Client]:
+        return self.executor.clients
+
+    async def start(self) -> None:
+        self.db = await self._open_database()
+        self._factory = Sessions(self.config, self.db, self.secrets)
+        await self.leases.heartbeat()
+        await self.link.start()
+        await self._round()
+        self._tick = asyncio.get_running_loop().create_task(self._ticking(), name="pool-tick")
+        log.info("Connection pool %s started", self.name)
+
+    async def _open_database(self) -> Database:
+        """The shared database; while the core creates or upgrades its tables at the
+        same moment (both started together on a fresh one), tried again."""
+        for attempt in range(30):
+            try:
+                return await open_database(self.config["database"])
+            except (OSError, asyncpg.PostgresError, sqlite3.Error) as e:
+                if attempt == 29:
+                    raise StartupError(f"cannot open the database: {e}") from None
+                log.info("The database is not ready (%s); trying again", e)
+                await asyncio.sleep(1)
+        raise AssertionError("unreachable")
+
+    # --- the periodic round ---
+
+    async def _ticking(self) -> None:
+        while True:
+            await asyncio.sleep(self.ttl / 3)
+            try:
+                await self._round()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("Pool %s: a round of lease keeping failed", self.name)
+
+    async def _round(self) -> None:
+        await self.leases.heartbeat()
+        for owner in await self.leases.renew():
+            log.warning("%s: lease lost to another pool; leaving the session", owner)
+            await self._drop(owner, sign_out=True)
+        if self.leaving:
+            return
+        await self._forget_dead_pools()
+        assert self.db is not None
+        logins = await user_db.get_all(self.db, with_login=True)
+        kept = {u.id for u in logins if u.state in ("logged_in", "logging_in")}
+        for owner in [o for o in self.clients if o not in kept and o not in self._starting]:
+            log.info("%s: logged out of the bridge; signing the session out", owner)
+            await self._drop(owner, sign_out=True)
+            await self.leases.release(owner)
+        wanted = [u for u in logins if u.state == "logged_in"]
+        share = await self.leases.share(len(wanted))
+        holders = await self.leases.holders([u.id for u in wanted])
+        for owner in [o for o, holder in holders.items() if holder is None]:
+            if len(self.leases.held) + len(self._starting) >= share:
+                break
+            if owner in self._starting or owner in self.clients:
+                continue
+            if await self.leases.acquire(owner):
+                self._spawn_start(owner)
+
+    async def _forget_dead_pools(self) -> None:
+        for dead in await self.leases.dead_pools():
+            await self.redis.delete(self.keys.commands(dead))
+            await self.redis.zrem(self.keys.pools, dead)
+
+    def _spawn_start(self, owner: str) -> None:
+        task = asyncio.get_running_loop().create_task(
+            self._start_held(owner), name=f"start:{owner}"
+        )
+        self._starting[owner] = task
+        task.add_done_callback(lambda _: self._starting.pop(owner, None))
+
+    async def _start_held(self, owner: str) -> None:
+        """Starts the session of a lease just taken (restore after another pool)."""
+        try:
+            await self._start_session(owner, wait=False)
+        except Exception as e:
+            log.warning("%s: could not start the session here: %s", owner, e)
+            await self.leases.release(owner)
+
+    async def _start_session(self, owner: str, *, wait: bool) -> Client:
+        assert self.db is not None and self._factory is not None
+        stored = await user_db.get(self.db, owner)
+        if stored is None or stored.passport is None or stored.password is None:
+            raise CommandFailed("no stored MSN login")
+        try:
+            password = self.secrets.decrypt(stored.password, context=owner)
+        except SecretKeyError as e:
+            raise CommandFailed(f"your MSN login could not be restored ({e})") from None
+        handover = await self.redis.get(self.keys.handover(owner))
+        # Taking over from a leaving pool on MSNP16+: a second endpoint of its own, so
+        # both are online together for a moment and contacts see no sign-out.
+        guid = f"{{{uuid.uuid4()}}}".upper() if handover else stored.machine_guid
+        client = Client(self._factory.client_config(stored.passport, password, guid),
+                        http=self._factory.http)  # fmt: skip
+        await self._factory._seed_offline(owner, client)
+        first: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def first_outcome(event: object) -> None:
+            if first.done() or not isinstance(event, SessionStateChanged):
+                return
+            if event.state is SessionState.ONLINE:
+                first.set_result(None)
+            elif event.state in (SessionState.STOPPED, SessionState.BACKING_OFF):
+                first.set_exception(
+                    CommandFailed(describe_login_error(client.error or client.last_error))
+                )
+
+        client.add_listener(first_outcome)
+        self.executor.attach(owner, client)
+        await client.start()
+        try:
+            if wait or handover:
+                await asyncio.wait_for(first, self.login_timeout)
+        except BaseException as e:
+            self.executor.detach(owner)
+            await client.stop()
+            if isinstance(e, TimeoutError):
+                raise CommandFailed(describe_login_error(e)) from None
+            raise
+        finally:
+            client.remove_listener(first_outcome)
+            if not first.done():
+                first.cancel()
+        if handover:
+            await self.redis.delete(self.keys.handover(owner))  # the leaving pool may go
+        if stored.machine_guid != client.machine_guid:
+            stored.machine_guid = client.machine_guid
+            await user_db.save(self.db, stored)
+        log.info("%s: session started on pool %s", owner, self.name)
+        return client
+
+    async def _drop(self, owner: str, *, sign_out: bool) -> None:
+        client = self.executor.detach(owner)
+        if client is not None and sign_out:
+            await client.stop()
+
+    # --- pool-level commands ---
+
+    async def _login_command(self, envelope: Envelope) -> dict[str, Any]:
+        owner = envelope.owner
+        if owner in self.clients:
+            raise CommandFailed("you are logged in already; send 'logout' first")
+        if not await self.leases.acquire(owner):
+            raise CommandFailed("your MSN session is being started on another connection pool")
+        try:
+            client = await self._start_session(owner, wait=True)
+        except BaseException:
+            await self.leases.release(owner)
+            raise
+        return {"machine_guid": client.machine_guid, "protocol": client.protocol}
+
+    async def _logout_command(self, envelope: Envelope) -> dict[str, Any]:
+        await self._drop(envelope.owner, sign_out=True)
+        await self.leases.release(envelope.owner)
+        return {}
+
+    async def _resync_all(self, envelope: Envelope) -> dict[str, Any]:
+        for owner in self.clients:
+            self.executor.publish_snapshot(owner)
+        return {"sessions": len(self.clients)}
+
+    # --- stopping ---
+
+    async def stop(self, *, hand_over: bool = True) -> None:
+        """Hands every session over (``hand_over``) or just signs it out."""
+        self.leaving = True
+        await self.leases.leave()  # the others' shares grow: they take these
+        for task in list(self._starting.values()):
+            task.cancel()
+        owners = list(self.clients)
+        if hand_over:
+            await asyncio.gather(*(self._hand_over(o) for o in owners), return_exceptions=True)
+        if self._tick is not None:
+            self._tick.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tick
+        with contextlib.suppress(TimeoutError):
+            await self.executor.flush(5)
+        for owner in list(self.clients):
+            await self._drop(owner, sign_out=True)
+            await self.leases.release(owner)
+        await self.executor.close()
+        await self.link.stop()
+        await self.link.forget()
+        if self._factory is not None:
+            await self._factory.stop()
+        if self.db is not None:
+            await self.db.stop()
+        await self.redis.aclose()
+        log.info("Connection pool %s stopped", self.name)
+
+    async def _hand_over(self, owner: str) -> None:
+        client = self.clients.get(owner)
+        if client is None:
+            return
+        if (client.protocol or 0) >= MPOP and client.state is SessionState.ONLINE:
+            await self.redis.set(self.keys.handover(owner), self.name, px=int(HANDOVER_WAIT * 1000))
+            await self.leases.release(owner)
+            for _ in range(int(HANDOVER_WAIT / 0.2)):  # until the next pool has it online
+                if not await self.redis.exists(self.keys.handover(owner)):
+                    break
+                await asyncio.sleep(0.2)
+            self.executor.mute(owner)  # the new endpoint carries it from here
+            await self._drop(owner, sign_out=True)
+        else:
+            self.executor.mute(owner)
+            await self._drop(owner, sign_out=True)
+            await self.leases.release(owner)
+        log.info("%s: session handed over", owner)
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        try:
+            await self.start()
+            await self._stopping.wait()
+            log.info("Pool %s stopping on signal: handing its sessions over", self.name)
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(Exception):
+                    loop.remove_signal_handler(sig)
+            await self.stop()
