@@ -247,3 +247,55 @@ async def test_a_line_sent_when_the_pool_has_lost_it_waits_for_the_rejoin(world:
     assert puppet.conn is not None and puppet.conn.registered
     said = [message_text(line) for line in bob_lines(world, "PRIVMSG")]
     assert said == ["hello from the pool", "into the void?"]
+
+
+async def test_the_mirror_takes_each_event_once_and_none_of_an_old_connection() -> None:
+    """Unit test of RemoteIRCConnection's ordering, with a scripted pool end: events of
+    an incarnation before the connect reply wait for it; a redelivered or older event,
+    and one of an earlier connection, reach the puppet no more."""
+    link = MemoryLink()
+    replies: list[dict[str, object]] = []
+
+    async def pool(envelope: Envelope) -> dict[str, object]:
+        if envelope.kind == "irc_connect":
+            await published.wait()  # the events of the new connection arrive first
+        return replies.pop(0) if envelope.kind == "irc_connect" else {}
+
+    published = asyncio.Event()
+    link.pool.on_command(pool)
+    connections = RemoteIRCConnections(link.core, command_timeout=5)
+    link.core.on_event(connections.apply)
+    seen: list[object] = []
+    settings = IRCSettings(host="unused", nick="Bob[m]")
+    conn = connections.open(BOB, settings, seen.append, msn_nick="Bob")
+    assert isinstance(conn, RemoteIRCConnection)
+
+    def state(incarnation: str, seq: int, **more: object) -> dict[str, object]:
+        return {"owner": owner_of(BOB), "incarnation": incarnation, "seq": seq, "pool": "p",
+                "nick": "Bob[m]", "registered": True, "joined": [], **more}  # fmt: skip
+
+    def event(n: int, incarnation: str, seq: int, **more: object) -> Envelope:
+        data = {"nick": "Bob[m]", "caps": [], "reconnect": False}
+        return Envelope(
+            f"e{n}",
+            owner_of(BOB),
+            "IRCRegistered",
+            {**data, "state": state(incarnation, seq, **more)},
+        )
+
+    replies.append({"adopted": False, "state": {**state("new", 0), "registered": False}})
+    conn.start()
+    await asyncio.sleep(0.05)  # the connect is on its way
+    await link.pool.publish(event(1, "old", 9))  # an earlier connection's: dropped
+    await link.pool.publish(event(2, "new", 1, joined=["#a"]))  # before the reply: waits
+    await link.drain()
+    assert seen == [] and not conn.registered
+    published.set()
+    await until(lambda: len(seen) == 1, what="the waiting event")
+    assert conn.registered and conn.joined == {"#a"}
+    await link.pool.publish(event(2, "new", 1))  # delivered again
+    await link.pool.publish(event(3, "new", 2, joined=["#a", "#b"]))
+    await link.drain()
+    assert len(seen) == 2 and conn.joined == {"#a", "#b"}
+    await conn.leave()
+    await link.close()

@@ -353,8 +353,9 @@ class RemoteIRCConnection:
             log.info("%s: taken over from pool %s as it is", self.key, state.get("pool"))
         self._apply_state(state)
         if state.get("incarnation") != self._event_seq[0]:
-            # A new connection: events of the old one are over.
-            self._event_seq = (state.get("incarnation"), 0)
+            # Another connection than the one known (a new one, or one taken over that
+            # this core had not heard of): what its events told before is in the state.
+            self._event_seq = (state.get("incarnation"), int(state.get("seq", 0)))
         early, self._early = self._early, []
         for envelope in early:
             self.apply(envelope)
