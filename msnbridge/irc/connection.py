@@ -49,6 +49,30 @@ class SendResult:
         return self.refused == 0 and not self.truncated
 
 
+def message_bodies(
+    nick: str,
+    wanted_nick: str,
+    userhost_len: tuple[int, int] | None,
+    command: str,
+    target: str,
+    text: str,
+    max_lines: int,
+    *,
+    ctcp: str | None = None,
+) -> tuple[list[str], bool]:
+    """The bodies ``text`` is cut into so that every line fits what receivers get, and
+    whether lines past ``max_lines`` were dropped. A connection held by a pool is cut
+    the same way on both sides (``msnbridge.pools.remote_irc``)."""
+    user_len, host_len = userhost_len or (lines.DEFAULT_USER_LEN, lines.DEFAULT_HOST_LEN)
+    prefix = lines.message_prefix_length(
+        nick, command, target, user_len=user_len, host_len=host_len
+    )
+    extra = len(ctcp) + 3 if ctcp else 0  # \x01ACTION …\x01
+    # Queued lines may go out after we regain a longer wanted nick: budget for it.
+    extra += max(0, len(wanted_nick) - len(nick))
+    return lines.split_message(text, lines.payload_budget(prefix, extra), max_lines)
+
+
 class IRCConnection(IncomingMixin):
     """Keeps one nick connected to one IRC network.
 
@@ -218,15 +242,15 @@ class IRCConnection(IncomingMixin):
         ctcp: str | None = None,
         tags: Mapping[str, str | None] | None = None,
     ) -> SendResult:
-        user_len, host_len = self._userhost_len or (lines.DEFAULT_USER_LEN, lines.DEFAULT_HOST_LEN)
-        prefix = lines.message_prefix_length(
-            self.nick, command, target, user_len=user_len, host_len=host_len
-        )
-        extra = len(ctcp) + 3 if ctcp else 0  # \x01ACTION …\x01
-        # Queued lines may go out after we regain a longer wanted nick: budget for it.
-        extra += max(0, len(self.wanted_nick) - len(self.nick))
-        bodies, truncated = lines.split_message(
-            text, lines.payload_budget(prefix, extra), self.settings.max_lines_per_message
+        bodies, truncated = message_bodies(
+            self.nick,
+            self.wanted_nick,
+            self._userhost_len,
+            command,
+            target,
+            text,
+            self.settings.max_lines_per_message,
+            ctcp=ctcp,
         )
         tag_prefix = ""
         if tags and "message-tags" in self.caps:

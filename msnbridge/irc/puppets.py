@@ -9,6 +9,11 @@ Puppet connections are never read for bridging (the bot reads); their own events
 drive joining: conversation channels are invite-only, so a puppet joins a channel when the
 bot has invited it, and lines for a channel it has not joined (yet, or again after a
 reconnection) wait in ``pending`` until it has.
+
+Connections are made through a `PuppetConnections`: `LocalConnections` (the default)
+opens them in this process; with connection pools (``pools.redis_url``) a pool holds them
+(``msnbridge.pools.remote_irc``), so they outlive a restart of the bridge: the new
+process is told of them (`found`) and takes them over instead of connecting again.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from mautrix.util.async_db import Database
 
@@ -28,10 +34,11 @@ from ..db import irc_nick
 from . import lines
 from .backoff import ReconnectScheduler
 from .bot import BotConnection
-from .connection import IRCConnection
+from .connection import IRCConnection, SendResult
 from .events import ConnectionEvent, Disconnected, IRCEvent, Kind, NickChanged, Registered
 from .options import IRCOptions, PuppetMode
 from .refusal import RefusalKind
+from .settings import IRCSettings
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +47,92 @@ FALLBACK_REFUSALS = frozenset(
 )
 REFUSAL_COOLDOWN = 300.0  # seconds of relaying new puppets after the server refused one
 MAX_PENDING = 200  # lines held per puppet while it (re)joins
+
+
+class PuppetConnection(Protocol):
+    """What a puppet needs of its connection (an IRCConnection, or one a pool holds)."""
+
+    nick: str
+    channels: dict[str, tuple[str, str | None]]  # wanted: lower → (name, key)
+    joined: set[str]  # lower
+
+    @property
+    def registered(self) -> bool: ...
+
+    def start(self) -> None: ...
+
+    async def close(self, reason: str = "") -> None: ...
+
+    def privmsg(self, target: str, text: str) -> SendResult: ...
+
+    def notice(self, target: str, text: str) -> SendResult: ...
+
+    def action(self, target: str, text: str) -> SendResult: ...
+
+    def tagmsg(self, target: str, tags: Mapping[str, str | None]) -> bool: ...
+
+    def join(self, channel: str, key: str | None = None) -> None: ...
+
+    def part(self, channel: str, reason: str = "") -> int: ...
+
+    def set_nick(self, nick: str) -> None: ...
+
+    def send_raw(self, line: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FoundConnection:
+    """A puppet connection that outlived the previous bridge process (held by a pool)."""
+
+    passport: str
+    msn_nick: str
+    nick: str  # the wanted nick
+    channels: tuple[str, ...]  # the channels it is in or joining
+
+
+class PuppetConnections(Protocol):
+    """Makes puppet connections. ``open`` returns one not started yet."""
+
+    def open(
+        self,
+        passport: str,
+        settings: IRCSettings,
+        on_event: Callable[[ConnectionEvent], None],
+        *,
+        msn_nick: str,
+    ) -> PuppetConnection: ...
+
+    async def release(self, conn: PuppetConnection, reason: str) -> None:
+        """The bridge is stopping: close the connection, or leave it up where it
+        outlives the process (a pool's)."""
+        ...
+
+    def on_found(self, found: Callable[[FoundConnection], None]) -> None:
+        """Call ``found`` for each connection of a previous process (pools only)."""
+        ...
+
+
+class LocalConnections:
+    """Puppet connections in this process: they end with it."""
+
+    def __init__(self, scheduler: ReconnectScheduler) -> None:
+        self.scheduler = scheduler
+
+    def open(
+        self,
+        passport: str,
+        settings: IRCSettings,
+        on_event: Callable[[ConnectionEvent], None],
+        *,
+        msn_nick: str,
+    ) -> PuppetConnection:
+        return IRCConnection(settings, on_event, scheduler=self.scheduler)
+
+    async def release(self, conn: PuppetConnection, reason: str) -> None:
+        await conn.close(reason)
+
+    def on_found(self, found: Callable[[FoundConnection], None]) -> None:
+        pass  # nothing outlives this process
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +146,7 @@ class Puppet:
     passport: str
     msn_nick: str
     nick: str  # the wanted IRC nick (stored in irc_nicks)
-    conn: IRCConnection | None = None
+    conn: PuppetConnection | None = None
     relayed: bool = False  # the bot speaks for it
     channels: dict[str, str] = field(default_factory=dict)  # lower → name (wanted)
     pending: dict[str, list[Line]] = field(default_factory=dict)
@@ -81,6 +174,7 @@ class PuppetManager:
         request_invite: Callable[[str, str], None],
         on_joined: Callable[[Puppet, str], None],
         on_relayed: Callable[[Puppet], None],
+        connector: PuppetConnections | None = None,
     ) -> None:
         self.options = options
         self.bot = bot
@@ -93,6 +187,8 @@ class PuppetManager:
         self._refused_until = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
         self._relay_log = ThrottledLog(log)
+        self.connector = connector or LocalConnections(scheduler)
+        self.connector.on_found(self._found)
 
     # --- who is ours ---
 
@@ -182,16 +278,36 @@ class PuppetManager:
         settings = self.options.connection_settings(
             puppet.nick, username=puppet.passport.split("@", 1)[0]
         )
-        conn = IRCConnection(
-            settings, lambda e: self._on_event(puppet, conn, e), scheduler=self.scheduler
+        conn = self.connector.open(
+            puppet.passport,
+            settings,
+            lambda e: self._on_event(puppet, conn, e),
+            msn_nick=puppet.msn_nick,
         )
         puppet.conn = conn
         conn.start()  # invited to its channels once registered
+
+    def _found(self, found: FoundConnection) -> None:
+        """A connection a pool kept across a restart: the puppet is back, in its channels,
+        with no new connection (the pool's is taken over)."""
+        passport = found.passport.lower()
+        if passport in self.puppets:
+            return  # made again already (its connection took the pool's over)
+        puppet = Puppet(passport, found.msn_nick, found.nick)
+        puppet.channels = {c.lower(): c for c in found.channels}
+        self.puppets[passport] = puppet
+        log.info("IRC puppet %s is still connected (kept by a connection pool)", found.nick)
+        self._connect(puppet)
 
     async def _disconnect(self, puppet: Puppet, reason: str) -> None:
         conn, puppet.conn = puppet.conn, None
         if conn is not None:
             await conn.close(reason)
+
+    async def _release(self, puppet: Puppet) -> None:
+        conn, puppet.conn = puppet.conn, None
+        if conn is not None:
+            await self.connector.release(conn, "Bridge shutting down")
 
     def _relay(self, puppet: Puppet, why: str) -> None:
         if not puppet.relayed:
@@ -212,8 +328,7 @@ class PuppetManager:
 
     async def close(self) -> None:
         await asyncio.gather(
-            *(self._disconnect(p, "Bridge shutting down") for p in self.puppets.values()),
-            return_exceptions=True,
+            *(self._release(p) for p in self.puppets.values()), return_exceptions=True
         )
         for task in list(self._tasks):
             task.cancel()
@@ -274,7 +389,7 @@ class PuppetManager:
             self.want_channel(puppet, channel)
         return True
 
-    def _send(self, conn: IRCConnection, channel: str, line: Line) -> bool:
+    def _send(self, conn: PuppetConnection, channel: str, line: Line) -> bool:
         if line.kind == "typing":
             conn.tagmsg(channel, {"+typing": "active"})
             return True
@@ -330,7 +445,7 @@ class PuppetManager:
             self._send_away(puppet.conn, text)
 
     @staticmethod
-    def _send_away(conn: IRCConnection, text: str | None) -> None:
+    def _send_away(conn: PuppetConnection, text: str | None) -> None:
         conn.send_raw(f"AWAY :{lines.split_lines(text)[0]}" if text else "AWAY")
 
     async def rename(self, puppet: Puppet, msn_nick: str) -> None:
@@ -345,7 +460,7 @@ class PuppetManager:
 
     # --- a puppet connection's own events ---
 
-    def _on_event(self, puppet: Puppet, conn: IRCConnection, event: ConnectionEvent) -> None:
+    def _on_event(self, puppet: Puppet, conn: PuppetConnection, event: ConnectionEvent) -> None:
         if puppet.conn is not conn:
             return
         if isinstance(event, Registered):
@@ -369,7 +484,7 @@ class PuppetManager:
         elif isinstance(event, IRCEvent):
             self._on_irc(puppet, conn, event)
 
-    def _on_irc(self, puppet: Puppet, conn: IRCConnection, event: IRCEvent) -> None:
+    def _on_irc(self, puppet: Puppet, conn: PuppetConnection, event: IRCEvent) -> None:
         if event.kind is Kind.INVITE and event.params:
             channel = event.params[-1]
             if channel.lower() in puppet.channels:
