@@ -21,16 +21,19 @@ from msnbridge.pools.redis_link import Keys, key_prefix
 from puppets.event.contact import PresenceChanged
 from tests.msnp_server import MSNPTestServer
 from tests.redis_server import redis_server, redis_url  # noqa: F401 (fixtures)
-from tests.synapse_server import SynapseServer, room_events, send_text
+from tests.synapse_server import SynapseServer, msn_settings, room_events, send_text
 from tests.test_faults_msn import fast_friend, texts
 from tests.test_faults_process import daemon, daemon_logging, database_url
 from tests.test_matrix_portals import ALICE, BOB, PASSWORD, _dm_room, bot_id, log_in, until
-from tests.test_msnp18_bridge import settings
 from tests.test_pools_restart import pool_process
 from tests.test_restart_stream import all_room_events
 
 pytestmark = pytest.mark.timeout(300)
 TTL = 3
+
+
+def settings(server: MSNPTestServer) -> dict[str, object]:
+    return msn_settings(server, services=True)  # MSNP18 logs in through the SOAP services
 
 
 @pytest.fixture

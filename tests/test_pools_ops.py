@@ -4,6 +4,8 @@ a pool reads the logged-in users from the database itself).
 
 - A pool serves /metrics (sessions it holds, lease moves, the events stream's lag) with
   its instance name on every pool series.
+- Events a pool could not keep because the core was down past pools.max_core_downtime
+  reach their owner as one notice in Matrix once the core is back.
 - A second pool started beside one holding 4 sessions gets 2 of them, handed over without a
   sign-out (MPOP: the new endpoint is online before the old one leaves).
 """
@@ -26,11 +28,20 @@ from msnbridge.db import open_database
 from msnbridge.db import user as user_db
 from msnbridge.pools.redis_link import Keys, key_prefix
 from msnbridge.secrets import SecretBox
+from puppets.event.contact import PresenceChanged
 from tests.msnp_server import MSNPTestServer
 from tests.redis_server import redis_server, redis_url  # noqa: F401 (fixtures)
-from tests.synapse_server import msn_settings
-from tests.test_faults_process import daemon_logging, database_url
-from tests.test_matrix_portals import PASSWORD, until
+from tests.synapse_server import (
+    SynapseServer,
+    bot_id,
+    is_notice_from,
+    msn_settings,
+    room_events,
+    wait_for_event,
+)
+from tests.test_faults_msn import fast_friend
+from tests.test_faults_process import daemon, daemon_logging, database_url
+from tests.test_matrix_portals import ALICE, BOB, PASSWORD, log_in, until
 from tests.test_pools_restart import pool_process
 
 pytestmark = pytest.mark.timeout(300)
@@ -47,6 +58,10 @@ async def msn() -> AsyncIterator[MSNPTestServer]:
     async with MSNPTestServer(versions=(18, 18)) as server:
         for passport in USERS:
             server.add_account(passport, PASSWORD)
+        server.add_account(ALICE, PASSWORD, nick="Alice")
+        server.add_account(BOB, PASSWORD, nick="Bob")
+        server.add_contact(ALICE, BOB, ("FL", "AL"))
+        server.add_contact(BOB, ALICE, ("FL", "AL"))
         yield server
 
 
@@ -198,3 +213,56 @@ async def test_a_new_pool_takes_its_share_without_a_sign_out(
             assert moves_a['msnbridge_pool_sessions{pool="pool-a"}'] == 2
             moves_b = await scrape(port_b)
             assert moves_b['msnbridge_pool_lease_moves_total{move="taken",pool="pool-b"}'] == 2
+
+
+async def test_events_dropped_while_the_core_was_away_are_told_to_the_owner(
+    synapse: SynapseServer,
+    bridge_config: Callable[..., Path],
+    msn: MSNPTestServer,
+    redis_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    owner = await synapse.register_user()
+    bot = bot_id(synapse)
+    bob, bob_events = await fast_friend(msn, BOB)
+    r = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        async with database_url("postgres", tmp_path) as db:
+            config = bridge_config(
+                **msn_settings(msn, services=True), database=db,
+                logging=daemon_logging(tmp_path / "core.log"),
+                pools={"redis_url": redis_url, "lease_ttl": TTL, "max_core_downtime": 1,
+                       "command_timeout": 20},
+            )  # fmt: skip
+            keys = Keys(key_prefix(load_config(str(config))["appservice.id"]))
+            async with pool_process(config, tmp_path, "pool"):
+                async with daemon(synapse, config, tmp_path) as core:
+                    management = await log_in(synapse, owner)
+                    await bob_events.wait_for(
+                        PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN"
+                    )
+                    core.kill()
+                    await core.wait()
+
+                async def core_gone() -> bool:
+                    return not await r.exists(keys.core)
+
+                await until(core_gone, timeout=2 * TTL)
+                # The pool notices within TTL/3, then keeps events for max_core_downtime.
+                await asyncio.sleep(TTL / 3 + 1 + 2)
+                for i in range(2):
+                    assert (await bob.conversation([ALICE]).send_text(f"while away {i}")).ok
+                async with daemon(synapse, config, tmp_path):
+                    notice = await wait_for_event(
+                        synapse, owner, management, is_notice_from(bot, "could not be kept"), 30
+                    )
+                    count = re.search(r"(\d+) events", notice["content"]["body"])
+                    assert count and int(count.group(1)) >= 2, notice["content"]["body"]
+                    await asyncio.sleep(TTL)  # told once
+                    events = await room_events(synapse, owner, management)
+                    assert (
+                        len([e for e in events if is_notice_from(bot, "could not be kept")(e)]) == 1
+                    )
+    finally:
+        await bob.stop()
+        await r.aclose()
