@@ -16,6 +16,7 @@ import asyncio
 import json
 import re
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -197,15 +198,20 @@ async def test_a_new_pool_takes_its_share_without_a_sign_out(
                 return held.count("pool-a") == 2 and held.count("pool-b") == 2
 
             await until(split, timeout=6 * TTL + 30)
-            # Each moved session logged in once more (the new endpoint), and none signed out.
+
+            def moved() -> list[str]:
+                return [p for p in USERS if msn.stats.account_logins[p] > logins_before[p]]
+
+            # Each moved session logged in once more (the new endpoint), and none signed
+            # out: the old endpoint left only after the new one was online.
+            await until(lambda: len(moved()) == 2, timeout=30)
             await until(lambda: all(msn.online_sessions(p) == 1 for p in USERS), timeout=30)
             assert sum(msn.stats.sign_outs.values()) == 0, msn.stats.as_dict()
-            moved = [p for p in USERS if msn.stats.account_logins[p] > logins_before[p]]
-            assert len(moved) == 2, msn.stats.as_dict()
             # And it settles: no more moves once the share is even.
             await asyncio.sleep(2 * TTL)
             held = list((await holders()).values())
             assert held.count("pool-a") == 2 and held.count("pool-b") == 2
+            assert len(moved()) == 2 and sum(msn.stats.sign_outs.values()) == 0
             moves_a = await scrape(port_a)
             assert (
                 moves_a['msnbridge_pool_lease_moves_total{move="handed_over",pool="pool-a"}'] == 2
@@ -265,4 +271,47 @@ async def test_events_dropped_while_the_core_was_away_are_told_to_the_owner(
                     )
     finally:
         await bob.stop()
+        await r.aclose()
+
+
+async def test_sessions_nobody_takes_over_stay_up_where_they_were(
+    shared: tuple[Path, Callable],  # type: ignore[type-arg]
+    msn: MSNPTestServer,
+    redis_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A pool with room that never takes the sessions handed to it (it beats, but its
+    rounds are stuck): the handing pool takes them back, still up, with no sign-out."""
+    config, holders = shared
+    await store_logins(config, USERS)
+    keys = Keys(key_prefix(load_config(str(config))["appservice.id"]))
+    r = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    port = free_port()
+
+    async def stuck_pool() -> None:
+        while True:
+            await r.zadd(keys.pools, {"stuck.000000": time.time()})
+            await asyncio.sleep(0.5)
+
+    try:
+        async with pool_process(pool_yaml(config, "pool-a", port), tmp_path, "a"):
+            await until(lambda: all(msn.online_sessions(p) == 1 for p in USERS), timeout=60)
+            logins_before = dict(msn.stats.account_logins)
+            beating = asyncio.create_task(stuck_pool())
+            try:
+                handed = 'msnbridge_pool_lease_moves_total{move="handed_over",pool="pool-a"}'
+
+                async def handed_and_back() -> bool:
+                    metrics = await scrape(port)
+                    return metrics[handed] >= 2 and set((await holders()).values()) == {"pool-a"}
+
+                await until(handed_and_back, timeout=6 * TTL + 10)
+            finally:
+                beating.cancel()
+            taken = 'msnbridge_pool_lease_moves_total{move="taken",pool="pool-a"}'
+            assert (await scrape(port))[taken] >= len(USERS) + 2
+            assert all(msn.online_sessions(p) == 1 for p in USERS)
+            assert sum(msn.stats.sign_outs.values()) == 0, msn.stats.as_dict()
+            assert dict(msn.stats.account_logins) == logins_before
+    finally:
         await r.aclose()

@@ -183,7 +183,7 @@ class Pool:
             if await self.leases.acquire(owner):
                 self.pool_metrics.lease_moved("taken")
                 self._spawn_start(owner)
-        self._rebalance(holders, share, await self.leases.live_pools())
+        self._rebalance(holders, share, await self.leases.fresh_pools())
 
     def _rebalance(self, holders: dict[str, str | None], share: int, live: list[str]) -> None:
         """A new pool takes a share: a pool holding more than its share hands the extra
@@ -198,7 +198,7 @@ class Pool:
         for owner in mine[: max(0, extra)]:
             log.info("%s: handing the session over to a pool with room (share %d)", owner, share)
             task = asyncio.get_running_loop().create_task(
-                self._hand_over(owner), name=f"hand-over:{owner}"
+                self._hand_over(owner, rebalancing=True), name=f"hand-over:{owner}"
             )
             self._handing[owner] = task
             task.add_done_callback(lambda _, o=owner: self._handing.pop(o, None))
@@ -359,7 +359,7 @@ class Pool:
         await self.metrics.stop()
         log.info("Connection pool %s stopped", self.name)
 
-    async def _hand_over(self, owner: str) -> None:
+    async def _hand_over(self, owner: str, *, rebalancing: bool = False) -> None:
         client = self.clients.get(owner)
         if client is None:
             return
@@ -367,9 +367,18 @@ class Pool:
             await self.redis.set(self.keys.handover(owner), self.name, px=int(HANDOVER_WAIT * 1000))
             await self.leases.release(owner)
             self.pool_metrics.lease_moved("handed_over")
+            loop = asyncio.get_running_loop()
+            unclaimed_until = loop.time() + 2 * self.ttl
             for _ in range(int(HANDOVER_WAIT / 0.2)):  # until the next pool has it online
                 if not await self.redis.exists(self.keys.handover(owner)):
                     break
+                if (rebalancing and not self.leaving and loop.time() > unclaimed_until
+                        and await self.leases.acquire(owner)):  # fmt: skip
+                    # Nobody took it (the pool with room went away): kept here, still up.
+                    await self.redis.delete(self.keys.handover(owner))
+                    self.pool_metrics.lease_moved("taken")
+                    log.info("%s: no pool took the session over; kept here", owner)
+                    return
                 await asyncio.sleep(0.2)
             self.executor.mute(owner)  # the new endpoint carries it from here
             await self._drop(owner, sign_out=True)
