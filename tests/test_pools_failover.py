@@ -32,6 +32,10 @@ pytestmark = pytest.mark.timeout(300)
 TTL = 3
 
 
+def settings(server: MSNPTestServer) -> dict[str, object]:
+    return msn_settings(server, services=True)  # MSNP18 logs in through the SOAP services
+
+
 @pytest.fixture
 async def msn() -> AsyncIterator[MSNPTestServer]:
     async with MSNPTestServer(versions=(2, 18)) as server:
