@@ -35,6 +35,7 @@ from .outgoing_files import OutgoingFiles
 from .portal_side import MatrixPortalSide
 from .settings import MATRIX_OPTIONS
 from .state_cache import CachedStateStore
+from .txn_flush import TransactionFlush
 
 log = logging.getLogger("msnbridge.matrix")
 STOP_GRACE = 5.0  # seconds event handlers in flight get to finish at shutdown
@@ -92,6 +93,8 @@ class BridgeAppService(AppService):
         self.is_portal_room: inbox.IsPortalRoom | None = None  # what matrix_inbox keeps
         # Whether a sender is the bot or a ghost (set by MatrixSide).
         self.is_ours: Callable[[object], bool] | None = None
+        # Transactions Synapse stored while the bridge was down and may never send.
+        self.flush = TransactionFlush(lambda: self.intent, self.id, self.bot_mxid)
 
     async def _read_transaction_header(self, request: web.Request) -> tuple[str, dict[str, Any]]:
         txn_id, data = await super()._read_transaction_header(request)
@@ -102,10 +105,19 @@ class BridgeAppService(AppService):
                 content_type="application/json",
                 text=json.dumps({"errcode": "M_BAD_JSON", "error": problem}),
             )
+        events = data.get("events") if isinstance(data, dict) else None
+        if isinstance(events, list) and self.flush.should_refuse(events):
+            # Ours, sent to make Synapse resend what it stored: once refused, its
+            # recoverer sends every stored transaction again, oldest first.
+            raise web.HTTPServiceUnavailable(
+                content_type="application/json",
+                text=json.dumps({"errcode": "M_UNKNOWN", "error": "send stored ones first"}),
+            )
         return txn_id, data
 
     async def handle_transaction(self, txn_id: str, **kwargs: Any) -> JSON:
         events = kwargs.get("events") or []
+        self.flush.saw(events)
         # Only events someone wrote need the durable record: a transaction of nothing but
         # our own echoes (one per message sent into a room) and ephemeral events (typing,
         # receipts: repeating one is harmless) skips the database write.
@@ -347,6 +359,7 @@ class MatrixSide:
             return
         self._started = False
         self.az.ready = False
+        self.az.flush.stop()
         for task in (self._ephemeral_check, self._bridge_info):
             if task is not None:
                 task.cancel()
