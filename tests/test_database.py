@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import shutil
 from collections.abc import AsyncIterator
@@ -198,3 +199,16 @@ async def test_table_modules_round_trip(db_url: str) -> None:
         assert await portal.get_all(db, owner) == []
     finally:
         await db.stop()
+
+
+async def test_processes_starting_together_migrate_a_fresh_database_once(db_url: str) -> None:
+    """The core and its pools start side by side against one fresh database: one of them
+    migrates it, the others wait and find it done (PostgreSQL used to answer the second
+    CREATE TABLE with a duplicate key in pg_type, and that process did not start)."""
+    dbs = await asyncio.gather(*(open_database(db_url) for _ in range(4)))
+    try:
+        for db in dbs:
+            assert await schema_version(db) == CURRENT
+    finally:
+        for db in dbs:
+            await db.stop()

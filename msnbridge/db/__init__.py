@@ -12,6 +12,7 @@ from pathlib import Path
 from mautrix.util.async_db import Database, UnsupportedDatabaseVersion
 
 from ..private_files import prepare_sqlite
+from .migration_lock import migration_lock
 from .upgrade import MIGRATIONS_DIR, VERSION_TABLE, MigrationError, build_upgrade_table
 
 __all__ = ["Database", "DatabaseTooNew", "MigrationError", "open_database", "schema_version"]
@@ -29,7 +30,8 @@ async def open_database(url: str, *, migrations_dir: Path = MIGRATIONS_DIR) -> D
         url, upgrade_table=upgrade_table, log=logging.getLogger("msnbridge.db"), owner_name=None
     )
     try:
-        await db.start()
+        async with migration_lock(url):
+            await db.start()
     except UnsupportedDatabaseVersion:
         version = await _stored_version(db)
         await db.stop()
