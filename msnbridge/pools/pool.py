@@ -37,8 +37,10 @@ from ..core.sessions import Sessions, describe_login_error
 from ..db import open_database
 from ..db import user as user_db
 from ..errors import StartupError
+from ..irc.options import IRCOptions
 from ..secrets import SecretBox, SecretKeyError
 from .executor import SessionExecutor
+from .irc_executor import IRCExecutor
 from .leases import Leases
 from .link import CommandFailed, Envelope
 from .redis_link import Keys, RedisPoolLink, connect, key_prefix
@@ -99,6 +101,16 @@ class Pool:
         self.executor.register("login", self._login_command)
         self.executor.register("logout", self._logout_command)
         self.executor.register("resync_all", self._resync_all)
+        # IRC puppet connections (irc.enabled): leases of their own, so that they do not
+        # count towards this pool's share of MSN sessions.
+        self.irc_leases = Leases(self.redis, self.keys, self.name, self.ttl)
+        self.irc: IRCExecutor | None = None
+        if config["irc.enabled"]:
+            self.irc = IRCExecutor(
+                self.link, pool=self.name, options=IRCOptions.from_config(config),
+                on_open=self.irc_leases.acquire, on_close=self._irc_closed,
+            )  # fmt: skip
+            self.irc.install(self.executor)  # deduped by command id like the others
         self.db: Database | None = None
         self._factory: Sessions | None = None  # client configs, the shared HTTP client
         self._starting: dict[str, asyncio.Task[None]] = {}
@@ -149,6 +161,10 @@ class Pool:
         for owner in await self.leases.renew():
             log.warning("%s: lease lost to another pool; leaving the session", owner)
             await self._drop(owner, sign_out=True)
+        for owner in await self.irc_leases.renew():
+            log.warning("%s: lease lost to another pool; closing the connection", owner)
+            if self.irc is not None:
+                await self.irc.drop(owner, "lease lost")
         if self.leaving:
             return
         await self._forget_dead_pools()
@@ -242,6 +258,9 @@ class Pool:
         log.info("%s: session started on pool %s", owner, self.name)
         return client
 
+    async def _irc_closed(self, owner: str) -> None:
+        await self.irc_leases.release(owner)
+
     async def _drop(self, owner: str, *, sign_out: bool) -> None:
         client = self.executor.detach(owner)
         if client is not None and sign_out:
@@ -270,7 +289,8 @@ class Pool:
     async def _resync_all(self, envelope: Envelope) -> dict[str, Any]:
         for owner in self.clients:
             self.executor.publish_snapshot(owner)
-        return {"sessions": len(self.clients)}
+        irc = len(self.irc.publish_snapshots()) if self.irc is not None else 0
+        return {"sessions": len(self.clients), "irc_connections": irc}
 
     # --- stopping ---
 
@@ -293,6 +313,8 @@ class Pool:
             await self._drop(owner, sign_out=True)
             await self.leases.release(owner)
         await self.executor.close()
+        if self.irc is not None:  # before the link stops: their IRCGone events get out
+            await self.irc.close()
         await self.link.stop()
         await self.link.forget()
         if self._factory is not None:

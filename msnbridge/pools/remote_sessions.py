@@ -31,6 +31,7 @@ from ..secrets import SecretBox, SecretKeyError
 from .link import CommandFailed, Envelope
 from .redis_link import EVENTS_DROPPED, Keys, RedisCoreLink, connect, key_prefix
 from .remote_client import RemoteClient
+from .remote_irc import RemoteIRCConnections
 
 log = logging.getLogger("msnbridge.pools.sessions")
 
@@ -53,7 +54,14 @@ class RemoteSessions(Sessions):
         # Waits until what the listeners took from an event is stored (MsnEventRouter's
         # inbox); set by the bridge. Only then is the event acknowledged.
         self.settle: Callable[[], Awaitable[None]] | None = None
+        self.irc: RemoteIRCConnections | None = None  # the IRC puppets' (carry_irc)
         self._linked = False
+
+    def carry_irc(self) -> RemoteIRCConnections:
+        """IRC puppet connections held by the pools too, over the same link."""
+        if self.irc is None:
+            self.irc = RemoteIRCConnections(self.link, command_timeout=self.command_timeout)
+        return self.irc
 
     def _remote(self, owner: str, passport: str) -> RemoteClient:
         client = RemoteClient(owner, passport, self.link, command_timeout=self.command_timeout)
@@ -219,6 +227,9 @@ class RemoteSessions(Sessions):
 
     async def _on_envelope(self, envelope: Envelope) -> None:
         owner = envelope.owner
+        if self.irc is not None and self.irc.owns(envelope):
+            await self.irc.apply(envelope)
+            return
         if envelope.kind == EVENTS_DROPPED:
             count = envelope.data.get("count", 0)
             self._forward(owner, ConnectionNotice(
