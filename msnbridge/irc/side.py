@@ -32,7 +32,7 @@ from ..db.irc_backlog import HeldLine
 from ..db.portal import Portal
 from ..formatting import MessageKind, to_mirc
 from ..permissions import Permissions
-from ..pools.remote_irc import stable_irc_ids
+from ..pools.remote_irc import RemoteIRCConnections, stable_irc_ids
 from . import channels as names
 from . import lines
 from .backoff import ReconnectScheduler
@@ -120,6 +120,8 @@ class IRCSide:
             on_relayed=self._puppet_relayed,
             connector=self.connector,
         )
+        if isinstance(self.connector, RemoteIRCConnections):
+            self.connector.on_lost = self.puppets.say_lost
         self.contacts = ContactListChannels(
             o, self.bot, self.puppets, rooms.contact_list_channel, rooms.announce
         )

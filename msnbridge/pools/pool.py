@@ -297,6 +297,11 @@ class Pool:
     async def stop(self, *, hand_over: bool = True) -> None:
         """Hands every session over (``hand_over``) or just signs it out."""
         self.leaving = True
+        if self.irc is not None:
+            # First: an IRC connection cannot be handed over, the core opens it again on
+            # another pool once told (IRCGone, published before this pool drops out of
+            # the live ones, so the core does not take it for dead).
+            await self.irc.close()
         await self.leases.leave()  # the others' shares grow: they take these
         for task in list(self._starting.values()):
             task.cancel()
@@ -313,8 +318,6 @@ class Pool:
             await self._drop(owner, sign_out=True)
             await self.leases.release(owner)
         await self.executor.close()
-        if self.irc is not None:  # before the link stops: their IRCGone events get out
-            await self.irc.close()
         await self.link.stop()
         await self.link.forget()
         if self._factory is not None:
