@@ -6,6 +6,8 @@ An IRC owner logs in through the bot; their MSN contact's messages appear on IRC
 contact's puppet nick. The core is SIGKILLed and started again while the contact keeps
 writing: a raw IRC client in the channels sees no QUIT of the puppet and no new JOIN,
 the puppet speaks again after the restart, and every message is on IRC exactly once.
+The pool holding the puppet is SIGKILLed: the core opens the puppet again on the other
+pool, unprompted, and nothing is lost or doubled.
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import AsyncIterator, Callable
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 
 from tests.ircd import IRCd, RawClient, command_of, message_text, running_ircd
 from tests.msnp_server import MSNPTestServer
@@ -91,14 +96,47 @@ def numbers(lines: list[str]) -> collections.Counter[int]:
     return found
 
 
-async def test_core_sigkill_keeps_the_puppet_on_irc_and_loses_nothing(
+@dataclass
+class Scene:
+    """The core and pools running, the IRC owner logged in and in the conversation
+    channel, where Bob's puppet has said the first ``BEFORE`` messages."""
+
+    config: Path
+    core: asyncio.subprocess.Process
+    pools: list[asyncio.subprocess.Process]
+    owner: RawClient
+    send: Callable[[int], Awaitable[None]]
+    puppet: str
+    mark: int = 0  # owner.lines before the fault
+
+    def after(self) -> list[str]:
+        return self.owner.lines[self.mark :]
+
+    def report(self, total: int, since: int) -> dict[str, object]:
+        """What went wrong on IRC: lost or doubled messages, and whether the puppet spoke
+        (messages numbered ``since`` and later) after the fault."""
+        got = numbers(self.owner.lines)
+        return {
+            "lost": sorted(set(range(total)) - set(got)),
+            "doubled": sorted(n for n, c in got.items() if c > 1),
+            "puppet silent after the fault": not any(
+                who == self.puppet and text.split()[-1].isdigit()
+                and int(text.split()[-1]) >= since
+                for who, text in said(self.after())
+            ),
+        }  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def scene(
     synapse: SynapseServer,
     bridge_config: Callable[..., Path],
     msn: MSNPTestServer,  # noqa: F811
     redis_url: str,  # noqa: F811
     ircd: IRCd,
     tmp_path: Path,
-) -> None:
+    pools: int = 1,
+) -> AsyncIterator[Scene]:
     irc = {
         "enabled": True,
         "server": {"host": ircd.host, "port": ircd.port},
@@ -130,10 +168,16 @@ async def test_core_sigkill_keeps_the_puppet_on_irc_and_loses_nothing(
             bridge_config, msn, db, redis_url, tmp_path / "core.log", irc=irc,
             **{"bridge.permissions": {"*": "user", synapse.domain: "user"}},
         )  # fmt: skip
-        await stack.enter_async_context(pool_process(config, tmp_path, "pool-a"))
-        log = tmp_path / "core.log"  # the pool's too
-        # The pool first: both creating the tables of a fresh database at once collide.
-        await until(lambda: log.exists() and " started" in log.read_text(), 60, "the pool")
+        log = tmp_path / "core.log"  # the pools' too
+        procs = []
+        for i in range(pools):
+            name = f"pool-{'ab'[i]}"
+            procs.append(await stack.enter_async_context(pool_process(config, tmp_path, name)))
+            # The pools first: creating the tables of a fresh database at once collides.
+            await until(
+                lambda i=i: log.exists() and log.read_text().count("Connection pool") > i,
+                60, "the pool",
+            )  # fmt: skip
         core = await stack.enter_async_context(daemon(synapse, config, tmp_path))
         owner = await RawClient.connect(ircd, "alice")
         stack.push_async_callback(owner.close)
@@ -158,43 +202,85 @@ async def test_core_sigkill_keeps_the_puppet_on_irc_and_loses_nothing(
         )  # fmt: skip
         puppet = next(who for who, _ in said(owner.lines) if who not in (BOT, "alice"))
         await until(lambda: len(numbers(owner.lines)) >= BEFORE, 60, "the first messages")
-        mark = len(owner.lines)
+        yield Scene(config, core, procs, owner, send, puppet, len(owner.lines))
 
-        core.kill()  # SIGKILL: nothing is closed
-        await core.wait()
-        await send(DOWN)  # the pool holds the MSN session and the puppet meanwhile
+
+async def test_core_sigkill_keeps_the_puppet_on_irc_and_loses_nothing(
+    synapse: SynapseServer,
+    bridge_config: Callable[..., Path],
+    msn: MSNPTestServer,  # noqa: F811
+    redis_url: str,  # noqa: F811
+    ircd: IRCd,
+    tmp_path: Path,
+) -> None:
+    async with scene(synapse, bridge_config, msn, redis_url, ircd, tmp_path) as s:
+        s.core.kill()  # SIGKILL: nothing is closed
+        await s.core.wait()
+        await s.send(DOWN)  # the pool holds the MSN session and the puppet meanwhile
         await asyncio.sleep(2)
-        async with daemon(synapse, config, tmp_path) as core:
+        total = BEFORE + DOWN + AFTER
+        async with daemon(synapse, s.config, tmp_path) as core:
             # A new core trusts a bare nick again only once it proved itself (ngIRCd has
             # no accounts): the owner answers the bot as a person would.
-            await until(lambda: any("There is news" in x for x in owner.lines[mark:]), 60,
+            await until(lambda: any("There is news" in x for x in s.after()), 60,
                         "the bot asking the owner to prove themselves")  # fmt: skip
-            owner.send(f"PRIVMSG {BOT} :channels")
-            await until(lambda: any("password" in x for x in owner.lines[mark:] if
+            s.owner.send(f"PRIVMSG {BOT} :channels")
+            await until(lambda: any("password" in x for x in s.after() if
                                     command_of(x) == "NOTICE" and "There is news" not in x),
                         30, "the password question")  # fmt: skip
-            owner.send(f"PRIVMSG {BOT} :{PASSWORD}")
-            await send(AFTER)
-            total = BEFORE + DOWN + AFTER
+            s.owner.send(f"PRIVMSG {BOT} :{PASSWORD}")
+            await s.send(AFTER)
             try:
-                await until(lambda: len(numbers(owner.lines)) >= total, 90, "every message")
+                await until(lambda: len(numbers(s.owner.lines)) >= total, 90, "every message")
             except AssertionError as e:
-                raise AssertionError(owner.lines[mark:]) from e
+                raise AssertionError(s.after()) from e
             await asyncio.sleep(3)  # anything doubled arrives meanwhile
             core.terminate()
             await asyncio.wait_for(core.wait(), 30)
 
-        got = numbers(owner.lines)
-        after = owner.lines[mark:]
         report = {
-            "lost": sorted(set(range(total)) - set(got)),
-            "doubled": sorted(n for n, c in got.items() if c > 1),
-            "puppet quit": [x for x in after if by(puppet, "QUIT", x)],
-            "puppet joined again": [x for x in after if by(puppet, "JOIN", x)],
-            "puppet silent after the restart": not any(
-                who == puppet and text.split()[-1].isdigit()
-                and int(text.split()[-1]) >= BEFORE + DOWN
-                for who, text in said(after)
-            ),
-        }  # fmt: skip
-        assert not {k: v for k, v in report.items() if v}, (report, said(owner.lines))
+            **s.report(total, BEFORE + DOWN),
+            "puppet quit": [x for x in s.after() if by(s.puppet, "QUIT", x)],
+            "puppet joined again": [x for x in s.after() if by(s.puppet, "JOIN", x)],
+        }
+        assert not {k: v for k, v in report.items() if v}, (report, said(s.owner.lines))
+
+
+async def test_pool_sigkill_opens_the_puppet_again_on_the_other_pool(
+    synapse: SynapseServer,
+    bridge_config: Callable[..., Path],
+    msn: MSNPTestServer,  # noqa: F811
+    redis_url: str,  # noqa: F811
+    ircd: IRCd,
+    tmp_path: Path,
+) -> None:
+    """The pool holding the puppet dies: its connection drops (a QUIT nobody can
+    prevent), the core finds the pool gone and opens the puppet on the other pool; it is
+    invited back and speaks again, and no message is lost or doubled."""
+    async with scene(synapse, bridge_config, msn, redis_url, ircd, tmp_path, pools=2) as s:
+        config = json.loads(s.config.read_text())
+        prefix = f"msnbridge:{config['appservice']['id']}"
+        redis = aioredis.from_url(redis_url, decode_responses=True)
+        try:
+            holder = await redis.get(f"{prefix}:lease:ircpuppet:{BOB}")
+        finally:
+            await redis.aclose()
+        assert holder, "no pool holds the puppet's lease"
+        dead = next(p for p in s.pools if f"-{p.pid}." in holder)
+        dead.kill()
+        await dead.wait()
+        # Back with nothing sent meanwhile: the core saw the pool's heartbeat stop.
+        await until(
+            lambda: any(by(s.puppet, "JOIN", x) and CONVERSATION in x for x in s.after()),
+            60, "the puppet back in the channel",
+        )  # fmt: skip
+        await s.send(DOWN)  # the MSN session moves too (its lease expires): retried
+        total = BEFORE + DOWN + AFTER
+        await s.send(AFTER)
+        try:
+            await until(lambda: len(numbers(s.owner.lines)) >= total, 120, "every message")
+        except AssertionError as e:
+            raise AssertionError(s.after()) from e
+        await asyncio.sleep(3)  # anything doubled arrives meanwhile
+        report = s.report(total, BEFORE)
+        assert not {k: v for k, v in report.items() if v}, (report, said(s.owner.lines))
