@@ -26,7 +26,12 @@ from .errors import (
     PuppetError,
     SignedOutElsewhere,
 )
-from .event.conversation import ConversationEvent, DeliveryResult, DeliveryStatus
+from .event.conversation import (
+    ConversationEvent,
+    DeliveryResult,
+    DeliveryStatus,
+    P2PPayloadReceived,
+)
 from .event.session import SessionState, SessionStateChanged
 from .logthrottle import ThrottledLog
 from .msnobject import MSNObject
@@ -258,11 +263,14 @@ class Client:
             log.info("%s: could not restore status: %s", self.config.passport, e)
 
     async def stop(self) -> None:
-        """Sign out (OUT) and stop reconnecting."""
+        """Sign out (OUT) and stop reconnecting, leaving every switchboard."""
         self._stopping = True
-        for conv in self.conversations:
-            with contextlib.suppress(Exception):
-                await conv.close()
+        # Until none is left open: while one closes, a P2P frame read on another could be
+        # acknowledged through a new conversation (see _open_switchboard, which refuses).
+        while opened := [conv for conv in self.conversations if not conv.closed]:
+            for conv in opened:
+                with contextlib.suppress(Exception):
+                    await conv.close()
         if self.ns is not None:
             await self.ns.sign_out()
         if self._runner is not None:
@@ -406,6 +414,10 @@ class Client:
     # --- conversations ---
 
     async def _open_switchboard(self) -> SwitchboardTicket:
+        if self._stopping:
+            # A switchboard opened now would outlive the client: the contact's next
+            # messages (a file offered after they signed in again) would go to it.
+            raise ConnectionLost("the client is stopping")
         if self.state in (SessionState.CONNECTING, SessionState.BACKING_OFF):
             # Messages sent while the link is being re-established wait for it (the
             # conversation keeps them in order); past the bound they fail and are reported.
@@ -468,12 +480,15 @@ class Client:
         return [*self._conversations.values(), *self._detached]
 
     def _on_conversation_event(self, event: ConversationEvent) -> None:
+        if self._stopping and isinstance(event, P2PPayloadReceived):
+            return  # no new P2P work (its ACK would need a switchboard) on the way out
         if self.p2p.handle(event):
             return
         self._emit(event)
 
     def _on_invite(self, invite: SwitchboardInvite) -> None:
-        self._spawn(self._answer(invite))
+        if not self._stopping:
+            self._spawn(self._answer(invite))
 
     async def _answer(self, invite: SwitchboardInvite) -> None:
         ticket = SwitchboardTicket(
@@ -523,6 +538,9 @@ class Client:
             if not sb.participants:
                 await sb.leave("nobody but our own endpoints joined")
                 return
+        if self._stopping:  # answered while the client stopped: nobody would close it
+            await sb.leave("the client is stopping")
+            return
         people = set(sb.participants) or {inviter}
         conv = self.conversation(people)
         target.append(conv)

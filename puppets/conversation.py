@@ -397,7 +397,9 @@ class Conversation:
             if self._sb is sb:
                 self._sb = None
         try:
-            self.on_event(dataclasses.replace(event, conversation=self))
+            self.on_event(
+                dataclasses.replace(event, conversation=self, people=frozenset(self.participants))
+            )
         except Exception:
             log.exception("conversation: event handler failed on %s", type(event).__name__)
 

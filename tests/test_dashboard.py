@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from msnbridge.metrics import Metrics
+from msnbridge.pools.metrics import PoolMetrics
 
 DASHBOARD = Path(__file__).resolve().parent.parent / "dashboards" / "msnbridge.json"
 DATASOURCE_UID = "${DS_PROMETHEUS}"
@@ -189,7 +190,9 @@ def dashboard() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def families() -> dict[str, Family]:
-    return exported_families(Metrics())
+    metrics = Metrics()
+    PoolMetrics(metrics.registry, "pool-a")  # what a `msnbridge pool` process adds
+    return exported_families(metrics)
 
 
 def test_every_query_reads_exported_metrics(

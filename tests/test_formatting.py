@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from msnbridge.formatting import (
@@ -430,6 +430,8 @@ def test_no_converter_raises_on_arbitrary_input(data: str) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(st.text() | HTMLISH)
+@example('<A HREF="0\n0">0')  # an unsafe link shown as text kept its newline
+@example('<a href="http://a\nb">0')  # a safe link kept it inside the href
 def test_html_output_never_carries_a_script_tag(data: str) -> None:
     for rich in (RichText.from_plain(data), from_html(data), from_mirc(data)):
         html = to_html(rich)
@@ -441,6 +443,17 @@ def test_html_output_never_carries_a_script_tag(data: str) -> None:
 @given(rich_texts())
 def test_html_round_trip(rich: RichText) -> None:
     assert from_html(to_html(rich)) == rich
+
+
+def test_links_are_read_as_a_browser_reads_them() -> None:
+    # A browser drops tabs and newlines from a URL, so the link it would follow has none.
+    assert to_html(from_html('<a href="https://exa\nmple.org/\t">x</a>')) == (
+        '<a href="https://example.org/">x</a>'
+    )
+    assert to_html(from_html('<a href="java\nscript:alert(1)">x</a>')) == "x (javascript:alert(1))"
+    assert to_html(RichText([Span("x", link=" \r\nhttps://a.org/b\nc ")])) == (
+        '<a href="https://a.org/bc">x</a>'
+    )
 
 
 def irc_view(rich: RichText, hex_colors: bool) -> list[RichText]:

@@ -129,6 +129,56 @@ async def test_catch_up_is_in_order_across_speakers_and_survives_a_restart(
         await owner.close()
 
 
+async def test_a_one_to_one_message_stays_one_to_one_when_filed_after_a_third_joined(
+    tmp_path: Path,
+    msn: MSNPTestServer,  # noqa: F811
+    ircd: IRCd,  # noqa: F811
+    stack: contextlib.AsyncExitStack,  # noqa: F811
+) -> None:
+    """Bob writes 1:1, then invites Carol; the bridge files the message only after it has
+    read her JOI (its lane is held here, as a slow first delivery holds it). The message
+    was said 1:1, so it belongs to the 1:1 channel, never to the group's catch-up."""
+    bob, _ = await friend(stack, msn, BOB, "pb")
+    carol, _ = await friend(stack, msn, CAROL, "pc")
+    config = write_config(tmp_path, msn, ircd, **{"puppets.mode": "connections"})
+    async with running_side(config) as h:
+        owner, _ = await login(stack, h, ircd, "alicecu")
+        (client,) = h.sessions.all().values()
+        events = h.router.events
+        handle, carol_seen = events.handle, asyncio.Event()
+
+        async def held_until_carol_joined(who: str, event: object, started: float) -> None:
+            if isinstance(event, MessageReceived):
+                await carol_seen.wait()
+            await handle(who, event, started)
+
+        events.handle = held_until_carol_joined  # type: ignore[method-assign]
+        conv = bob.conversation([OWNER])
+        assert (await conv.send_text("one to one first")).ok
+        assert conv.switchboard is not None
+        await conv.switchboard.invite(CAROL)
+        async with asyncio.timeout(10):
+            while not any(CAROL in c.participants for c in client.conversations):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        carol_seen.set()
+        async with asyncio.timeout(10):
+            while not carol.conversations:  # noqa: ASYNC110 - she answered the invitation
+                await asyncio.sleep(0.05)
+        assert (await carol.conversations[0].send_text("c1")).ok
+        invite = await owner.expect(is_cmd("INVITE", "#msn-alice-g"), 15)
+        group = invite.split()[-1].lstrip(":")
+        await _held(h, group, 1)
+        await events.drain()
+        owner.send(f"JOIN {group}")
+        assert await _catch_up(owner, group, 1) == ["Carol: c1"]
+        direct = next(line for line in owner.lines if is_cmd("INVITE", "#msn-alice-")(line))
+        direct = direct.split()[-1].lstrip(":")
+        assert direct != group
+        owner.send(f"JOIN {direct}")
+        assert await _catch_up(owner, direct, 1) == ["Bob: one to one first"]
+        await owner.close()
+
+
 async def test_the_catch_up_is_bounded_per_channel_and_reloaded_in_order(tmp_path: Path) -> None:
     """CatchUp against a real SQLite database: the oldest lines of a full channel are
     trimmed (and reported dropped), other channels are untouched, and what a new CatchUp

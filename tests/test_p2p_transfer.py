@@ -359,3 +359,35 @@ async def test_transfers_both_ways_at_once_do_not_mix(server, wire, version, tmp
     finally:
         await alice.stop()
         await bob.stop()
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_a_contact_signed_in_again_gets_the_file_not_its_stopped_client(
+    server, version, tmp_path
+):
+    """Bob serves his picture over a switchboard, stops and signs in again: the stopped
+    Client must have left every switchboard, or Alice's next offer goes to that dead
+    client (which still reads and acknowledges P2P) and the new one never sees it."""
+    (_a, alice, _aev), (b, bob, _bev) = await _pair(server, version)
+    again = None
+    src = tmp_path / "after.txt"
+    src.write_bytes(b"sent after bob came back")
+    try:
+        obj = await bob.set_display_picture(os.urandom(5_000))
+        assert obj is not None
+        assert await alice.p2p.manager.fetch_object(b, obj, timeout=20)
+        await bob.stop()
+        again, again_events = await online_client(
+            server, b, "pw", min_version=version, max_version=version
+        )
+        sending = alice.p2p.manager.send_file(b, src)
+        offer = await again_events.wait_for(FileOffered, timeout=20)
+        dest = tmp_path / "got-after.txt"
+        offer.transfer.accept(dest)
+        assert await sending.wait(timeout=20) == "completed", sending.reason
+        assert dest.read_bytes() == src.read_bytes()
+    finally:
+        await alice.stop()
+        await bob.stop()
+        if again is not None:
+            await again.stop()

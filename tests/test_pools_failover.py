@@ -21,16 +21,19 @@ from msnbridge.pools.redis_link import Keys, key_prefix
 from puppets.event.contact import PresenceChanged
 from tests.msnp_server import MSNPTestServer
 from tests.redis_server import redis_server, redis_url  # noqa: F401 (fixtures)
-from tests.synapse_server import SynapseServer, room_events, send_text
+from tests.synapse_server import SynapseServer, msn_settings, room_events, send_text
 from tests.test_faults_msn import fast_friend, texts
 from tests.test_faults_process import daemon, daemon_logging, database_url
 from tests.test_matrix_portals import ALICE, BOB, PASSWORD, _dm_room, bot_id, log_in, until
-from tests.test_msnp18_bridge import settings
 from tests.test_pools_restart import pool_process
 from tests.test_restart_stream import all_room_events
 
 pytestmark = pytest.mark.timeout(300)
 TTL = 3
+
+
+def settings(server: MSNPTestServer) -> dict[str, object]:
+    return msn_settings(server, services=True)  # MSNP18 logs in through the SOAP services
 
 
 @pytest.fixture
@@ -88,7 +91,8 @@ async def test_pool_sigterm_moves_the_session_without_a_sign_out(
     try:
         async with database_url("postgres", tmp_path) as db:
             config = bridge_config(
-                **settings(msn), database=db, logging=daemon_logging(tmp_path / "core.log"),
+                **msn_settings(msn, services=True), database=db,
+                logging=daemon_logging(tmp_path / "core.log"),
                 pools={"redis_url": redis_url, "lease_ttl": TTL},
             )  # fmt: skip
             async with two_pools(synapse, config, tmp_path, owner.user_id) as (pools, holder):
@@ -138,7 +142,8 @@ async def test_pool_sigkill_sessions_come_back_on_the_other_pool(
     try:
         async with database_url("postgres", tmp_path) as db:
             config = bridge_config(
-                **settings(msn), database=db, logging=daemon_logging(tmp_path / "core.log"),
+                **msn_settings(msn, services=True), database=db,
+                logging=daemon_logging(tmp_path / "core.log"),
                 pools={"redis_url": redis_url, "lease_ttl": TTL, "command_timeout": 20},
             )  # fmt: skip
             async with two_pools(synapse, config, tmp_path, owner.user_id) as (pools, holder):

@@ -19,6 +19,7 @@ from msnbridge.pools.redis_link import (
     RedisCoreLink,
     RedisPoolLink,
     connect,
+    events_backlog,
 )
 from tests.redis_server import redis_server, redis_url  # noqa: F401 (fixtures)
 from tests.test_matrix_portals import until
@@ -214,3 +215,20 @@ async def test_pools_share_the_sessions(client: aioredis.Redis) -> None:
     assert sorted(await l1.live_pools()) == ["p1", "p2"]
     await l2.leave()
     assert await l1.share(5) == 5
+
+
+async def test_the_events_backlog_counts_unread_and_pending(client: aioredis.Redis) -> None:
+    assert await events_backlog(client, KEYS) == (0, 0)  # no stream yet
+    for i in range(5):
+        await client.xadd(KEYS.events, {"n": str(i)})
+    assert await events_backlog(client, KEYS) == (5, 0)  # no core yet: all unread
+    await client.xgroup_create(KEYS.events, "core", id="0")
+    taken = await client.xreadgroup("core", "core", {KEYS.events: ">"}, count=2)
+    assert await events_backlog(client, KEYS) == (3, 2)
+    await client.xack(KEYS.events, "core", taken[0][1][0][0])
+    assert await events_backlog(client, KEYS) == (3, 1)
+    # Deleting an entry not yet read leaves Redis's lag unknown: counted instead.
+    unread = await client.xrange(KEYS.events, "-", "+")
+    await client.xdel(KEYS.events, unread[3][0])
+    assert (await client.xinfo_groups(KEYS.events))[0]["lag"] is None
+    assert await events_backlog(client, KEYS) == (2, 1)

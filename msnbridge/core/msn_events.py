@@ -169,7 +169,7 @@ class MsnEventRouter:
         if conv is None:
             return
         bound = self.router.portals.bound_key(conv)
-        key = bound[1] if bound is not None else portal_key(self._people(owner, conv))
+        key = bound[1] if bound is not None else portal_key(self._people(owner, event))
         if not key:
             return
         stable = current_event_id.get()
@@ -463,21 +463,31 @@ class MsnEventRouter:
 
     # --- conversations ---
 
-    def _people(self, owner: str, conv: Conversation) -> set[str]:
+    def _people(self, owner: str, event: ConversationEvent) -> set[str]:
+        """Who else was in the conversation when the event was read: the lane handles it
+        later, when a 1:1 chat may have become a group (a message said before the third
+        person joined stays in the 1:1 portal). The live list if the event has none."""
         client = self.router.sessions.get(owner)
         me = client.config.passport.lower() if client is not None else ""
-        return {p.lower() for p in conv.participants if p.lower() != me}
+        conv = event.conversation
+        people = event.people or (conv.participants if conv is not None else ())
+        return {p.lower() for p in people if p.lower() != me}
 
-    async def portal_of(self, owner: str, conv: Conversation, *, create: bool) -> Portal | None:
-        """The portal a conversation carries: the one it is bound to, else the one with its
-        people (created when ``create``)."""
+    async def portal_of(
+        self, owner: str, event: ConversationEvent, *, create: bool
+    ) -> Portal | None:
+        """The portal of an event's conversation: the one it is bound to, else the one with
+        its people at the time (created when ``create``)."""
+        conv = event.conversation
+        if conv is None:
+            return None
         store = self.router.portals
         bound = store.bound_key(conv)
         if bound is not None:
             portal = await store.get(owner, bound[1].split(","))
             if portal is not None:
                 return portal
-        people = self._people(owner, conv)
+        people = self._people(owner, event)
         if not people:
             return None
         portal = (
@@ -501,7 +511,7 @@ class MsnEventRouter:
             await self.emoticons.announced(owner, event)
             return
         create = isinstance(event, MessageReceived | NudgeReceived | OwnMessageFromOtherEndpoint)
-        portal = await self.portal_of(owner, conv, create=create)
+        portal = await self.portal_of(owner, event, create=create)
         if portal is None:
             if recorded is not None:
                 await msn_inbox.remove(self.router.db, recorded)
@@ -563,10 +573,10 @@ class MsnEventRouter:
         """A third person joining a 1:1 chat makes it a group portal (a new one, keyed by
         everyone); the 1:1 portal stays for later 1:1 talk."""
         router = self.router
-        people = self._people(owner, conv)
+        people = self._people(owner, event)
         store = router.portals
         bound = store.bound_key(conv)
-        portal = await self.portal_of(owner, conv, create=False) if bound is not None else None
+        portal = await self.portal_of(owner, event, create=False) if bound is not None else None
         if len(people) < 2 and (portal is None or portal.is_direct):
             return  # the other person of a 1:1 chat answering our call
         if portal is None or portal.is_direct:

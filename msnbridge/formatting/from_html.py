@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, replace
 from html.parser import HTMLParser
 
-from .model import MessageKind, RichText, Span
+from .model import MessageKind, RichText, Span, clean_link
 
 __all__ = ["from_html", "parse_color", "strip_reply_fallback"]
 
@@ -186,7 +186,7 @@ class _Converter(HTMLParser):
             if color is not None:
                 style["color"] = color
         elif tag == "a":
-            href = attributes.get("href", "").strip()
+            href = clean_link(attributes.get("href") or "")
             if href and not _USER_PILL.match(href):
                 style["link"] = href
         if style:

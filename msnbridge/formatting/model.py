@@ -7,10 +7,21 @@ shared form keeps each converter to one reader or one writer.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields, replace
 
-__all__ = ["STYLE_FIELDS", "MessageKind", "RichText", "Span"]
+__all__ = ["STYLE_FIELDS", "MessageKind", "RichText", "Span", "clean_link"]
+
+# What a browser's URL parser drops before reading a link (WHATWG URL: tab and newline
+# anywhere, C0 controls and spaces at either end); "java\nscript:" is "javascript:".
+_URL_TAB_OR_NEWLINE = re.compile(r"[\t\n\r]")
+_URL_EDGE = "".join(map(chr, range(0x21)))
+
+
+def clean_link(link: str) -> str:
+    """``link`` as a browser would read it, so no newline reaches an href or link text."""
+    return _URL_TAB_OR_NEWLINE.sub("", link).strip(_URL_EDGE)
 
 
 class MessageKind(enum.Enum):

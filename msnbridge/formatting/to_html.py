@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 from urllib.parse import urlsplit
 
-from .model import RichText, Span
+from .model import RichText, Span, clean_link
 
 __all__ = ["SAFE_SCHEMES", "to_html"]
 
@@ -14,14 +14,12 @@ __all__ = ["SAFE_SCHEMES", "to_html"]
 SAFE_SCHEMES = frozenset({"http", "https", "ftp", "mailto", "magnet", "matrix"})
 
 
-def _safe_link(link: str | None) -> str | None:
-    if not link:
-        return None
+def _safe_link(link: str) -> str | None:
     try:
-        scheme = urlsplit(link.strip()).scheme.lower()
+        scheme = urlsplit(link).scheme.lower()
     except ValueError:
         return None
-    return link.strip() if scheme in SAFE_SCHEMES else None
+    return link if scheme in SAFE_SCHEMES else None
 
 
 def _span_html(span: Span) -> str:
@@ -39,11 +37,13 @@ def _span_html(span: Span) -> str:
         body = f"<strong>{body}</strong>"
     if span.color is not None:
         body = f'<font color="#{span.color & 0xFFFFFF:06x}">{body}</font>'
-    link = _safe_link(span.link)
+    # Spans reach here from MSN and IRC too, so the link is cleaned here, not only in from_html.
+    target = clean_link(span.link) if span.link else ""
+    link = _safe_link(target) if target else None
     if link:
         body = f'<a href="{escape(link, quote=True)}">{body}</a>'
-    elif span.link:
-        body += escape(f" ({span.link})", quote=False)
+    elif target:
+        body += escape(f" ({target})", quote=False)
     return body
 
 

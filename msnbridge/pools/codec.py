@@ -229,7 +229,10 @@ def encode_contact(contact: Contact) -> dict[str, Any]:
         "status": contact.status,
     }
     # Defaults are left out: thousands of sessions x dozens of contacts in a snapshot.
-    optional = (("guid", None), ("psm", ""), ("caps", 0), ("msnobject", None), ("network", 1))
+    optional = (
+        ("guid", None), ("psm", ""), ("caps", 0), ("ext_caps", 0), ("msnobject", None),
+        ("network", 1),
+    )  # fmt: skip
     for name, default in optional:
         if (value := getattr(contact, name)) != default:
             out[name] = value
@@ -249,6 +252,7 @@ def decode_contact(data: dict[str, Any]) -> Contact:
             status=str(data.get("status", "FLN")),
             psm=str(data.get("psm", "")),
             caps=int(data.get("caps", 0)),
+            ext_caps=int(data.get("ext_caps", 0)),
             msnobject=data.get("msnobject"),
             phones=dict(data["phones"]) if data.get("phones") else None,
             network=int(data.get("network", 1)),

@@ -99,6 +99,12 @@ class Leases:
         cutoff = time.time() - 3 * self.ttl
         return list(await self.redis.zrangebyscore(self.keys.pools, cutoff, "+inf"))
 
+    async def fresh_pools(self) -> list[str]:
+        """Pools that beat within the last TTL: surely alive (one that just died still
+        counts as live for 3 TTLs, and must not be handed sessions)."""
+        cutoff = time.time() - self.ttl
+        return list(await self.redis.zrangebyscore(self.keys.pools, cutoff, "+inf"))
+
     async def dead_pools(self) -> list[str]:
         cutoff = time.time() - 3 * self.ttl
         return list(await self.redis.zrangebyscore(self.keys.pools, "-inf", f"({cutoff}"))

@@ -24,6 +24,7 @@ import signal
 import socket
 import sqlite3
 import uuid
+from collections import Counter
 from typing import Any
 
 import asyncpg
@@ -38,12 +39,14 @@ from ..db import open_database
 from ..db import user as user_db
 from ..errors import StartupError
 from ..irc.options import IRCOptions
+from ..metrics import Health, Metrics
 from ..secrets import SecretBox, SecretKeyError
 from .executor import SessionExecutor
 from .irc_executor import IRCExecutor
 from .leases import Leases
 from .link import CommandFailed, Envelope
-from .redis_link import Keys, RedisPoolLink, connect, key_prefix
+from .metrics import PoolMetrics
+from .redis_link import Keys, RedisPoolLink, connect, events_backlog, key_prefix
 
 log = logging.getLogger("msnbridge.pools.pool")
 
@@ -117,6 +120,9 @@ class Pool:
         self._tick: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self.leaving = False
+        self.metrics = Metrics()
+        self.pool_metrics = PoolMetrics(self.metrics.registry, self.instance)
+        self._handing: dict[str, asyncio.Task[None]] = {}  # rebalancing hand-overs
 
     @property
     def clients(self) -> dict[str, Client]:
@@ -127,6 +133,11 @@ class Pool:
         self._factory = Sessions(self.config, self.db, self.secrets)
         await self.leases.heartbeat()
         await self.link.start()
+        if self.config["metrics.enabled"]:
+            self.metrics.set_health_provider(self._health)
+            await self.metrics.start_http(
+                self.config["metrics.listen_address"], self.config["metrics.port"]
+            )
         await self._round()
         self._tick = asyncio.get_running_loop().create_task(self._ticking(), name="pool-tick")
         log.info("Connection pool %s started", self.name)
@@ -160,11 +171,13 @@ class Pool:
         await self.leases.heartbeat()
         for owner in await self.leases.renew():
             log.warning("%s: lease lost to another pool; leaving the session", owner)
+            self.pool_metrics.lease_moved("lost")
             await self._drop(owner, sign_out=True)
         for owner in await self.irc_leases.renew():
             log.warning("%s: lease lost to another pool; closing the connection", owner)
             if self.irc is not None:
                 await self.irc.drop(owner, "lease lost")
+        await self._measure()
         if self.leaving:
             return
         await self._forget_dead_pools()
@@ -174,7 +187,7 @@ class Pool:
         for owner in [o for o in self.clients if o not in kept and o not in self._starting]:
             log.info("%s: logged out of the bridge; signing the session out", owner)
             await self._drop(owner, sign_out=True)
-            await self.leases.release(owner)
+            await self._release(owner)
         wanted = [u for u in logins if u.state == "logged_in"]
         share = await self.leases.share(len(wanted))
         holders = await self.leases.holders([u.id for u in wanted])
@@ -184,7 +197,44 @@ class Pool:
             if owner in self._starting or owner in self.clients:
                 continue
             if await self.leases.acquire(owner):
+                self.pool_metrics.lease_moved("taken")
                 self._spawn_start(owner)
+        self._rebalance(holders, share, await self.leases.fresh_pools())
+
+    def _rebalance(self, holders: dict[str, str | None], share: int, live: list[str]) -> None:
+        """A new pool takes a share: a pool holding more than its share hands the extra
+        sessions over (as on SIGTERM: no sign-out on MSNP16+) while another live pool holds
+        fewer than its share; that pool takes them in its next round."""
+        if self._handing or self._starting:
+            return  # one move at a time: the counts below are settled again first
+        held = Counter(h for h in holders.values() if h is not None)
+        room = sum(max(0, share - held[p]) for p in live if p != self.name)
+        mine = [o for o in sorted(self.clients) if o in self.leases.held]
+        extra = min(len(mine) - share, room)
+        for owner in mine[: max(0, extra)]:
+            log.info("%s: handing the session over to a pool with room (share %d)", owner, share)
+            task = asyncio.get_running_loop().create_task(
+                self._hand_over(owner, rebalancing=True), name=f"hand-over:{owner}"
+            )
+            self._handing[owner] = task
+            task.add_done_callback(lambda _, o=owner: self._handing.pop(o, None))
+
+    async def _measure(self) -> None:
+        self.pool_metrics.set_sessions(len(self.clients))
+        self.metrics.set_sessions(Counter(c.state for c in self.clients.values()))
+        self.pool_metrics.dropped_total(self.link.dropped_total)
+        self.pool_metrics.set_backlog(*await events_backlog(self.redis, self.keys))
+
+    def _health(self) -> Health:
+        online = sum(c.state is SessionState.ONLINE for c in self.clients.values())
+        return Health(
+            "degraded" if self.leaving else "ok",
+            {"pool": self.instance, "sessions": len(self.clients), "online": online},
+        )
+
+    async def _release(self, owner: str) -> None:
+        if await self.leases.release(owner):
+            self.pool_metrics.lease_moved("released")
 
     async def _forget_dead_pools(self) -> None:
         for dead in await self.leases.dead_pools():
@@ -204,7 +254,7 @@ class Pool:
             await self._start_session(owner, wait=False)
         except Exception as e:
             log.warning("%s: could not start the session here: %s", owner, e)
-            await self.leases.release(owner)
+            await self._release(owner)
 
     async def _start_session(self, owner: str, *, wait: bool) -> Client:
         assert self.db is not None and self._factory is not None
@@ -274,16 +324,17 @@ class Pool:
             raise CommandFailed("you are logged in already; send 'logout' first")
         if not await self.leases.acquire(owner):
             raise CommandFailed("your MSN session is being started on another connection pool")
+        self.pool_metrics.lease_moved("taken")
         try:
             client = await self._start_session(owner, wait=True)
         except BaseException:
-            await self.leases.release(owner)
+            await self._release(owner)
             raise
         return {"machine_guid": client.machine_guid, "protocol": client.protocol}
 
     async def _logout_command(self, envelope: Envelope) -> dict[str, Any]:
         await self._drop(envelope.owner, sign_out=True)
-        await self.leases.release(envelope.owner)
+        await self._release(envelope.owner)
         return {}
 
     async def _resync_all(self, envelope: Envelope) -> dict[str, Any]:
@@ -305,9 +356,14 @@ class Pool:
         await self.leases.leave()  # the others' shares grow: they take these
         for task in list(self._starting.values()):
             task.cancel()
-        owners = list(self.clients)
+        owners = [o for o in self.clients if o not in self._handing]
         if hand_over:
-            await asyncio.gather(*(self._hand_over(o) for o in owners), return_exceptions=True)
+            await asyncio.gather(
+                *(self._hand_over(o) for o in owners), *self._handing.values(),
+                return_exceptions=True,
+            )  # fmt: skip
+        for task in list(self._handing.values()):
+            task.cancel()
         if self._tick is not None:
             self._tick.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -316,7 +372,7 @@ class Pool:
             await self.executor.flush(5)
         for owner in list(self.clients):
             await self._drop(owner, sign_out=True)
-            await self.leases.release(owner)
+            await self._release(owner)
         await self.executor.close()
         await self.link.stop()
         await self.link.forget()
@@ -325,18 +381,29 @@ class Pool:
         if self.db is not None:
             await self.db.stop()
         await self.redis.aclose()
+        await self.metrics.stop()
         log.info("Connection pool %s stopped", self.name)
 
-    async def _hand_over(self, owner: str) -> None:
+    async def _hand_over(self, owner: str, *, rebalancing: bool = False) -> None:
         client = self.clients.get(owner)
         if client is None:
             return
         if (client.protocol or 0) >= MPOP and client.state is SessionState.ONLINE:
             await self.redis.set(self.keys.handover(owner), self.name, px=int(HANDOVER_WAIT * 1000))
             await self.leases.release(owner)
+            self.pool_metrics.lease_moved("handed_over")
+            loop = asyncio.get_running_loop()
+            unclaimed_until = loop.time() + 2 * self.ttl
             for _ in range(int(HANDOVER_WAIT / 0.2)):  # until the next pool has it online
                 if not await self.redis.exists(self.keys.handover(owner)):
                     break
+                if (rebalancing and not self.leaving and loop.time() > unclaimed_until
+                        and await self.leases.acquire(owner)):  # fmt: skip
+                    # Nobody took it (the pool with room went away): kept here, still up.
+                    await self.redis.delete(self.keys.handover(owner))
+                    self.pool_metrics.lease_moved("taken")
+                    log.info("%s: no pool took the session over; kept here", owner)
+                    return
                 await asyncio.sleep(0.2)
             self.executor.mute(owner)  # the new endpoint carries it from here
             await self._drop(owner, sign_out=True)
@@ -344,6 +411,7 @@ class Pool:
             self.executor.mute(owner)
             await self._drop(owner, sign_out=True)
             await self.leases.release(owner)
+            self.pool_metrics.lease_moved("handed_over")
         log.info("%s: session handed over", owner)
 
     def request_stop(self) -> None:

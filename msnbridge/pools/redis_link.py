@@ -464,3 +464,26 @@ class RedisPoolLink:
             pipe.xadd(reply_to, reply, maxlen=REPLIES_KEPT, approximate=True)
             pipe.xack(stream, POOLS, entry_id)
             await pipe.execute()
+
+
+async def events_backlog(redis: aioredis.Redis, keys: Keys) -> tuple[int, int]:
+    """(unread, pending) events of the core's group: not yet read by the core, and read
+    but not acknowledged. Redis leaves the lag unknown (nil) after some deletions or
+    trims; then the entries after the last one delivered are counted (up to 10,000: a
+    gauge past that says "a lot" well enough, and a round stays cheap)."""
+    try:
+        groups = await redis.xinfo_groups(keys.events)
+    except ResponseError:
+        return 0, 0  # no stream yet
+    for group in groups:
+        if group.get("name") != CORE:
+            continue
+        pending = int(group.get("pending") or 0)
+        lag = group.get("lag")
+        if lag is None:
+            after = await redis.xrange(
+                keys.events, f"({group.get('last-delivered-id', '0-0')}", "+", count=10_000
+            )
+            lag = len(after)
+        return int(lag), pending
+    return await redis.xlen(keys.events), 0  # the core never started: all unread

@@ -1,7 +1,8 @@
 """Events about conversations on switchboards, and the outcome of sending a message.
 
 Every event carries the :class:`~puppets.switchboard.Switchboard` it came from and, when
-a :class:`~puppets.conversation.Conversation` relayed it, that conversation too.
+a :class:`~puppets.conversation.Conversation` relayed it, that conversation too and who
+was in it at the time (``people``).
 """
 
 from __future__ import annotations
@@ -76,6 +77,9 @@ class DeliveryResult:
 class ConversationEvent:
     switchboard: Switchboard
     conversation: Conversation | None = None
+    # The conversation's participants when the event was read (set with ``conversation``):
+    # a handler that runs later must not file a 1:1 message under people who joined since.
+    people: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
