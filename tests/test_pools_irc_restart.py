@@ -3,7 +3,7 @@ and one pool (`msnbridge pool -c`) as processes, a real Redis, PostgreSQL as the
 database, Synapse (the core's appservice), the MSNP test server and ngIRCd.
 
 An IRC owner logs in through the bot; their MSN contact's messages appear on IRC from the
-contact's puppet nick. The core is SIGKILLed and started again while the contact keeps
+contact's puppet nick. The core is SIGKILLed (or stopped) and started again while the contact keeps
 writing: a raw IRC client in the channels sees no QUIT of the puppet and no new JOIN,
 the puppet speaks again after the restart, and every message is on IRC exactly once.
 The pool holding the puppet is SIGKILLed: the core opens the puppet again on the other
@@ -205,7 +205,9 @@ async def scene(
         yield Scene(config, core, procs, owner, send, puppet, len(owner.lines))
 
 
-async def test_core_sigkill_keeps_the_puppet_on_irc_and_loses_nothing(
+@pytest.mark.parametrize("how", ["kill", "terminate"])
+async def test_core_restart_keeps_the_puppet_on_irc_and_loses_nothing(
+    how: str,
     synapse: SynapseServer,
     bridge_config: Callable[..., Path],
     msn: MSNPTestServer,  # noqa: F811
@@ -214,8 +216,8 @@ async def test_core_sigkill_keeps_the_puppet_on_irc_and_loses_nothing(
     tmp_path: Path,
 ) -> None:
     async with scene(synapse, bridge_config, msn, redis_url, ircd, tmp_path) as s:
-        s.core.kill()  # SIGKILL: nothing is closed
-        await s.core.wait()
+        getattr(s.core, how)()  # SIGKILL: nothing is closed; SIGTERM: left up in the pool
+        await asyncio.wait_for(s.core.wait(), 30)
         await s.send(DOWN)  # the pool holds the MSN session and the puppet meanwhile
         await asyncio.sleep(2)
         total = BEFORE + DOWN + AFTER
