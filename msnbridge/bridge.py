@@ -72,6 +72,8 @@ class Bridge:
                 from .pools.remote_sessions import RemoteSessions
 
                 remote = RemoteSessions(self.config, self.db, self.secrets)
+                if self.irc_options is not None:  # and the IRC puppets' connections
+                    remote.carry_irc()
                 self.sessions = remote
             else:
                 remote = None
@@ -108,7 +110,8 @@ class Bridge:
         self.matrix = matrix
         # --- IRC side (msnbridge.irc; owned by the IRC side) ---
         if self.irc_options is not None:
-            irc = IRCSide(self.irc_options, self.db, self.commands, self.permissions, self.router)
+            irc = IRCSide(self.irc_options, self.db, self.commands, self.permissions, self.router,
+                          connector=remote.irc if remote is not None else None)  # fmt: skip
             await irc.start()  # keeps connecting in the background if the network is down
             self.irc = irc
         # --- end IRC side ---

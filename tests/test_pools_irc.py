@@ -21,7 +21,7 @@ from msnbridge.irc.puppets import Line, Puppet, PuppetManager
 from msnbridge.irc.settings import IRCSettings
 from msnbridge.pools.executor import SessionExecutor
 from msnbridge.pools.irc_executor import IRCExecutor, owner_of
-from msnbridge.pools.link import Envelope
+from msnbridge.pools.link import CommandFailed, Envelope
 from msnbridge.pools.memory_link import MemoryDoneStore, MemoryLink
 from msnbridge.pools.remote_irc import RemoteIRCConnection, RemoteIRCConnections, stable_irc_ids
 from tests.ircd import IRCd, RawClient, command_of, ircd_fixture, message_text  # noqa: F401
@@ -299,3 +299,37 @@ async def test_the_mirror_takes_each_event_once_and_none_of_an_old_connection() 
     assert len(seen) == 2 and conn.joined == {"#a", "#b"}
     await conn.leave()
     await link.close()
+
+
+async def test_a_line_the_pool_refuses_or_nobody_answers_is_said_by_the_bot(
+    world: World,
+) -> None:
+    """A message the puppet could not say (its pool refused it, or no pool answered in
+    time) is not silently lost: the bot says it for the puppet."""
+    core = world.core()
+    core.connections.on_lost = core.manager.say_lost  # as the IRC side wires it
+    puppet = await bob_in_channel(world, core)
+    carry_out = world.link._command_handler
+    assert carry_out is not None
+
+    async def pool(envelope: Envelope) -> dict[str, object]:
+        text = envelope.data.get("text")
+        if text == "refused":
+            raise CommandFailed("the connection's send queue is full")
+        if text == "unanswered":
+            await asyncio.sleep(3600)  # a pool that hangs
+        return await carry_out(envelope)
+
+    world.link.pool.on_command(pool)
+    core.connections.command_timeout = 0.2
+    assert core.manager.say(puppet, CHANNEL, Line("privmsg", "refused"))
+    line = await world.watcher.expect(lambda x: "refused" in x and " PRIVMSG " in x)
+    assert line.startswith(":PoolBot!") and message_text(line).endswith("refused")
+    assert core.manager.say(puppet, CHANNEL, Line("privmsg", "unanswered"))
+    line = await world.watcher.expect(lambda x: "unanswered" in x and " PRIVMSG " in x)
+    assert line.startswith(":PoolBot!") and message_text(line).endswith("unanswered")
+    core.connections.command_timeout = 10
+    assert core.manager.say(puppet, CHANNEL, Line("privmsg", "fine again"))
+    await world.said("fine again")
+    said = [message_text(x) for x in bob_lines(world, "PRIVMSG")]
+    assert said == ["hello from the pool", "fine again"]  # none said twice

@@ -406,6 +406,16 @@ class PuppetManager:
             )
         return result.queued > 0
 
+    def say_lost(self, passport: str, channel: str, kind: str, text: str, why: str) -> None:
+        """A line the puppet's connection could not send (its pool refused it, or no
+        pool answered): the bot says it instead, so the message is not lost."""
+        puppet = self.puppets.get(passport.lower())
+        log.warning("A line of IRC puppet %s for %s was not sent (%s); the bot relays it",
+                    puppet.nick if puppet else passport, channel, why)  # fmt: skip
+        if puppet is None:
+            puppet = Puppet(passport.lower(), "", passport.split("@", 1)[0])
+        self._relay_line(puppet, channel, Line(kind, text))
+
     def _relay_line(self, puppet: Puppet, channel: str, line: Line) -> bool:
         if line.kind == "typing":
             return True

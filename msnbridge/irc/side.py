@@ -12,6 +12,7 @@ their owner allows IRC users with ``irc allow <nick>`` in the Matrix room
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Coroutine
@@ -31,6 +32,7 @@ from ..db.irc_backlog import HeldLine
 from ..db.portal import Portal
 from ..formatting import MessageKind, to_mirc
 from ..permissions import Permissions
+from ..pools.remote_irc import RemoteIRCConnections, stable_irc_ids
 from . import channels as names
 from . import lines
 from .backoff import ReconnectScheduler
@@ -44,7 +46,7 @@ from .identity import IdentityResolver, identity_for
 from .incoming_irc import IncomingIRC
 from .options import IRCOptions
 from .proof import NickProofs
-from .puppets import Line, Puppet, PuppetManager
+from .puppets import Line, Puppet, PuppetConnections, PuppetManager
 from .relay_merge import Held, LineMerger, merged_text
 
 log = logging.getLogger(__name__)
@@ -62,8 +64,11 @@ class IRCSide:
         commands: CommandProcessor,
         permissions: Permissions,
         router: Router,
+        *,
+        connector: PuppetConnections | None = None,
     ) -> None:
         self.options = options
+        self.connector = connector  # pool mode: the pools hold the puppets' connections
         self.db = db
         self.commands = commands
         self.permissions = permissions
@@ -113,7 +118,10 @@ class IRCSide:
             request_invite=rooms.request_invite,
             on_joined=self._puppet_joined,
             on_relayed=self._puppet_relayed,
+            connector=self.connector,
         )
+        if isinstance(self.connector, RemoteIRCConnections):
+            self.connector.on_lost = self.puppets.say_lost
         self.contacts = ContactListChannels(
             o, self.bot, self.puppets, rooms.contact_list_channel, rooms.announce
         )
@@ -248,9 +256,13 @@ class IRCSide:
                 self.puppets.want_channel(puppet, channel.name)
             who = message.nick or message.sender
             puppets, name = self.puppets, channel.name
+            # Pool mode: the line's command id comes from the message's own id, so the
+            # same message delivered again after a restart of the core is not sent twice.
+            stable = stable_irc_ids(f"irc:{message.txn_id}") if message.txn_id else None
 
             def live() -> None:
-                puppets.say(puppet, name, Line(kind, text))
+                with stable or contextlib.nullcontext():
+                    puppets.say(puppet, name, Line(kind, text))
         else:
             who = message.display or message.nick or "owner"
             if message.own_other_endpoint:

@@ -38,9 +38,11 @@ from ..core.sessions import Sessions, describe_login_error
 from ..db import open_database
 from ..db import user as user_db
 from ..errors import StartupError
+from ..irc.options import IRCOptions
 from ..metrics import Health, Metrics
 from ..secrets import SecretBox, SecretKeyError
 from .executor import SessionExecutor
+from .irc_executor import IRCExecutor
 from .leases import Leases
 from .link import CommandFailed, Envelope
 from .metrics import PoolMetrics
@@ -102,6 +104,16 @@ class Pool:
         self.executor.register("login", self._login_command)
         self.executor.register("logout", self._logout_command)
         self.executor.register("resync_all", self._resync_all)
+        # IRC puppet connections (irc.enabled): leases of their own, so that they do not
+        # count towards this pool's share of MSN sessions.
+        self.irc_leases = Leases(self.redis, self.keys, self.name, self.ttl)
+        self.irc: IRCExecutor | None = None
+        if config["irc.enabled"]:
+            self.irc = IRCExecutor(
+                self.link, pool=self.name, options=IRCOptions.from_config(config),
+                on_open=self.irc_leases.acquire, on_close=self._irc_closed,
+            )  # fmt: skip
+            self.irc.install(self.executor)  # deduped by command id like the others
         self.db: Database | None = None
         self._factory: Sessions | None = None  # client configs, the shared HTTP client
         self._starting: dict[str, asyncio.Task[None]] = {}
@@ -161,6 +173,10 @@ class Pool:
             log.warning("%s: lease lost to another pool; leaving the session", owner)
             self.pool_metrics.lease_moved("lost")
             await self._drop(owner, sign_out=True)
+        for owner in await self.irc_leases.renew():
+            log.warning("%s: lease lost to another pool; closing the connection", owner)
+            if self.irc is not None:
+                await self.irc.drop(owner, "lease lost")
         await self._measure()
         if self.leaving:
             return
@@ -292,6 +308,9 @@ class Pool:
         log.info("%s: session started on pool %s", owner, self.name)
         return client
 
+    async def _irc_closed(self, owner: str) -> None:
+        await self.irc_leases.release(owner)
+
     async def _drop(self, owner: str, *, sign_out: bool) -> None:
         client = self.executor.detach(owner)
         if client is not None and sign_out:
@@ -321,13 +340,19 @@ class Pool:
     async def _resync_all(self, envelope: Envelope) -> dict[str, Any]:
         for owner in self.clients:
             self.executor.publish_snapshot(owner)
-        return {"sessions": len(self.clients)}
+        irc = len(self.irc.publish_snapshots()) if self.irc is not None else 0
+        return {"sessions": len(self.clients), "irc_connections": irc}
 
     # --- stopping ---
 
     async def stop(self, *, hand_over: bool = True) -> None:
         """Hands every session over (``hand_over``) or just signs it out."""
         self.leaving = True
+        if self.irc is not None:
+            # First: an IRC connection cannot be handed over, the core opens it again on
+            # another pool once told (IRCGone, published before this pool drops out of
+            # the live ones, so the core does not take it for dead).
+            await self.irc.close()
         await self.leases.leave()  # the others' shares grow: they take these
         for task in list(self._starting.values()):
             task.cancel()

@@ -79,6 +79,11 @@ def _newer(state: Mapping[str, Any], than: Mapping[str, Any] | None) -> bool:
     return int(state.get("seq", 0)) > int(than.get("seq", 0))
 
 
+# Message commands → the PuppetManager's Line kinds (for on_lost).
+_LINE_KINDS = {"irc_privmsg": "privmsg", "irc_notice": "notice", "irc_action": "action"}
+LostLine = Callable[[str, str, str, str, str], None]
+
+
 @dataclass(slots=True)
 class _Op:
     envelope: Envelope
@@ -317,6 +322,7 @@ class RemoteIRCConnection:
                 log.warning(
                     "%s: the pool's send queue refused %s lines", self.key, result["refused"]
                 )
+                self._lost(op, f"{result['refused']} of its lines were refused")
 
     async def _carry_out(self, op: _Op) -> dict[str, Any] | None:
         for attempt in range(1, ATTEMPTS + 1):
@@ -328,6 +334,7 @@ class RemoteIRCConnection:
                 log.warning("%s: %s failed in the pool: %s", self.key, op.envelope.kind, e)
                 if op.envelope.kind == "irc_connect":
                     self._connecting = False
+                self._lost(op, str(e))
                 return None
             except TimeoutError:
                 # Again with the same id: if the first one was carried out, it is not again.
@@ -340,9 +347,22 @@ class RemoteIRCConnection:
                 )
         if op.channel is not None:
             self._owner.lost_lines += 1
+            self._lost(op, "no connection pool answered")
         if op.envelope.kind == "irc_connect":
             self._connecting = False
         return None
+
+    def _lost(self, op: _Op, why: str) -> None:
+        """A message the puppet could not say: handed to ``on_lost`` (the bot says it
+        instead), so that it is not silently lost."""
+        kind = _LINE_KINDS.get(op.envelope.kind)
+        if kind is None or op.channel is None or self._owner.on_lost is None:
+            return
+        text = str(op.envelope.data.get("text") or "")
+        try:
+            self._owner.on_lost(self.passport, op.channel, kind, text, why)
+        except Exception:
+            log.exception("Reporting a lost IRC line failed")
 
     # --- the pool's state and events ---
 
@@ -441,6 +461,7 @@ class RemoteIRCConnection:
         self.joined.clear()
         self._state = None
         self._event_seq = (None, 0)
+        self.pool = None  # until a pool has it again
         self._emit(Disconnected(f"connection pool: {reason}", None, 0.0))
         if not self.closed:
             self._connect_op(first=True)
@@ -497,7 +518,9 @@ class RemoteIRCConnections:
         self.conns: dict[str, RemoteIRCConnection] = {}  # link owner → connection
         # Connections of a previous core that no RemoteIRCConnection stands for yet.
         self.known: dict[str, dict[str, Any]] = {}
-        self.lost_lines = 0  # lines no pool took (reported in the log)
+        self.lost_lines = 0  # lines no pool took (reported in the log and to on_lost)
+        # (passport, channel, line kind, text, why): a message a puppet could not say.
+        self.on_lost: LostLine | None = None
         self._found: Callable[[FoundConnection], None] | None = None
 
     # --- PuppetConnections ---

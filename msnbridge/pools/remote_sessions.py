@@ -11,6 +11,7 @@ for snapshots and reads the events that waited for it, in order, each once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -31,6 +32,7 @@ from ..secrets import SecretBox, SecretKeyError
 from .link import CommandFailed, Envelope
 from .redis_link import EVENTS_DROPPED, Keys, RedisCoreLink, connect, key_prefix
 from .remote_client import RemoteClient
+from .remote_irc import RemoteIRCConnections
 
 log = logging.getLogger("msnbridge.pools.sessions")
 
@@ -53,7 +55,16 @@ class RemoteSessions(Sessions):
         # Waits until what the listeners took from an event is stored (MsnEventRouter's
         # inbox); set by the bridge. Only then is the event acknowledged.
         self.settle: Callable[[], Awaitable[None]] | None = None
+        self.irc: RemoteIRCConnections | None = None  # the IRC puppets' (carry_irc)
         self._linked = False
+        self._pool_watch: asyncio.Task[None] | None = None
+        self._dead_pools: set[str] = set()  # told already (a pool's name is never reused)
+
+    def carry_irc(self) -> RemoteIRCConnections:
+        """IRC puppet connections held by the pools too, over the same link."""
+        if self.irc is None:
+            self.irc = RemoteIRCConnections(self.link, command_timeout=self.command_timeout)
+        return self.irc
 
     def _remote(self, owner: str, passport: str) -> RemoteClient:
         client = RemoteClient(owner, passport, self.link, command_timeout=self.command_timeout)
@@ -73,6 +84,35 @@ class RemoteSessions(Sessions):
         if not self._linked:
             self._linked = True
             await self.link.start()
+            if self.irc is not None:
+                self._pool_watch = asyncio.get_running_loop().create_task(
+                    self._watch_pools(), name="pools-core-watch"
+                )
+
+    async def _watch_pools(self) -> None:
+        """An IRC connection cannot move between pools: when its pool dies (no heartbeat
+        for 3 lease TTLs), it is opened again on another one."""
+        while True:
+            await asyncio.sleep(self.link.lease_ttl)
+            try:
+                await self._check_pools()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # Redis away: looked at again next time
+                log.warning("Could not look at the connection pools' heartbeats: %s", e)
+
+    async def _check_pools(self) -> None:
+        assert self.irc is not None
+        used = {c.pool for c in self.irc.conns.values() if c.pool and not c.closed}
+        used |= {str(s.get("pool")) for s in self.irc.known.values() if s.get("pool")}
+        if not used - self._dead_pools:
+            return
+        live = set(await self.link.live_pools())
+        for pool in sorted(used - live - self._dead_pools):
+            self._dead_pools.add(pool)
+            reopened = self.irc.pool_gone(pool)
+            log.warning("Connection pool %s is gone: %d IRC puppet connections are opened "
+                        "again on another pool", pool, reopened)  # fmt: skip
 
     # --- login / logout ---
 
@@ -219,6 +259,9 @@ class RemoteSessions(Sessions):
 
     async def _on_envelope(self, envelope: Envelope) -> None:
         owner = envelope.owner
+        if self.irc is not None and self.irc.owns(envelope):
+            await self.irc.apply(envelope)
+            return
         if envelope.kind == EVENTS_DROPPED:
             count = envelope.data.get("count", 0)
             self._forward(owner, ConnectionNotice(
@@ -248,6 +291,10 @@ class RemoteSessions(Sessions):
 
     async def stop(self) -> None:
         """Leaves every session up in its pool."""
+        if self._pool_watch is not None:
+            self._pool_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pool_watch
         for owner in self._clients:
             self.outages.forget(owner)
         clients, self._clients = list(self._clients.values()), {}
