@@ -10,9 +10,10 @@ the shared database, Synapse and the MSNP test server, each in its own process.
     MSN friend of one bridged user sends a numbered text every 0.2 s from the kill on
     (a failed send is sent again) until one reaches the owner's Matrix room. Prints the
     time until the core is up, until the first text arrives and until the core sees all
-    N sessions online again. The same restart without pools (`pools.redis_url` empty: the
-    core holds the sessions and every one logs in again) runs beside it in a stack of its
-    own, N sessions logged in the same way.
+    N sessions online again, and the sign-ins and sign-outs the MSNP test server counted
+    from the kill until then (the friend stays signed in). The same restart without
+    pools (`pools.redis_url` empty: the core holds the sessions and every one logs in
+    again) runs beside it in a stack of its own, N sessions logged in the same way.
 
     .venv/bin/python benchmarks/pools.py [--sessions 200] [--pools 2] [--idle 10]
         [--concurrency 100] [--part all|pools|plain]
@@ -51,6 +52,7 @@ from _stack import (
     bridge_config,
     client_config,
     machine,
+    msn_call,
     proc_cpu_s,
     proc_rss_kib,
     start_msn_server,
@@ -200,7 +202,7 @@ async def run_stack(args: argparse.Namespace, pooled: bool) -> dict[str, Any]:
     await pg.create()
     redis_proc, redis_url = await start_redis(work) if pooled else (None, "")
     msn_proc, info = await start_msn_server("--accounts", str(work / "accounts.json"),
-                                            "--qng-interval", "50")  # fmt: skip
+                                            "--qng-interval", "50", "--control")  # fmt: skip
     synapse = await asyncio.to_thread(start_synapse)
     matrix = Matrix(synapse)
     core: BridgeProcess | None = None
@@ -266,6 +268,7 @@ async def run_stack(args: argparse.Namespace, pooled: bool) -> dict[str, Any]:
         await send_until(friend, passports[0], "hello", arrived, 120)
         out["online_before"] = (await core.call("sessions")).get("ONLINE", 0)
 
+        before = await msn_counts(msn_proc)
         core.proc.kill()
         await core.proc.wait()
         killed = time.perf_counter()
@@ -277,6 +280,8 @@ async def run_stack(args: argparse.Namespace, pooled: bool) -> dict[str, Any]:
         await wait_online(core, n, 900)
         out["all_online_s"] = time.perf_counter() - killed
         out["online_after"] = (await core.call("sessions")).get("ONLINE", 0)
+        after = await msn_counts(msn_proc)
+        out["msn_logins"], out["msn_sign_outs"] = after[0] - before[0], after[1] - before[1]
         await probe.stop_sync()
         return out
     finally:
@@ -297,6 +302,12 @@ async def run_stack(args: argparse.Namespace, pooled: bool) -> dict[str, Any]:
             print(f"  logs kept in {work}", file=sys.stderr)
         else:
             shutil.rmtree(work, ignore_errors=True)
+
+
+async def msn_counts(msn_proc: asyncio.subprocess.Process) -> tuple[int, int]:
+    """(sign-ins, sign-outs contacts saw) of every account so far, at the test server."""
+    stats = await msn_call(msn_proc, "stats")
+    return sum(stats["account_logins"].values()), sum(stats["sign_outs"].values())
 
 
 async def send_until(
@@ -342,6 +353,8 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]]) -> None:
         print(f"  core SIGKILL + start: up after {r['core_up_s']:.1f} s, first MSN text on "
               f"Matrix after {r['flow_s']:.1f} s, all {r['online_after']}/{n} sessions "
               f"online after {r['all_online_s']:.1f} s")  # fmt: skip
+        print(f"  MSN meanwhile (test server)  {r['msn_logins']} sign-ins, "
+              f"{r['msn_sign_outs']} sign-outs")  # fmt: skip
 
 
 async def main() -> None:

@@ -120,6 +120,8 @@ async def _control(server: MSNPTestServer) -> None:
                     seconds=float(request.get("seconds", 3.0)),
                 )
                 answer: dict[str, Any] = {"sent": sent}
+            elif request["command"] == "stats":
+                answer = server.stats.as_dict()
             else:
                 answer = {"error": f"unknown command {request['command']!r}"}
         except KeyError as e:
