@@ -307,7 +307,7 @@ async def run_stack(args: argparse.Namespace, pooled: bool) -> dict[str, Any]:
 async def msn_counts(msn_proc: asyncio.subprocess.Process) -> tuple[int, int]:
     """(sign-ins, sign-outs contacts saw) of every account so far, at the test server."""
     stats = await msn_call(msn_proc, "stats")
-    return sum(stats["account_logins"].values()), sum(stats["sign_outs"].values())
+    return stats["account_logins"], stats["sign_outs"]
 
 
 async def send_until(
