@@ -6,6 +6,7 @@
     {"command": "ghosts"} -> {"online": ghosts online on MSN, "shown": ... on Matrix}
     {"command": "drain"}  -> {"drain_s": seconds until the MSN event queues were empty}
     {"command": "stats"}  -> {"stranger_presence": n, "invitations_failed": n} (ClientStats)
+    {"command": "sessions"} -> {"ONLINE": n, ...} the core's sessions by state
     {"command": "stop"}   -> {} and the bridge stops
     {"command": "heap_mark"} -> {} a tracemalloc snapshot to compare with (with
         MSNBRIDGE_BENCH_TRACEMALLOC set)
@@ -156,6 +157,11 @@ async def main(config_path: str) -> None:
                     "stranger_presence": stats.stranger_presence,
                     "invitations_failed": stats.invitations_failed,
                 }
+            elif command == "sessions":
+                assert bridge.sessions is not None
+                answer = {}
+                for client in bridge.sessions.all().values():
+                    answer[client.state.name] = answer.get(client.state.name, 0) + 1
             elif command == "ghosts":
                 assert bridge.matrix is not None
                 ghosts = bridge.matrix.ghost_users

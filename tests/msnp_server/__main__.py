@@ -120,6 +120,10 @@ async def _control(server: MSNPTestServer) -> None:
                     seconds=float(request.get("seconds", 3.0)),
                 )
                 answer: dict[str, Any] = {"sent": sent}
+            elif request["command"] == "stats":  # totals: one line, however many accounts
+                stats = server.stats
+                answer = {"account_logins": stats.account_logins.total(),
+                          "sign_outs": stats.sign_outs.total()}  # fmt: skip
             else:
                 answer = {"error": f"unknown command {request['command']!r}"}
         except KeyError as e:
