@@ -59,6 +59,24 @@ def describe_login_error(error: BaseException | str | None) -> str:
     return f"could not reach the MSN server ({error or 'connection lost'})"
 
 
+def first_login_outcome(
+    client: Client, failed: Callable[[str], Exception]
+) -> tuple[asyncio.Future[None], Callable[[object], None]]:
+    """A future for a login's first answer (online, or ``failed(why)``) and the listener
+    that settles it: the supervisor keeps retrying network failures, a login does not."""
+    first: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def first_outcome(event: object) -> None:
+        if first.done() or not isinstance(event, SessionStateChanged):
+            return
+        if event.state is SessionState.ONLINE:
+            first.set_result(None)
+        elif event.state in (SessionState.STOPPED, SessionState.BACKING_OFF):
+            first.set_exception(failed(describe_login_error(client.error or client.last_error)))
+
+    return first, first_outcome
+
+
 class Sessions:
     def __init__(
         self,
@@ -207,19 +225,7 @@ class Sessions:
         if management_room:
             # What MSN says during the login (unread mail) goes there; stored only after it.
             self.login_rooms[owner] = management_room
-        first: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-        def first_outcome(event: object) -> None:
-            # The supervisor keeps retrying network failures; a login wants the first answer.
-            if first.done() or not isinstance(event, SessionStateChanged):
-                return
-            if event.state is SessionState.ONLINE:
-                first.set_result(None)
-            elif event.state in (SessionState.STOPPED, SessionState.BACKING_OFF):
-                first.set_exception(
-                    LoginFailed(describe_login_error(client.error or client.last_error))
-                )
-
+        first, first_outcome = first_login_outcome(client, LoginFailed)
         client.add_listener(first_outcome)
         # Adopted before it starts: the login's own events (contact list, presence burst)
         # must reach the listeners too. A failed login is dropped again below.

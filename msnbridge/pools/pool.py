@@ -31,10 +31,9 @@ import asyncpg
 from mautrix.util.async_db import Database
 
 from puppets import Client, SessionState
-from puppets.event.session import SessionStateChanged
 
 from ..config import Config
-from ..core.sessions import Sessions, describe_login_error
+from ..core.sessions import Sessions, describe_login_error, first_login_outcome
 from ..db import open_database
 from ..db import user as user_db
 from ..errors import StartupError
@@ -272,18 +271,7 @@ class Pool:
         client = Client(self._factory.client_config(stored.passport, password, guid),
                         http=self._factory.http)  # fmt: skip
         await self._factory._seed_offline(owner, client)
-        first: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-        def first_outcome(event: object) -> None:
-            if first.done() or not isinstance(event, SessionStateChanged):
-                return
-            if event.state is SessionState.ONLINE:
-                first.set_result(None)
-            elif event.state in (SessionState.STOPPED, SessionState.BACKING_OFF):
-                first.set_exception(
-                    CommandFailed(describe_login_error(client.error or client.last_error))
-                )
-
+        first, first_outcome = first_login_outcome(client, CommandFailed)
         client.add_listener(first_outcome)
         self.executor.attach(owner, client)
         await client.start()
