@@ -198,20 +198,7 @@ class Sessions:
         management_room: str | None,
     ) -> Client:
         started = time.monotonic()
-        if (current := self._clients.get(owner)) is not None:
-            raise LoginFailed(
-                f"you are logged in as {current.config.passport} already; send 'logout' first"
-            )
-        holder = await user_db.get_by_passport(self.db, passport)
-        if holder is not None and holder.id != owner:
-            # Only someone who knows the password learns that the account is bridged:
-            # anyone else gets the answer of a wrong password.
-            if not self._stored_password_is(holder, password):
-                if self.metrics is not None:
-                    self.metrics.login_failed("auth")
-                await self.refusals.wait_like_msn(started)
-                raise LoginFailed(describe_login_error(AuthenticationError()))
-            raise LoginFailed(f"{passport} is bridged for someone else already")
+        await self._refuse_if_taken(owner, passport, password, started)
         known = await user_db.get(self.db, owner)
         # The same endpoint as before for the same account (MSNP16+ MPOP).
         guid = known.machine_guid if known is not None and known.passport == passport else None
@@ -265,6 +252,26 @@ class Sessions:
             self.metrics.login_ok()
         log.info("%s logged in to MSN as %s (MSNP%s)", owner, passport, client.protocol)
         return client
+
+    async def _refuse_if_taken(
+        self, owner: str, passport: str, password: str, started: float
+    ) -> None:
+        """Raises LoginFailed when the owner has a session already, or the passport is
+        bridged for someone else."""
+        if (current := self._clients.get(owner)) is not None:
+            raise LoginFailed(
+                f"you are logged in as {current.config.passport} already; send 'logout' first"
+            )
+        holder = await user_db.get_by_passport(self.db, passport)
+        if holder is not None and holder.id != owner:
+            # Only someone who knows the password learns that the account is bridged:
+            # anyone else gets the answer of a wrong password, as late as MSN gives it.
+            if not self._stored_password_is(holder, password):
+                if self.metrics is not None:
+                    self.metrics.login_failed("auth")
+                await self.refusals.wait_like_msn(started)
+                raise LoginFailed(describe_login_error(AuthenticationError()))
+            raise LoginFailed(f"{passport} is bridged for someone else already")
 
     def _stored_password_is(self, holder: User, password: str) -> bool:
         if holder.password is None:

@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Callable
 
 from mautrix.util.async_db import Database
 
-from puppets import AuthenticationError
 from puppets.event.session import SessionState
 
 from ..config import Config
@@ -126,18 +125,7 @@ class RemoteSessions(Sessions):
     ) -> RemoteClient:
         started = time.monotonic()
         await self._link_up()
-        if (current := self._clients.get(owner)) is not None:
-            raise LoginFailed(
-                f"you are logged in as {current.config.passport} already; send 'logout' first"
-            )
-        holder = await user_db.get_by_passport(self.db, passport)
-        if holder is not None and holder.id != owner:
-            if not self._stored_password_is(holder, password):
-                if self.metrics is not None:
-                    self.metrics.login_failed("auth")
-                await self.refusals.wait_like_msn(started)
-                raise LoginFailed(describe_login_error(AuthenticationError()))
-            raise LoginFailed(f"{passport} is bridged for someone else already")
+        await self._refuse_if_taken(owner, passport, password, started)
         before = await user_db.get(self.db, owner)
         stored = await user_db.get(self.db, owner) or User(owner, side)
         if stored.passport != passport:
