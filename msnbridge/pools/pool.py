@@ -142,8 +142,9 @@ class Pool:
         log.info("Connection pool %s started", self.name)
 
     async def _open_database(self) -> Database:
-        """The shared database; while the core creates or upgrades its tables at the
-        same moment (both started together on a fresh one), tried again."""
+        """The shared database, tried again for a while when it is not reachable yet (a
+        PostgreSQL starting beside the pool, as in docker compose). Migrations by the core
+        and pools at once are serialised by open_database itself."""
         for attempt in range(30):
             try:
                 return await open_database(self.config["database"])
