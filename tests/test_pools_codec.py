@@ -199,3 +199,27 @@ def test_values_that_cannot_travel_are_refused() -> None:
         codec.encode_value(object())
     with pytest.raises(codec.CodecError):
         codec.encode_event(TextMessage("not an event"))
+
+
+def test_a_display_picture_travels_with_its_bytes() -> None:
+    data = bytes(range(256)) * 200  # every byte value, 50 KiB
+    obj = MSNObject.for_data("bob@example.com", data, friendly="me")
+    event = tr.DisplayPictureReceived("bob@example.com", obj, data)
+    back = codec.decode_event(json.loads(json.dumps(codec.encode_event(event))))
+    assert isinstance(back, tr.DisplayPictureReceived)
+    assert back.data == data and back.msnobject == obj and back.msnobject.matches(back.data)
+
+
+def test_a_picture_over_the_bound_is_refused_both_ways() -> None:
+    limit = codec.MAX_OBJECT_BYTES
+    at_limit = b"\x01" * limit
+    obj = MSNObject.for_data("bob@example.com", at_limit)
+    encoded = codec.encode_event(tr.DisplayPictureReceived("bob@example.com", obj, at_limit))
+    assert codec.decode_event(encoded).data == at_limit  # type: ignore[attr-defined]
+    over = at_limit + b"\x01"
+    with pytest.raises(codec.CodecError, match=r"from bob@example.com is 524289 bytes, over"):
+        codec.encode_event(tr.DisplayPictureReceived("bob@example.com", obj, over))
+    # From a pool without the bound: refused before the base64 is decoded.
+    encoded["fields"]["data"] = codec.encode_value(over)
+    with pytest.raises(codec.CodecError, match="over the 524288 bytes"):
+        codec.decode_event(encoded)

@@ -9,7 +9,8 @@ paths see a ``MessageReceived``, a ``Contact``, a ``MSNPError`` as they always d
   do not travel: ``switchboard`` and ``conversation`` (the executor sends ids instead and
   the core puts its own proxies back through ``decode_event(..., switchboard=,
   conversation=)``), and a transfer's ``transfer`` (files are not carried through pools
-  yet: decoded as ``None``).
+  yet: decoded as ``None``). A display picture (``DisplayPictureReceived``) travels
+  with its data, base64, up to ``MAX_OBJECT_BYTES``: a larger one is a CodecError.
 - `encode_value` / `decode_value`: the values inside events, tagged where JSON has no
   type of its own (bytes, enums, tuples, dicts, MSNObject, TextFormat, errors…).
 - `encode_contact` / `decode_contact`, `encode_error` / `decode_error`,
@@ -43,6 +44,7 @@ from puppets.textformat import TextFormat
 
 __all__ = [
     "EVENT_TYPES",
+    "MAX_OBJECT_BYTES",
     "NOT_CARRIED",
     "CodecError",
     "RemoteError",
@@ -94,6 +96,12 @@ EVENT_TYPES.pop("ConversationEvent", None)  # the base class only
 _LIVE_FIELDS = frozenset({"switchboard", "conversation", "transfer"})
 # What a pool cannot carry yet: events whose handling needs a live transfer object.
 NOT_CARRIED = frozenset({"FileOffered", "TransferProgress", "TransferFinished"})
+
+# Events carrying an MSN object's data (a display picture, an emoticon): over this many
+# bytes they are refused (a picture is a few KiB; the bound keeps one event's envelope
+# on the link small).
+MAX_OBJECT_BYTES = 512 * 1024
+_OBJECT_EVENTS = frozenset({"DisplayPictureReceived", "EmoticonReceived"})
 
 # Value classes that travel inside events, rebuilt by their fields.
 _VALUE_TYPES: dict[str, type] = {
@@ -175,6 +183,9 @@ def encode_event(event: object) -> dict[str, Any]:
     name = type(event).__name__
     if EVENT_TYPES.get(name) is not type(event):
         raise CodecError(f"not a puppet event: {name}")
+    if name in _OBJECT_EVENTS:
+        who = getattr(event, "passport", None) or getattr(event, "sender", "?")
+        _check_object_size(name, who, len(event.data))  # type: ignore[attr-defined]
     fields = {
         f.name: encode_value(getattr(event, f.name))
         for f in dataclasses.fields(event)  # type: ignore[arg-type]
@@ -193,6 +204,12 @@ def decode_event(data: dict[str, Any], **live: Any) -> object:
     raw = data.get("fields")
     if not isinstance(raw, dict):
         raise CodecError(f"{name} without fields")
+    if name in _OBJECT_EVENTS:
+        data_field = raw.get("data")
+        encoded = data_field.get("v") if isinstance(data_field, dict) else None
+        if isinstance(encoded, str):  # base64: 4 characters for 3 bytes, "=" padding
+            who = raw.get("passport") or raw.get("sender") or "?"
+            _check_object_size(name, who, len(encoded) * 3 // 4 - encoded[-2:].count("="))
     kwargs = {k: decode_value(v) for k, v in raw.items()}
     for f in dataclasses.fields(cls):
         if f.name in _LIVE_FIELDS:
@@ -201,6 +218,14 @@ def decode_event(data: dict[str, Any], **live: Any) -> object:
         return cls(**kwargs)
     except TypeError as e:
         raise CodecError(f"damaged {name}: {e}") from None
+
+
+def _check_object_size(name: str, who: object, size: int) -> None:
+    if size > MAX_OBJECT_BYTES:
+        raise CodecError(
+            f"{name} from {who} is {size} bytes, over the {MAX_OBJECT_BYTES} bytes "
+            "carried through the bridge's connection pools: not carried"
+        )
 
 
 # --- delivery results ---
