@@ -409,16 +409,21 @@ class Sessions:
 
     def _adopt(self, owner: str, client: Client) -> Callable[[object], None]:
         self._clients[owner] = client
-        if owner.startswith("@"):  # Matrix shows contacts' pictures as ghost avatars
-            client.p2p.manager.pictures = self.pictures  # one fetch per picture for all
-            client.p2p.auto_fetch_pictures = True
-            client.p2p.picture_wanted = self.picture_wanted
+        self.fetch_pictures(owner, client)
 
         def forward(event: object) -> None:
             self._forward(owner, event)
 
         client.add_listener(forward)
         return forward
+
+    def fetch_pictures(self, owner: str, client: Client) -> None:
+        """Contacts' display pictures are fetched for a Matrix owner (they become ghost
+        avatars); the pool process does the same for the sessions it holds."""
+        if owner.startswith("@"):
+            client.p2p.manager.pictures = self.pictures  # one fetch per picture for all
+            client.p2p.auto_fetch_pictures = True
+            client.p2p.picture_wanted = self.picture_wanted
 
     def _forward(self, owner: str, event: object) -> None:
         if isinstance(event, SessionStateChanged) and self._clients.get(owner) is not None:

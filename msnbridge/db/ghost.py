@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from mautrix.util.async_db import Database
 
+from . import media as media_db
+
 _COLUMNS = "passport, mxid, displayname, avatar_url, name_set, avatar_set"
 
 
@@ -33,6 +35,14 @@ def _from_row(row) -> Ghost:
 async def get(db: Database, passport: str) -> Ghost | None:
     row = await db.fetchrow(f"SELECT {_COLUMNS} FROM ghosts WHERE passport=$1", passport.lower())
     return _from_row(row) if row else None
+
+
+async def shows_picture(db: Database, ghost: Ghost | None, sha1d: str) -> bool:
+    """Whether ``ghost``'s avatar is already the picture with this SHA1D (uploaded once,
+    found in the media table)."""
+    if ghost is None or not ghost.avatar_set or not ghost.avatar_url:
+        return False
+    return ghost.avatar_url == await media_db.get(db, sha1d)
 
 
 async def get_by_mxid(db: Database, mxid: str) -> Ghost | None:

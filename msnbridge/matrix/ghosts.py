@@ -27,7 +27,6 @@ from puppets.contacts import Contact
 
 from ..core.text_safety import one_line
 from ..db import ghost as ghost_db
-from ..db import media as media_db
 from .ghost_intent import ghost_intent
 from .ids import GhostIds
 
@@ -158,9 +157,7 @@ class Ghosts:
         """False when the ghost shows the picture with this SHA1D already."""
         passport = passport.lower()
         stored = self._stored.get(passport) or await ghost_db.get(self.db, passport)
-        if stored is None or not stored.avatar_set or not stored.avatar_url:
-            return True
-        return stored.avatar_url != await media_db.get(self.db, sha1d)
+        return not await ghost_db.shows_picture(self.db, stored, sha1d)
 
     async def update(self, contact: Contact) -> None:
         """Name and presence of a contact, as the owner's session sees them now."""

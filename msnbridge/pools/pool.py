@@ -31,9 +31,11 @@ import asyncpg
 from mautrix.util.async_db import Database
 
 from puppets import Client, SessionState
+from puppets.msnobject import MSNObject
 
 from ..config import Config
 from ..core.sessions import Sessions, describe_login_error, first_login_outcome
+from ..db import ghost as ghost_db
 from ..db import open_database
 from ..db import user as user_db
 from ..errors import StartupError
@@ -130,6 +132,7 @@ class Pool:
     async def start(self) -> None:
         self.db = await self._open_database()
         self._factory = Sessions(self.config, self.db, self.secrets)
+        self._factory.picture_wanted = self._picture_wanted
         await self.leases.heartbeat()
         await self.link.start()
         if self.config["metrics.enabled"]:
@@ -154,6 +157,14 @@ class Pool:
                 log.info("The database is not ready (%s); trying again", e)
                 await asyncio.sleep(1)
         raise AssertionError("unreachable")
+
+    async def _picture_wanted(self, passport: str, obj: MSNObject) -> bool:
+        """Not when the contact's ghost shows this picture already (as the core's Matrix
+        side asks in-process): a session started again here does not fetch every picture
+        of its contacts again."""
+        assert self.db is not None
+        ghost = await ghost_db.get(self.db, passport)
+        return not await ghost_db.shows_picture(self.db, ghost, obj.sha1d)
 
     # --- the periodic round ---
 
@@ -271,6 +282,7 @@ class Pool:
         guid = f"{{{uuid.uuid4()}}}".upper() if handover else stored.machine_guid
         client = Client(self._factory.client_config(stored.passport, password, guid),
                         http=self._factory.http)  # fmt: skip
+        self._factory.fetch_pictures(owner, client)  # one PictureCache for the pool
         await self._factory._seed_offline(owner, client)
         first, first_outcome = first_login_outcome(client, CommandFailed)
         client.add_listener(first_outcome)

@@ -251,7 +251,9 @@ class RemoteConversation:
 
 
 class _NotCarriedManager:
-    """``client.p2p.manager`` of a remote session: nothing of P2P travels yet."""
+    """``client.p2p.manager`` of a remote session: no P2P asked for by the core travels
+    yet (contacts' display pictures do: the pool fetches them itself and sends each
+    DisplayPictureReceived with its data)."""
 
     pictures: object = None
 
