@@ -80,7 +80,6 @@ import contextlib
 import itertools
 import logging
 import secrets
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -101,6 +100,7 @@ from puppets.switchboard import Switchboard
 
 from . import codec
 from .link import CommandFailed, CommandHandler, Envelope, PoolLink
+from .outbox import Outbox
 
 log = logging.getLogger("msnbridge.pools.executor")
 
@@ -109,7 +109,6 @@ __all__ = ["DoneStore", "NotHeld", "SessionExecutor", "describe_failure"]
 # A repeated command whose first delivery is still being carried out is waited for this
 # long (polling its outcome) before it is answered as unknown.
 REPEAT_WAIT = 60.0
-PUBLISH_RETRY = 1.0  # seconds between attempts while the link refuses events
 
 _CONTACT_EVENTS = (
     contact_ev.PresenceChanged,
@@ -199,11 +198,7 @@ class SessionExecutor:
         self._seq = itertools.count(1)
         self._held: dict[str, _Held] = {}
         self._extra: dict[str, CommandHandler] = {}
-        self._outbox: deque[Envelope] = deque()
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._publisher: asyncio.Task[None] | None = None
+        self._outbox = Outbox(link, f"pool-events:{pool}")
         self._closing = False
         link.on_command(self.handle)
 
@@ -534,44 +529,15 @@ class SessionExecutor:
         if session is not None:
             held.published_session = session
         event_id = f"{self.pool}:{self.epoch}:{next(self._seq)}"
-        self._outbox.append(Envelope(event_id, held.owner, kind, data))
-        self._idle.clear()
-        self._wake.set()
-        if self._publisher is None or self._publisher.done():
-            self._publisher = asyncio.get_running_loop().create_task(
-                self._publish_all(), name=f"pool-events:{self.pool}"
-            )
-
-    async def _publish_all(self) -> None:
-        """One task publishes every event, in the order they happened."""
-        while self._outbox:
-            envelope = self._outbox[0]
-            try:
-                await self.link.publish(envelope)
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:  # the link is down: keep the event, keep the order
-                log.warning("Publishing an event failed (%s); retrying", e)
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), PUBLISH_RETRY)
-                continue
-            self._outbox.popleft()
-        self._idle.set()
+        self._outbox.put(Envelope(event_id, held.owner, kind, data))
 
     async def flush(self, timeout: float | None = None) -> None:
         """Wait until every event queued so far is published."""
-        async with asyncio.timeout(timeout):
-            await self._idle.wait()
+        await self._outbox.flush(timeout)
 
     async def close(self, timeout: float = 5.0) -> None:
         """Publish what is queued (up to ``timeout``), then stop; clients are not stopped."""
-        with contextlib.suppress(TimeoutError):
-            await self.flush(timeout)
-        if self._publisher is not None and not self._publisher.done():
-            self._publisher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._publisher
+        await self._outbox.close(timeout)
         for owner in list(self._held):
             self.detach(owner)
 

@@ -56,11 +56,9 @@ so the core ignores what is older than what it knows.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import secrets
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -72,13 +70,13 @@ from ..irc.options import IRCOptions
 from ..irc.sendqueue import Priority
 from .executor import NotHeld
 from .link import CommandFailed, CommandHandler, Envelope, PoolLink
+from .outbox import Outbox
 
 log = logging.getLogger("msnbridge.pools.irc")
 
 __all__ = ["OWNER_PREFIX", "IRCExecutor", "owner_of"]
 
 OWNER_PREFIX = "ircpuppet:"
-PUBLISH_RETRY = 1.0  # seconds between attempts while the link refuses events
 # IRC lines about the connection itself that the core's puppets act on.
 _OWN_KINDS = frozenset({Kind.INVITE, Kind.JOIN, Kind.PART, Kind.KICK, Kind.NICK})
 _FAILURES = frozenset({Kind.JOIN_FAILED, Kind.SEND_FAILED})
@@ -126,11 +124,7 @@ class IRCExecutor:
         self.epoch = secrets.token_hex(4)  # incarnations never repeat across pool restarts
         self._count = itertools.count(1)
         self._held: dict[str, _Held] = {}
-        self._outbox: deque[Envelope] = deque()
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._publisher: asyncio.Task[None] | None = None
+        self._outbox = Outbox(link, f"pool-irc-events:{pool}")
         self._closing = False
         self._handlers: dict[str, Callable[[Envelope], Awaitable[dict[str, Any]]]] = {
             "irc_connect": self._connect,
@@ -303,12 +297,7 @@ class IRCExecutor:
         await asyncio.gather(
             *(self.drop(o, reason) for o in list(self._held)), return_exceptions=True
         )
-        with contextlib.suppress(TimeoutError):
-            await self.flush(timeout)
-        if self._publisher is not None and not self._publisher.done():
-            self._publisher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._publisher
+        await self._outbox.close(timeout)
 
     # --- state and snapshots ---
 
@@ -398,36 +387,12 @@ class IRCExecutor:
         if kind == "IRCGone":
             state = {**state, "registered": False, "joined": []}
         event_id = f"{self.pool}:{self.epoch}:i{next(self._count)}"
-        self._outbox.append(Envelope(event_id, held.owner, kind, {**data, "state": state}))
-        self._idle.clear()
-        self._wake.set()
-        if self._publisher is None or self._publisher.done():
-            self._publisher = asyncio.get_running_loop().create_task(
-                self._publish_all(), name=f"pool-irc-events:{self.pool}"
-            )
+        self._outbox.put(Envelope(event_id, held.owner, kind, {**data, "state": state}))
         return state
-
-    async def _publish_all(self) -> None:
-        """One task publishes every event, in the order they happened."""
-        while self._outbox:
-            envelope = self._outbox[0]
-            try:
-                await self.link.publish(envelope)
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:  # the link is down: keep the event, keep the order
-                log.warning("Publishing an IRC event failed (%s); retrying", e)
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), PUBLISH_RETRY)
-                continue
-            self._outbox.popleft()
-        self._idle.set()
 
     async def flush(self, timeout: float | None = None) -> None:
         """Wait until every event queued so far is published."""
-        async with asyncio.timeout(timeout):
-            await self._idle.wait()
+        await self._outbox.flush(timeout)
 
 
 def _about_itself(conn: IRCConnection, event: IRCEvent) -> bool:
