@@ -21,7 +21,7 @@ from msnbridge.pools.redis_link import Keys, key_prefix
 from puppets.event.contact import PresenceChanged
 from tests.msnp_server import MSNPTestServer
 from tests.redis_server import redis_server, redis_url  # noqa: F401 (fixtures)
-from tests.synapse_server import SynapseServer, msn_settings, room_events, send_text
+from tests.synapse_server import SynapseServer, msn_settings, send_text
 from tests.test_faults_msn import fast_friend, texts
 from tests.test_faults_process import daemon, daemon_logging, database_url
 from tests.test_matrix_portals import ALICE, BOB, PASSWORD, _dm_room, bot_id, log_in, until
@@ -55,9 +55,12 @@ async def two_pools(
     keys = Keys(key_prefix(load_config(str(config))["appservice.id"]))
     r = aioredis.Redis.from_url(load_config(str(config))["pools.redis_url"], decode_responses=True)
 
+    def pid_of(name: str) -> int:
+        return int(name.rsplit(".", 1)[0].rsplit("-", 1)[1])
+
     async def holder() -> int | None:
         name = await r.get(keys.lease(owner_id))
-        return int(name.rsplit(".", 1)[0].rsplit("-", 1)[1]) if name else None
+        return pid_of(name) if name else None
 
     try:
         async with (
@@ -65,6 +68,12 @@ async def two_pools(
             pool_process(config, tmp_path, "a") as a,
             pool_process(config, tmp_path, "b") as b,
         ):
+            # Both pools serving before the test starts: on a loaded machine a pool may
+            # take longer to start than a login waits, and a failover needs the other.
+            async def both_up() -> bool:
+                return {a.pid, b.pid} <= {pid_of(n) for n in await r.zrange(keys.pools, 0, -1)}
+
+            await until(both_up, timeout=90)
             yield {a.pid: a, b.pid: b}, holder
     finally:
         await r.aclose()
@@ -130,12 +139,6 @@ async def test_pool_sigterm_moves_the_session_without_a_sign_out(
         await bob.stop()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open defect, issue 13: about one full-suite run in five, two of three messages "
-    "an MSN contact sends right after the pool is SIGKILLed are confirmed to the contact "
-    "but never reach Matrix (not reported either); cause not found yet",
-)
 async def test_pool_sigkill_sessions_come_back_on_the_other_pool(
     synapse: SynapseServer,
     bridge_config: Callable[..., Path],
@@ -179,22 +182,34 @@ async def test_pool_sigkill_sessions_come_back_on_the_other_pool(
                 # Lease TTL, a round of the other pool (TTL/3), the login itself.
                 assert back_after < TTL + TTL / 3 + 10, back_after
 
-                async def settled() -> bool:
+                # Bob's client reported the others to him; these it confirmed (ACK, or
+                # stored as offline messages for the session the other pool fetches).
+                delivered_n2m = {f"n2m {i}" for i in range(3)} - set(undelivered)
+
+                async def missing() -> tuple[list[str], list[str]]:
+                    """Neither delivered nor reported yet: (Matrix → MSN, MSN → Matrix)."""
                     events = await all_room_events(synapse, owner, room)
                     got = set(texts(bob_events))
                     reports = bot_reports(events, bot_id(synapse))
-                    return all(t in got or any(t in r for r in reports) for t in to_msn)
+                    in_matrix = {e["content"].get("body") for e in events}
+                    to_bob = [
+                        t for t in to_msn if t not in got and not any(t in r for r in reports)
+                    ]
+                    return to_bob, sorted(delivered_n2m - in_matrix)
 
-                await until(settled, timeout=60)
-                events = await all_room_events(synapse, owner, room)
-                in_matrix = {e["content"].get("body") for e in events}
-                delivered_n2m = {f"n2m {i}" for i in range(3)} - set(undelivered)
-                assert delivered_n2m <= in_matrix, (delivered_n2m, in_matrix)
+                async def settled() -> bool:
+                    return not any(await missing())
+
+                # The two ways travel separately (offline messages through the core's
+                # queue once the other pool fetched them): one done says nothing of the other.
+                with contextlib.suppress(AssertionError, TimeoutError):
+                    # A deadline: `until` counts polls, and each one reads the whole room.
+                    await asyncio.wait_for(until(settled, timeout=600), 60)
+                assert await missing() == ([], []), "lost: neither delivered nor reported"
                 # And it works again both ways.
                 await send_text(synapse, owner, room, "after the failover")
                 await bob_events.until(
                     lambda: "after the failover" in texts(bob_events), timeout=30
                 )
-                events = await room_events(synapse, owner, room)
     finally:
         await bob.stop()
