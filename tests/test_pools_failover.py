@@ -206,6 +206,10 @@ async def test_pool_sigkill_sessions_come_back_on_the_other_pool(
                     # A deadline: `until` counts polls, and each one reads the whole room.
                     await asyncio.wait_for(until(settled, timeout=600), 60)
                 assert await missing() == ([], []), "lost: neither delivered nor reported"
+                bodies = [
+                    e["content"].get("body") for e in await all_room_events(synapse, owner, room)
+                ]
+                assert all(bodies.count(t) == 1 for t in delivered_n2m), bodies  # and once
                 # And it works again both ways.
                 await send_text(synapse, owner, room, "after the failover")
                 await bob_events.until(
