@@ -14,7 +14,8 @@ other end waiting, or keys behind.
 
 `RedisTransfers` keeps ``{p}:xfer:{tid}``, a list of entries (``D`` + data, ``E`` the end,
 ``C`` + why it was cancelled) whose TTL is renewed on every write, and
-``{p}:xfer:{tid}:cancel`` once cancelled (a TTL too): nothing outlives `KEY_TTL` unread.
+``{p}:xfer:{tid}:cancel`` once cancelled (a TTL too). The end that is told of a cancel
+drops both; an end that gives up on a gone peer leaves its word for `KEY_TTL` at most.
 `MemoryTransfers` does the same in one process (the memory link's).
 """
 
@@ -114,6 +115,7 @@ class Transfers:
         while True:
             cancelled, waiting_now = await self._state(tid)
             if cancelled is not None:
+                await self.discard(tid)  # the reader is done with it: nothing stays
                 raise _cancelled(cancelled)
             if waiting_now < WINDOW:
                 await self._push(tid, entry)
@@ -147,9 +149,11 @@ class Transfers:
                 if kind == b"E":
                     await self.discard(tid)
                     return None
+                await self.discard(tid)  # the writer stopped: nothing stays
                 raise _cancelled(body.decode("utf-8", "replace"))
             cancelled, _ = await self._state(tid)
             if cancelled is not None:
+                await self.discard(tid)
                 raise _cancelled(cancelled)
             if stall is not None and loop.time() - started > stall:
                 raise await self._give_up(tid, f"no data came for {stall:g} s")

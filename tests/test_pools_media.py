@@ -1,0 +1,191 @@
+"""Files and pictures through a connection pool with the whole bridge: the core (the
+`Bridge` with ``pools.redis_url``, so RemoteSessions) and the real `Pool` class in this
+process, a real Redis, PostgreSQL, Synapse and the MSNP test server.
+
+The bytes travel in chunks over Redis (``{p}:xfer:{id}``): a sampler checks that no
+transfer ever had more than the window of entries waiting and that nothing is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from msnbridge.config import load_config
+from msnbridge.pools import transfers as transfers_mod
+from msnbridge.pools.pool import Pool
+from msnbridge.pools.redis_link import Keys, key_prefix
+from puppets.event.transfer import FileOffered
+from tests.msnp_server import MSNPTestServer
+from tests.redis_server import redis_server, redis_url  # noqa: F401 (fixtures)
+from tests.synapse_server import SynapseServer, is_notice_from, running_bridge, wait_for_event
+from tests.test_faults_process import database_url
+from tests.test_matrix_media import download, upload
+from tests.test_matrix_portals import (
+    ALICE,
+    BOB,
+    bot_id,
+    friend,
+    ghost_id,
+    join,
+    log_in,
+    msn,  # noqa: F401 (fixture)
+    put_event,
+    settings,
+    wait_invite,
+)
+
+pytestmark = pytest.mark.timeout(240)
+MB = 1024 * 1024
+
+
+class Sampler:
+    """Watches the transfer keys in Redis while the test runs."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self.redis = aioredis.Redis.from_url(url)
+        self.pattern = f"{prefix}:xfer:*"
+        self.most_waiting = 0
+        self.seen = 0
+        self.biggest_entry = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def keys(self) -> list[bytes]:
+        return [k async for k in self.redis.scan_iter(match=self.pattern)]
+
+    async def _run(self) -> None:
+        while True:
+            for key in await self.keys():
+                if key.endswith(b":cancel"):
+                    continue
+                self.seen += 1
+                self.most_waiting = max(self.most_waiting, await self.redis.llen(key))
+                for entry in await self.redis.lrange(key, 0, -1):
+                    self.biggest_entry = max(self.biggest_entry, len(entry))
+            await asyncio.sleep(0.01)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Sampler]:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        try:
+            yield self
+        finally:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            await self.redis.aclose()
+
+
+@contextlib.asynccontextmanager
+async def core_and_pool(config: Path) -> AsyncIterator[Pool]:
+    async with running_bridge(config):
+        pool = Pool(load_config(str(config)), login_timeout=30)
+        await pool.start()
+        try:
+            yield pool
+        finally:
+            await pool.stop(hand_over=False)
+
+
+async def test_files_both_ways_through_a_pool_arrive_intact(
+    synapse: SynapseServer,
+    bridge_config: Callable[..., Path],
+    msn: MSNPTestServer,  # noqa: F811
+    redis_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    async with database_url("postgres", tmp_path) as db:
+        files = {"temp_dir": str(tmp_path / "t"), "max_incoming_size": 6 * MB}
+        config = bridge_config(
+            **settings(msn, files=files, pools={"redis_url": redis_url, "lease_ttl": 3}),
+            database=db,
+        )
+        prefix = Keys(key_prefix(load_config(str(config))["appservice.id"])).prefix
+        owner = await synapse.register_user()
+        bob, bob_events = await friend(msn, BOB)
+        incoming = os.urandom(5 * MB + 4321)
+        src = tmp_path / "holiday video.bin"
+        src.write_bytes(incoming)
+        big = tmp_path / "big.bin"
+        big.write_bytes(b"\0" * (6 * MB + 1))
+        outgoing = os.urandom(2 * MB + 99)
+        sampler = Sampler(redis_url, prefix)
+        try:
+            async with core_and_pool(config), sampler.running():
+                management = await log_in(synapse, owner)
+                # A contact's file: the core accepts it as in-process, the pool pumps it.
+                sent = bob.p2p.manager.send_file(ALICE, src)
+                assert await sent.wait(timeout=90) == "completed"
+                room = await wait_invite(synapse, owner)
+                await join(synapse, owner, room)
+                event = await wait_for_event(
+                    synapse, owner, room, lambda e: e["content"].get("msgtype") == "m.file",
+                    timeout=60,
+                )  # fmt: skip
+                assert event["sender"] == ghost_id(synapse, BOB)
+                content = event["content"]
+                assert content["body"] == "holiday video.bin"
+                assert content["info"]["size"] == len(incoming)
+                got = await download(synapse, content["url"], owner.access_token)
+                assert hashlib.sha256(got).digest() == hashlib.sha256(incoming).digest()
+
+                # One over the core's limit: declined by the core, the contact hears it.
+                refused = bob.p2p.manager.send_file(ALICE, big)
+                assert await refused.wait(timeout=30) == "declined"
+                await wait_for_event(
+                    synapse, owner, management, is_notice_from(bot_id(synapse), "larger than")
+                )
+
+                # The owner's file to the contact.
+                mxc = await upload(synapse, owner.access_token, outgoing, "application/zip")
+                info = {"mimetype": "application/zip", "size": len(outgoing)}
+                message = {"msgtype": "m.file", "body": "photos.zip", "url": mxc, "info": info}
+                await put_event(synapse, owner, room, "m.room.message", message)
+                offer = await bob_events.wait_for(FileOffered, timeout=30)
+                assert (offer.sender, offer.name, offer.size) == (
+                    ALICE,
+                    "photos.zip",
+                    len(outgoing),
+                )
+                dest = tmp_path / "got.zip"
+                offer.transfer.accept(dest)
+                assert await offer.transfer.wait(timeout=60) == "completed"
+                assert dest.read_bytes() == outgoing
+
+                # Declined by the contact: said in the room as an undelivered message.
+                await put_event(
+                    synapse, owner, room, "m.room.message", {**message, "body": "b.zip"}
+                )
+                offer = await bob_events.wait_for(
+                    FileOffered, lambda e: e.name == "b.zip", timeout=30
+                )
+                await asyncio.sleep(0.5)  # the core has put what the window holds
+                offer.transfer.decline()
+                await wait_for_event(
+                    synapse, owner, room, is_notice_from(bot_id(synapse), "declined")
+                )
+
+                # Bounded: never more than the window waiting, no entry over a chunk, and
+                # nothing left once done.
+                assert sampler.seen > 0
+                assert sampler.most_waiting <= transfers_mod.WINDOW
+                assert 0 < sampler.biggest_entry <= transfers_mod.CHUNK + 1
+                for _ in range(100):
+                    if not await sampler.keys():
+                        break
+                    await asyncio.sleep(0.1)
+                assert await sampler.keys() == []
+                for _ in range(50):  # (the core removes its copy after the report)
+                    if not list((tmp_path / "t").iterdir()):
+                        break
+                    await asyncio.sleep(0.1)
+                assert list((tmp_path / "t").iterdir()) == []  # nothing left on disk
+        finally:
+            await bob.stop()
