@@ -26,7 +26,7 @@ from puppets.event.transfer import FileOffered
 from tests.msnp_server import MSNPTestServer
 from tests.redis_server import redis_server, redis_url  # noqa: F401 (fixtures)
 from tests.synapse_server import SynapseServer, is_notice_from, running_bridge, wait_for_event
-from tests.test_faults_process import database_url
+from tests.test_faults_process import daemon_logging, database_url
 from tests.test_matrix_media import download, upload
 from tests.test_matrix_portals import (
     ALICE,
@@ -41,6 +41,7 @@ from tests.test_matrix_portals import (
     settings,
     wait_invite,
 )
+from tests.test_pools_restart import pool_process
 
 pytestmark = pytest.mark.timeout(240)
 MB = 1024 * 1024
@@ -187,5 +188,99 @@ async def test_files_both_ways_through_a_pool_arrive_intact(
                         break
                     await asyncio.sleep(0.1)
                 assert list((tmp_path / "t").iterdir()) == []  # nothing left on disk
+        finally:
+            await bob.stop()
+
+
+async def test_a_file_under_way_when_the_pool_is_killed_fails_and_the_owner_is_told(
+    synapse: SynapseServer,
+    bridge_config: Callable[..., Path],
+    msn: MSNPTestServer,  # noqa: F811
+    redis_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    async with database_url("postgres", tmp_path) as db:
+        files = {"temp_dir": str(tmp_path / "t")}
+        config = bridge_config(
+            **settings(msn, files=files, pools={"redis_url": redis_url, "lease_ttl": 3}),
+            database=db,
+            logging=daemon_logging(tmp_path / "pool.log"),
+        )
+        owner = await synapse.register_user()
+        bob, _ = await friend(msn, BOB)
+        src = tmp_path / "long.bin"
+        src.write_bytes(os.urandom(40 * MB))
+        try:
+            async with running_bridge(config), pool_process(config, tmp_path, "pool") as proc:
+                management = await log_in(synapse, owner)
+                sent = bob.p2p.manager.send_file(ALICE, src)
+                for _ in range(600):
+                    if sent.done > 2 * MB:
+                        break
+                    await asyncio.sleep(0.05)
+                assert sent.done > 2 * MB and not sent.finished
+                proc.kill()  # SIGKILL: nobody tells anybody
+                await proc.wait()
+                await wait_for_event(
+                    synapse, owner, management,
+                    is_notice_from(bot_id(synapse), "connection pool holding the session stopped"),
+                    timeout=30,
+                )  # fmt: skip
+                # The contact's Messenger: the pool's connection is gone, the transfer ends.
+                assert await sent.wait(timeout=90) in ("cancelled", "failed")
+                for _ in range(50):
+                    if not list((tmp_path / "t").iterdir()):
+                        break
+                    await asyncio.sleep(0.1)
+                assert [
+                    p.name for p in (tmp_path / "t").iterdir() if p.name.startswith("in-")
+                ] == []
+        finally:
+            await bob.stop()
+
+
+async def test_a_file_under_way_when_the_core_stops_is_cancelled_for_the_contact(
+    synapse: SynapseServer,
+    bridge_config: Callable[..., Path],
+    msn: MSNPTestServer,  # noqa: F811
+    redis_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    async with database_url("postgres", tmp_path) as db:
+        files = {"temp_dir": str(tmp_path / "t")}
+        config = bridge_config(
+            **settings(msn, files=files, pools={"redis_url": redis_url, "lease_ttl": 3}),
+            database=db,
+        )
+        prefix = Keys(key_prefix(load_config(str(config))["appservice.id"])).prefix
+        owner = await synapse.register_user()
+        bob, _ = await friend(msn, BOB)
+        src = tmp_path / "long.bin"
+        src.write_bytes(os.urandom(40 * MB))
+        sampler = Sampler(redis_url, prefix)
+        try:
+            pool = Pool(load_config(str(config)), login_timeout=30)
+            async with sampler.running():
+                try:
+                    async with running_bridge(config):
+                        await pool.start()
+                        await log_in(synapse, owner)
+                        sent = bob.p2p.manager.send_file(ALICE, src)
+                        for _ in range(600):
+                            if sent.done > 2 * MB:
+                                break
+                            await asyncio.sleep(0.05)
+                        assert sent.done > 2 * MB and not sent.finished
+                    # The core stopped (the pool goes on): the contact hears a BYE.
+                    assert await sent.wait(timeout=30) == "cancelled"
+                    assert "contact cancelled" in sent.reason
+                    assert pool.clients[owner.user_id].state.value == "online"
+                    for _ in range(50):
+                        if not await sampler.keys():
+                            break
+                        await asyncio.sleep(0.1)
+                    assert await sampler.keys() == []
+                finally:
+                    await pool.stop(hand_over=False)
         finally:
             await bob.stop()
