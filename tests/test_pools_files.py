@@ -28,7 +28,10 @@ from msnbridge.pools.executor import SessionExecutor
 from msnbridge.pools.memory_link import MemoryDoneStore, MemoryLink
 from msnbridge.pools.remote_client import RemoteClient
 from puppets import Client
+from puppets.event.contact import PresenceChanged
 from puppets.event.transfer import FileOffered, TransferFinished
+from puppets.msnobject import TYPE_EMOTICON, TYPE_VOICE_CLIP, MSNObject
+from puppets.p2p.manager import ObjectFetchError
 from tests.msnp_server import MSNPTestServer
 from tests.puppet_helpers import make_config, online_client
 from tests.test_pools_proxy import ALICE, BOB, OWNER, PoolSessions, RecordingSide, until
@@ -321,5 +324,55 @@ async def test_the_owners_file_fails_when_the_pool_is_gone(
         held.link.gone.add("pool-a")
         assert await transfer.wait(timeout=30) == "failed"
         assert "connection pool holding the session stopped" in transfer.reason
+    finally:
+        await bob.stop()
+
+
+# --- objects: emoticons, voice clips; the owner's picture ---
+
+
+async def test_an_object_fetched_through_the_pool_comes_whole_in_chunks(
+    held: Held, msn: MSNPTestServer
+) -> None:
+    bob, _ = await online_client(msn, BOB, "pw")
+    clip = os.urandom(600_000)  # a long voice clip: three chunks
+    obj = MSNObject.for_data(BOB, clip, TYPE_VOICE_CLIP)
+    bob.p2p.manager.serve_object(obj, clip)
+    unknown = MSNObject.for_data(BOB, os.urandom(1000), TYPE_EMOTICON)
+    try:
+        got = await held.remote.p2p.manager.fetch_object(BOB, obj, timeout=20)
+        assert got == clip
+        with pytest.raises(ObjectFetchError):
+            await held.remote.p2p.manager.fetch_object(BOB, unknown, timeout=3)
+        await held.settle()
+        assert held.link.transfers.channels == {}
+    finally:
+        await bob.stop()
+
+
+async def test_the_owners_picture_is_set_in_the_pool_and_set_again_on_a_fresh_session(
+    held: Held, msn: MSNPTestServer
+) -> None:
+    bob, bob_events = await online_client(msn, BOB, "pw")
+    picture = os.urandom(300_000)  # over one chunk
+    try:
+        await held.remote.set_display_picture(picture)
+        assert held.client._own_picture is not None
+        assert held.client._own_picture[1] == picture
+        seen = await bob_events.wait_for(
+            PresenceChanged, lambda e: e.passport == ALICE and e.msnobject is not None, 20
+        )
+        assert await bob.p2p.manager.fetch_object(ALICE, seen.msnobject, timeout=20) == picture
+        # The session starts afresh on a pool without it (moved, restarted): set again.
+        await held.client.set_display_picture(None)
+        held.executor.publish_snapshot(OWNER)
+        await until(lambda: held.client._own_picture is not None, timeout=10)
+        assert held.client._own_picture is not None and held.client._own_picture[1] == picture
+        # A snapshot that shows it already sets nothing again.
+        before = len(held.link.commands)
+        held.executor.publish_snapshot(OWNER)
+        await held.settle()
+        await asyncio.sleep(0.2)
+        assert [c.kind for c in held.link.commands[before:]] == []
     finally:
         await bob.stop()

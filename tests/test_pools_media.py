@@ -11,23 +11,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import io
 import os
+import re
+import wave
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import redis.asyncio as aioredis
+from PIL import Image
 
 from msnbridge.config import load_config
 from msnbridge.pools import transfers as transfers_mod
 from msnbridge.pools.pool import Pool
 from msnbridge.pools.redis_link import Keys, key_prefix
+from puppets.event.contact import PresenceChanged
 from puppets.event.transfer import FileOffered
+from puppets.mime import build_message
+from puppets.msnobject import TYPE_EMOTICON, TYPE_VOICE_CLIP, MSNObject
+from puppets.p2p.service import build_emoticon_payload
 from tests.msnp_server import MSNPTestServer
 from tests.redis_server import redis_server, redis_url  # noqa: F401 (fixtures)
 from tests.synapse_server import SynapseServer, is_notice_from, running_bridge, wait_for_event
 from tests.test_faults_process import daemon_logging, database_url
-from tests.test_matrix_media import download, upload
+from tests.test_matrix_media import download, near, striped_png, tiny_png, upload
 from tests.test_matrix_portals import (
     ALICE,
     BOB,
@@ -282,5 +291,79 @@ async def test_a_file_under_way_when_the_core_stops_is_cancelled_for_the_contact
                     assert await sampler.keys() == []
                 finally:
                     await pool.stop(hand_over=False)
+        finally:
+            await bob.stop()
+
+
+async def test_emoticons_voice_clips_and_the_owners_picture_through_a_pool(
+    synapse: SynapseServer,
+    bridge_config: Callable[..., Path],
+    msn: MSNPTestServer,  # noqa: F811
+    redis_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    async with database_url("postgres", tmp_path) as db:
+        config = bridge_config(
+            **settings(msn, pools={"redis_url": redis_url, "lease_ttl": 3}), database=db
+        )
+        owner = await synapse.register_user()
+        avatar = striped_png(1200, 400, (0, 200, 0))
+        mxc = await upload(synapse, owner.access_token, avatar, "image/png")
+        profile = f"/_matrix/client/v3/profile/{quote(owner.user_id)}/avatar_url"
+        await synapse.request("PUT", profile, {"avatar_url": mxc}, token=owner.access_token)
+        bob, bob_events = await friend(msn, BOB)
+        cat = tiny_png(b"cat")
+        cat_obj = MSNObject.for_data(BOB, cat, TYPE_EMOTICON)
+        bob.p2p.manager.serve_object(cat_obj, cat)
+        out = io.BytesIO()
+        with wave.open(out, "wb") as w:  # a long clip: over two chunks
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(16000)
+            w.writeframes(os.urandom(600_000))
+        clip = out.getvalue()
+        clip_obj = MSNObject.for_data(BOB, clip, TYPE_VOICE_CLIP)
+        bob.p2p.manager.serve_object(clip_obj, clip)
+        datacast = build_message(
+            [("Content-Type", "text/x-msnmsgr-datacast")],
+            f"ID: 3\r\nData: {clip_obj.build()}\r\n\r\n".encode(),
+        )
+        try:
+            async with core_and_pool(config):
+                await log_in(synapse, owner)
+                # The owner's Matrix avatar is their MSN picture, set in the pool.
+                seen = await bob_events.wait_for(
+                    PresenceChanged,
+                    lambda e: e.passport == ALICE and e.msnobject is not None,
+                    timeout=30,
+                )
+                got = await bob.p2p.manager.fetch_object(ALICE, seen.msnobject, timeout=20)
+                with Image.open(io.BytesIO(got)) as im:
+                    assert (im.format, im.size) == ("PNG", (96, 96))
+                    assert near(im.getpixel((48, 48)), (0, 200, 0))
+
+                # A custom emoticon: fetched by the pool, an inline image in Matrix.
+                conv = bob.conversation([ALICE])
+                assert (await conv.submit([build_emoticon_payload([(":cat:", cat_obj)])], "A")).ok
+                assert (await conv.send_text("look :cat: here")).ok
+                room = await wait_invite(synapse, owner)
+                await join(synapse, owner, room)
+                event = await wait_for_event(
+                    synapse, owner, room, lambda e: "look" in e["content"].get("body", "")
+                )
+                html = event["content"]["formatted_body"]
+                src = re.search(r'<img data-mx-emoticon src="([^"]+)" alt=":cat:"', html)
+                assert src is not None
+                assert await download(synapse, src.group(1), owner.access_token) == cat
+
+                # A voice clip: fetched by the pool, an audio file in Matrix.
+                assert (await conv.submit([datacast], "A")).ok
+                event = await wait_for_event(
+                    synapse, owner, room, lambda e: e["content"].get("msgtype") == "m.audio",
+                    timeout=40,
+                )  # fmt: skip
+                content = event["content"]
+                assert content["info"]["size"] == len(clip)
+                assert await download(synapse, content["url"], owner.access_token) == clip
         finally:
             await bob.stop()

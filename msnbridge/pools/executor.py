@@ -451,9 +451,11 @@ class SessionExecutor:
         for conv in client.conversations:
             if not conv.closed:
                 self._conversation_id(held, conv)
+        own = getattr(client, "_own_picture", None)
         return {
             "passport": client.config.passport,
             "machine_guid": client.machine_guid,
+            "own_picture": own[0].sha1d if own else None,  # the owner's display picture
             "session": session_state(client),
             "lists": lists_of(client.contacts),
             "conversations": [

@@ -35,6 +35,7 @@ from puppets.event.session import (
     SessionState,
     SessionStateChanged,
 )
+from puppets.msnobject import sha1d
 from puppets.switchboard import normalize_passport
 from puppets.textformat import TextFormat
 
@@ -670,10 +671,20 @@ class RemoteClient:
                 del self._by_id[cid]
         self._detached = [c for c in self._detached if not c.closed]
         self.snapshots += 1
+        self._picture_again(data)
         if self.state is not before:
             self._emit(SessionStateChanged(self.state, self.stop_reason))
         contacts = self.contacts
         self._emit(contact_ev.ContactListSynced(len(contacts.contacts), len(contacts.groups)))
+
+    def _picture_again(self, snapshot: dict[str, Any]) -> None:
+        """The session started afresh on a pool (moved, or restarted) without the
+        picture set here: set it there again, as a Client keeps it across reconnects."""
+        picture = self.own_picture
+        if picture is None or self.transfers is None or "own_picture" not in snapshot:
+            return
+        if snapshot["own_picture"] != sha1d(picture):
+            self._spawn(self._send_picture(picture), "set_display_picture")
 
     def _not_carried(self, data: dict[str, Any]) -> object:
         from msnbridge.core.outage import ConnectionNotice  # the core's notice event
