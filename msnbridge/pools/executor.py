@@ -53,7 +53,16 @@ invite                conversation, key, passport                     conversati
 add_participant       conversation, key, passport                     conversation, …
 detach / close        conversation, key                               conversation, …
 resync                —                                               snapshot (also published)
+file_accept           transfer (the id of a FileOffered)              pool
+file_decline          transfer                                        {}
+file_cancel           transfer, reason                                {}
+file_send             transfer (the core's id), peer, name, size      pool
+fetch_object          transfer, peer, msnobject, timeout              size, pool
+set_display_picture   transfer (or None: no picture)                  sha1d
 ====================  ==============================================  =========================
+
+The ``file_*``, ``fetch_object`` and ``set_display_picture`` commands move their bytes
+through the link's ``transfers`` (``pool_transfers`` has the details).
 
 ``conversation`` is the pool-side conversation id (None for one the core has not seen
 yet: then ``key``, the people, picks ``client.conversation(key)``); replies about a
@@ -70,7 +79,10 @@ ContactListSynced), ``conversation`` {id, key, participants} and ``switchboard``
 participants, closed}. Kinds beyond the puppet events: ``SessionSnapshot`` (data =
 `snapshot`), ``SessionChanged`` {session} (a change no event told, e.g. our own nick),
 ``NotCarried`` {what, sender, name, size, reason} for a file offer the pool
-declined because files do not travel through pools yet.
+declined because its link carries no transfers. ``FileOffered`` carries ``transfer``
+(its id, for ``file_accept``); ``TransferFinished`` is published only for a file the
+core sent (``transfer`` = the core's id). The snapshot has ``own_picture`` (the SHA1D of
+the owner's display picture the session serves, or None).
 """
 
 from __future__ import annotations
@@ -497,7 +509,7 @@ class SessionExecutor:
         self._enqueue(held, type(event).__name__, data)
 
     def _not_carried(self, held: _Held, event: FileOffered) -> None:
-        reason = "files are not carried through the bridge's connection pools yet"
+        reason = "files are not carried through this connection pool"
         with contextlib.suppress(Exception):
             event.transfer.decline()
         data = {
