@@ -123,7 +123,9 @@ class PoolTransfers:
         tid = str(data["transfer"])
         entry = self._offer(data)
         if entry.pump is not None:
-            return {"pool": self.executor.pool}  # a repeat: it is being pumped already
+            # Taken already (by a core since restarted, whose reader is gone): a second
+            # reader would get the bytes from the middle.
+            raise CommandFailed("the file is being received already")
         transfer = entry.transfer
         path = reserve_temp(self.temp_dir, "pool-in-")
         sink = path.open("wb", buffering=0)  # unbuffered: the pump reads what is written
