@@ -27,6 +27,7 @@ from msnbridge.pools import transfers as transfers_mod
 from msnbridge.pools.executor import SessionExecutor
 from msnbridge.pools.memory_link import MemoryDoneStore, MemoryLink
 from msnbridge.pools.remote_client import RemoteClient
+from msnbridge.pools.transfers import MemoryTransfers
 from puppets import Client
 from puppets.event.contact import PresenceChanged
 from puppets.event.transfer import FileOffered, TransferFinished
@@ -94,7 +95,7 @@ async def held(msn: MSNPTestServer, tmp_path: Path) -> AsyncIterator[Held]:
         "appservice": {"as_token": "x", "hs_token": "y"},
         "bridge": {"permissions": {"*": "user"}, "secret_key": secrets.token_urlsafe(32)},
         "database": f"sqlite:{tmp_path / 'bridge.db'}",
-        "files": {"max_incoming_size": 8 * MB, "temp_dir": str(tmp_path / "core-tmp")},
+        "files": {"max_incoming_size": 32 * MB, "temp_dir": str(tmp_path / "core-tmp")},
         "logging": {"version": 1},
     }))  # fmt: skip
     config = load_config(str(path))
@@ -169,7 +170,7 @@ async def test_a_file_over_the_limit_is_declined_and_the_owner_told(
 ) -> None:
     bob, _ = await online_client(msn, BOB, "pw")
     source = tmp_path / "huge.bin"
-    source.write_bytes(b"\0" * (8 * MB + 1))
+    source.write_bytes(b"\0" * (32 * MB + 1))
     try:
         sending = bob.p2p.manager.send_file(ALICE, source)
         assert await sending.wait(timeout=30) == "declined"  # the contact hears it
@@ -186,7 +187,7 @@ async def test_a_contact_who_cancels_midway_is_told_to_the_owner(
 ) -> None:
     bob, _ = await online_client(msn, BOB, "pw")
     source = tmp_path / "long.bin"
-    source.write_bytes(os.urandom(4 * MB))
+    source.write_bytes(os.urandom(16 * MB))
     try:
         sending = bob.p2p.manager.send_file(ALICE, source)
         await until(lambda: sending.done > MB, timeout=30)
@@ -205,7 +206,7 @@ async def test_the_core_stopping_midway_cancels_the_file_and_the_contact_hears_i
 ) -> None:
     bob, _ = await online_client(msn, BOB, "pw")
     source = tmp_path / "long.bin"
-    source.write_bytes(os.urandom(4 * MB))
+    source.write_bytes(os.urandom(16 * MB))
     try:
         sending = bob.p2p.manager.send_file(ALICE, source)
         await until(lambda: sending.done > MB, timeout=30)
@@ -225,16 +226,20 @@ async def test_a_core_gone_without_a_word_cancels_the_file_after_the_stall(
     monkeypatch.setattr(transfers_mod.Transfers, "stall", 2.0)
     bob, _ = await online_client(msn, BOB, "pw")
     source = tmp_path / "long.bin"
-    source.write_bytes(os.urandom(4 * MB))
+    source.write_bytes(os.urandom(16 * MB))
     held.side.release.clear()
     try:
         sending = bob.p2p.manager.send_file(ALICE, source)
         await until(lambda: sending.done > 256 * 1024, timeout=30)
-        for transfer in list(held.remote._transfers.values()):
-            assert transfer._task is not None
-            transfer._task.cancel()  # what a SIGKILL does to the core's reader, unannounced
-        held.link.transfers.channels.clear()
+        # What a SIGKILL does to the core's reader: gone, and nothing said (its last words
+        # go nowhere).
+        held.remote.transfers = MemoryTransfers()
+        [transfer] = list(held.remote._transfers.values())
+        assert transfer._task is not None
+        transfer._task.cancel()
         assert await sending.wait(timeout=30) == "cancelled"
+        channel = held.link.transfers.channels[transfer.tid]
+        assert channel.cancelled is not None and "nothing was taken for 2 s" in channel.cancelled
         await until(lambda: leftovers(tmp_path) == [], timeout=10)
     finally:
         held.side.release.set()
@@ -246,7 +251,7 @@ async def test_a_pool_gone_fails_the_file_for_the_owner(
 ) -> None:
     bob, _ = await online_client(msn, BOB, "pw")
     source = tmp_path / "long.bin"
-    source.write_bytes(os.urandom(4 * MB))
+    source.write_bytes(os.urandom(16 * MB))
     try:
         sending = bob.p2p.manager.send_file(ALICE, source)
         await until(lambda: sending.done > MB, timeout=30)
