@@ -255,8 +255,10 @@ async def test_a_pool_gone_fails_the_file_for_the_owner(
     try:
         sending = bob.p2p.manager.send_file(ALICE, source)
         await until(lambda: sending.done > MB, timeout=30)
-        # The pool dies: its pump stops unannounced and its lease goes.
+        # The pool dies: its pump stops unannounced (its last words go nowhere) and its
+        # lease goes.
         assert held.executor.transfers is not None
+        held.executor.transfers.transfers = MemoryTransfers()
         for entry in held.executor.transfers._incoming.values():
             assert entry.pump is not None
             entry.pump.cancel()
@@ -265,6 +267,26 @@ async def test_a_pool_gone_fails_the_file_for_the_owner(
         (notice,) = [n for n in held.side.of("notice") if "long.bin" in n.text]
         assert "connection pool holding the session stopped" in notice.text
         assert await sending.wait(timeout=30) == "cancelled"  # and the contact is told
+    finally:
+        await bob.stop()
+
+
+async def test_a_pool_that_stops_tells_the_core_and_the_contact(
+    held: Held, msn: MSNPTestServer, tmp_path: Path
+) -> None:
+    bob, _ = await online_client(msn, BOB, "pw")
+    source = tmp_path / "long.bin"
+    source.write_bytes(os.urandom(16 * MB))
+    try:
+        sending = bob.p2p.manager.send_file(ALICE, source)
+        await until(lambda: sending.done > MB, timeout=30)
+        await held.executor.close()  # what Pool.stop does after handing sessions over
+        await until(lambda: any("long.bin" in n.text for n in held.side.of("notice")), 10)
+        (notice,) = [n for n in held.side.of("notice") if "long.bin" in n.text]
+        assert "the connection pool stopped" in notice.text
+        assert await sending.wait(timeout=30) == "cancelled"
+        assert sending.reason == "the contact cancelled the transfer"
+        await until(lambda: leftovers(tmp_path) == [], timeout=10)
     finally:
         await bob.stop()
 

@@ -165,6 +165,14 @@ class PoolTransfers:
                     status=str(transfer.status),
                     by_peer=entry.by_peer,
                 )
+        except asyncio.CancelledError:
+            # The pool stops: the core is told at once (not only when the lease moves),
+            # and the contact hears a BYE.
+            transfer.cancel("the bridge stopped")
+            with contextlib.suppress(Exception):
+                why = self.transfers.cancel(tid, "the connection pool stopped", status="failed")
+                await asyncio.shield(why)
+            raise
         except TransferCancelled as e:
             # The owner cancelled, or the core is gone: the contact hears a BYE.
             log.info("A file from %s was cancelled on the bridge's side: %s", transfer.peer, e)
