@@ -146,6 +146,8 @@ class PoolTransfers:
             with path.open("rb", buffering=0) as source:
                 while True:
                     have = transfer.done
+                    if transfer.finished and transfer.status != "completed":
+                        break  # the rest of a failed file is not worth passing on
                     if have - sent >= CHUNK or (have > sent and transfer.finished):
                         chunk = os.pread(source.fileno(), min(CHUNK, have - sent), sent)
                         await self.transfers.put(tid, chunk, alive=alive)
