@@ -497,11 +497,12 @@ async def test_a_conversation_detached_by_the_core_is_not_reused_whatever_the_or
         await bob.stop()
 
 
-async def test_a_file_offer_is_declined_and_the_owner_told(
+async def test_a_file_offer_is_answered_by_the_core_as_in_process(
     core: Router, pool: Pool, msn: MSNPTestServer, tmp_path: Path
 ) -> None:
-    # Files do not travel through pools yet: the pool declines (the sender's Messenger
-    # hears it) and the owner gets a notice; nothing is silently dropped.
+    # The offer travels to the core, whose MsnFileRouter answers it as in-process: no side
+    # here carries files, so it is declined (the sender's Messenger hears it) and the
+    # owner gets a notice; nothing is silently dropped (tests/test_pools_files.py: taken).
     matrix = RecordingSide("matrix")
     core.add_side(matrix)
     bob, _ = await online_client(msn, BOB, "pw")
@@ -513,6 +514,6 @@ async def test_a_file_offer_is_declined_and_the_owner_told(
         await settle(pool)
         await core.events.drain()
         (notice,) = [n for n in matrix.of("notice") if "holiday.jpg" in n.text]
-        assert BOB in notice.text and "not carried" in notice.text
+        assert BOB in notice.text and "files are not bridged for this login" in notice.text
     finally:
         await bob.stop()

@@ -8,9 +8,11 @@ paths see a ``MessageReceived``, a ``Contact``, a ``MSNPError`` as they always d
   ``{"type": class name, "fields": {...}}`` and back. The live objects some events carry
   do not travel: ``switchboard`` and ``conversation`` (the executor sends ids instead and
   the core puts its own proxies back through ``decode_event(..., switchboard=,
-  conversation=)``), and a transfer's ``transfer`` (files are not carried through pools
-  yet: decoded as ``None``). A display picture (``DisplayPictureReceived``) travels
-  with its data, base64, up to ``MAX_OBJECT_BYTES``: a larger one is a CodecError.
+  conversation=)``), and a transfer's ``transfer`` (the executor sends the transfer's
+  id beside the event and the core puts its own stand-in back with ``transfer=``; see
+  ``pool_transfers`` and ``remote_transfers``). A display picture
+  (``DisplayPictureReceived``) travels with its data, base64, up to ``MAX_OBJECT_BYTES``:
+  a larger one is a CodecError.
 - `encode_value` / `decode_value`: the values inside events, tagged where JSON has no
   type of its own (bytes, enums, tuples, dicts, MSNObject, TextFormat, errors…).
 - `encode_contact` / `decode_contact`, `encode_error` / `decode_error`,
@@ -94,7 +96,8 @@ EVENT_TYPES.pop("ConversationEvent", None)  # the base class only
 
 # Fields holding live objects: never encoded (see the module docstring).
 _LIVE_FIELDS = frozenset({"switchboard", "conversation", "transfer"})
-# What a pool cannot carry yet: events whose handling needs a live transfer object.
+# Events whose handling needs a live transfer object: they travel only with a transfer
+# id beside them (pool_transfers); a TransferProgress never does.
 NOT_CARRIED = frozenset({"FileOffered", "TransferProgress", "TransferFinished"})
 
 # Events carrying an MSN object's data (a display picture, an emoticon): over this many

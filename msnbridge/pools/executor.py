@@ -53,7 +53,16 @@ invite                conversation, key, passport                     conversati
 add_participant       conversation, key, passport                     conversation, …
 detach / close        conversation, key                               conversation, …
 resync                —                                               snapshot (also published)
+file_accept           transfer (the id of a FileOffered)              pool
+file_decline          transfer                                        {}
+file_cancel           transfer, reason                                {}
+file_send             transfer (the core's id), peer, name, size      pool
+fetch_object          transfer, peer, msnobject, timeout              size, pool
+set_display_picture   transfer (or None: no picture)                  sha1d
 ====================  ==============================================  =========================
+
+The ``file_*``, ``fetch_object`` and ``set_display_picture`` commands move their bytes
+through the link's ``transfers`` (``pool_transfers`` has the details).
 
 ``conversation`` is the pool-side conversation id (None for one the core has not seen
 yet: then ``key``, the people, picks ``client.conversation(key)``); replies about a
@@ -70,7 +79,10 @@ ContactListSynced), ``conversation`` {id, key, participants} and ``switchboard``
 participants, closed}. Kinds beyond the puppet events: ``SessionSnapshot`` (data =
 `snapshot`), ``SessionChanged`` {session} (a change no event told, e.g. our own nick),
 ``NotCarried`` {what, sender, name, size, reason} for a file offer the pool
-declined because files do not travel through pools yet.
+declined because its link carries no transfers. ``FileOffered`` carries ``transfer``
+(its id, for ``file_accept``); ``TransferFinished`` is published only for a file the
+core sent (``transfer`` = the core's id). The snapshot has ``own_picture`` (the SHA1D of
+the owner's display picture the session serves, or None).
 """
 
 from __future__ import annotations
@@ -101,6 +113,7 @@ from puppets.switchboard import Switchboard
 from . import codec
 from .link import CommandFailed, CommandHandler, Envelope, PoolLink
 from .outbox import Outbox
+from .pool_transfers import PoolTransfers
 
 log = logging.getLogger("msnbridge.pools.executor")
 
@@ -189,7 +202,7 @@ class _Held:
 
 
 class SessionExecutor:
-    def __init__(self, link: PoolLink, done: DoneStore, *, pool: str) -> None:
+    def __init__(self, link: PoolLink, done: DoneStore, *, pool: str, temp_dir: str = "") -> None:
         self.link = link
         self.done = done
         self.pool = pool
@@ -200,6 +213,10 @@ class SessionExecutor:
         self._extra: dict[str, CommandHandler] = {}
         self._outbox = Outbox(link, f"pool-events:{pool}")
         self._closing = False
+        # Files, emoticons, voice clips and the owner's picture, where the link carries
+        # transfers (both of this project's links do).
+        channel = getattr(link, "transfers", None)
+        self.transfers = PoolTransfers(self, channel, temp_dir) if channel is not None else None
         link.on_command(self.handle)
 
     # --- sessions ---
@@ -282,6 +299,10 @@ class SessionExecutor:
         if extra is not None:
             return await extra(envelope)
         method = _COMMANDS.get(envelope.kind)
+        if method is None and envelope.kind in TRANSFER_COMMANDS:
+            if self.transfers is None:
+                raise CommandFailed("files are not carried through this connection pool")
+            method = _transfer_command(envelope.kind)
         if method is None:
             raise CommandFailed(f"this connection pool does not know the command {envelope.kind!r}")
         held = self._held.get(envelope.owner)
@@ -442,9 +463,11 @@ class SessionExecutor:
         for conv in client.conversations:
             if not conv.closed:
                 self._conversation_id(held, conv)
+        own = getattr(client, "_own_picture", None)
         return {
             "passport": client.config.passport,
             "machine_guid": client.machine_guid,
+            "own_picture": own[0].sha1d if own else None,  # the owner's display picture
             "session": session_state(client),
             "lists": lists_of(client.contacts),
             "conversations": [
@@ -465,8 +488,16 @@ class SessionExecutor:
         held = self._held.get(owner)
         if held is None or held.muted:
             return
-        if isinstance(event, P2PPayloadReceived | TransferProgress | TransferFinished):
-            return  # the pool's P2P layer consumes these; files are not carried yet
+        if isinstance(event, P2PPayloadReceived):
+            return  # the pool's P2P layer consumes these
+        try:
+            if self.transfers is not None and self.transfers.on_event(held, event):
+                return
+        except codec.CodecError as e:
+            log.warning("%s: a %s could not be encoded: %s", owner, type(event).__name__, e)
+            return
+        if isinstance(event, TransferProgress | TransferFinished):
+            return
         if isinstance(event, FileOffered):
             self._not_carried(held, event)
             return
@@ -478,7 +509,7 @@ class SessionExecutor:
         self._enqueue(held, type(event).__name__, data)
 
     def _not_carried(self, held: _Held, event: FileOffered) -> None:
-        reason = "files are not carried through the bridge's connection pools yet"
+        reason = "files are not carried through this connection pool"
         with contextlib.suppress(Exception):
             event.transfer.decline()
         data = {
@@ -490,6 +521,16 @@ class SessionExecutor:
             "session": session_state(held.client),
         }
         self._enqueue(held, "NotCarried", data)
+
+    def new_id(self, kind: str) -> str:
+        """An id for a live object of this pool (``kind``: c, s, t…), never repeated."""
+        return f"{self.pool}:{self.epoch}:{kind}{next(self._seq)}"
+
+    def event_data(self, held: _Held, event: object) -> dict[str, Any]:
+        return self._event_data(held, event)
+
+    def enqueue(self, held: _Held, kind: str, data: dict[str, Any]) -> None:
+        self._enqueue(held, kind, data)
 
     def _event_data(self, held: _Held, event: object) -> dict[str, Any]:
         client = held.client
@@ -537,6 +578,8 @@ class SessionExecutor:
 
     async def close(self, timeout: float = 5.0) -> None:
         """Publish what is queued (up to ``timeout``), then stop; clients are not stopped."""
+        if self.transfers is not None:
+            await self.transfers.close()
         await self._outbox.close(timeout)
         for owner in list(self._held):
             self.detach(owner)
@@ -578,4 +621,19 @@ _COMMANDS: dict[str, _Method] = {
     "close": SessionExecutor._close,
     "resync": SessionExecutor._resync,
 }
-COMMANDS = frozenset(_COMMANDS)
+# Carried out by PoolTransfers (see pool_transfers for their data).
+TRANSFER_COMMANDS = frozenset(
+    {"file_accept", "file_decline", "file_cancel", "file_send", "fetch_object",
+     "set_display_picture"}
+)  # fmt: skip
+
+
+def _transfer_command(kind: str) -> _Method:
+    async def run(executor: SessionExecutor, held: _Held, data: dict[str, Any]) -> dict[str, Any]:
+        assert executor.transfers is not None
+        return await getattr(executor.transfers, kind)(held, data)  # type: ignore[no-any-return]
+
+    return run
+
+
+COMMANDS = frozenset(_COMMANDS) | TRANSFER_COMMANDS

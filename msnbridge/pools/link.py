@@ -45,6 +45,10 @@ class CoreLink(Protocol):
         """Events arrive in the order their pool published them (per owner at least)."""
         ...
 
+    # Optional (a link without them carries no transfers): ``transfers``, a
+    # `transfers.Transfers` shared with the pools, and ``pool_holds(owner, pool)``,
+    # whether that pool still holds the owner's session (a transfer with it goes on).
+
 
 class PoolLink(Protocol):
     """A pool's end."""
@@ -52,3 +56,5 @@ class PoolLink(Protocol):
     async def publish(self, envelope: Envelope) -> None: ...
 
     def on_command(self, handler: CommandHandler) -> None: ...
+
+    # Optional: ``transfers`` (as the core's) and ``core_up()``, whether the core is there.

@@ -15,6 +15,7 @@ from collections import deque
 from typing import Any
 
 from .link import CommandFailed, CommandHandler, Envelope, EventHandler
+from .transfers import MemoryTransfers
 
 __all__ = ["MemoryDoneStore", "MemoryLink"]
 
@@ -41,6 +42,8 @@ class MemoryLink:
         self._idle.set()
         self._has_pool = asyncio.Event()
         self.paused = False  # while True, events wait (a core that is down)
+        self.transfers = MemoryTransfers()  # both ends share it, as they share Redis
+        self.gone: set[str] = set()  # "core" or pool names the ends take for dead (tests)
 
     # --- events, pool → core ---
 
@@ -120,6 +123,13 @@ class _CoreEnd:
         self._link._event_handler = handler
         self._link._kick()
 
+    @property
+    def transfers(self) -> MemoryTransfers:
+        return self._link.transfers
+
+    async def pool_holds(self, owner: str, pool: str) -> bool:
+        return pool not in self._link.gone
+
 
 class _PoolEnd:
     def __init__(self, link: MemoryLink) -> None:
@@ -131,6 +141,13 @@ class _PoolEnd:
     def on_command(self, handler: CommandHandler) -> None:
         self._link._command_handler = handler
         self._link._has_pool.set()
+
+    @property
+    def transfers(self) -> MemoryTransfers:
+        return self._link.transfers
+
+    async def core_up(self) -> bool:
+        return "core" not in self._link.gone
 
 
 class MemoryDoneStore:

@@ -100,8 +100,10 @@ class Pool:
             max_core_downtime=float(config["pools.max_core_downtime"]),
         )  # fmt: skip
         self.leases = Leases(self.redis, self.keys, self.name, self.ttl)
-        self.executor = SessionExecutor(self.link, RedisDoneStore(self.redis, self.keys),
-                                        pool=self.name)  # fmt: skip
+        self.executor = SessionExecutor(
+            self.link, RedisDoneStore(self.redis, self.keys), pool=self.name,
+            temp_dir=config["files.temp_dir"],
+        )  # fmt: skip
         self.executor.register("login", self._login_command)
         self.executor.register("logout", self._logout_command)
         self.executor.register("resync_all", self._resync_all)

@@ -34,6 +34,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from .executor import NotHeld
 from .link import CommandFailed, CommandHandler, Envelope, EventHandler
+from .transfers import RedisTransfers, binary_client
 
 log = logging.getLogger("msnbridge.pools")
 
@@ -170,6 +171,7 @@ class RedisCoreLink:
         self._loops = _Loops()
         self.events_handled = 0
         self.commands_resent = 0
+        self.transfers = RedisTransfers(binary_client(redis), keys.prefix)
 
     def on_event(self, handler: EventHandler) -> None:
         self._handler = handler
@@ -192,6 +194,7 @@ class RedisCoreLink:
                 if not future.done():
                     future.cancel()
         self._waiting.clear()
+        await self.transfers.redis.aclose()
 
     # --- heartbeat ---
 
@@ -236,6 +239,10 @@ class RedisCoreLink:
     async def holder(self, owner: str) -> str | None:
         value = await self.redis.get(self.keys.lease(owner))
         return value or None
+
+    async def pool_holds(self, owner: str, pool: str) -> bool:
+        """Whether ``pool`` still holds the owner's session (a transfer with it goes on)."""
+        return await self.holder(owner) == pool
 
     async def live_pools(self) -> list[str]:
         cutoff = time.time() - 3 * self.lease_ttl
@@ -335,6 +342,7 @@ class RedisPoolLink:
         self.dropped_total = 0
         self.published = 0
         self.commands_done = 0
+        self.transfers = RedisTransfers(binary_client(redis), keys.prefix)
 
     def on_command(self, handler: CommandHandler) -> None:
         self._handler = handler
@@ -357,6 +365,11 @@ class RedisPoolLink:
         for task in workers:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.transfers.redis.aclose()
+
+    async def core_up(self) -> bool:
+        """The core's heartbeat is there (a transfer with it goes on)."""
+        return bool(await self.redis.exists(self.keys.core))
 
     async def forget(self) -> None:
         """Removes this pool's command stream (it stops for good)."""

@@ -5,8 +5,9 @@ carrying each call to the pool as a command (see ``executor`` for the wire).
 
 One `RemoteConversation` object stands for one pool-side conversation for as long as it
 lives (portals are bound to conversation objects), and likewise `RemoteSwitchboard`.
-What pools do not carry yet (files, display pictures, emoticon and voice-clip data)
-fails with a worded `NotSupported`, which the core already reports to the user.
+Files, emoticon and voice-clip data and the owner's picture go through the link's
+transfers (``remote_transfers``); over a link without them they fail with a worded
+`NotSupported`, which the core already reports to the user.
 """
 
 from __future__ import annotations
@@ -34,11 +35,14 @@ from puppets.event.session import (
     SessionState,
     SessionStateChanged,
 )
+from puppets.msnobject import sha1d
 from puppets.switchboard import normalize_passport
 from puppets.textformat import TextFormat
 
 from . import codec
 from .link import CommandFailed, CoreLink, Envelope
+from .remote_transfers import RemoteIncomingFile, RemoteOutgoingFile, RemoteP2P
+from .transfers import TransferCancelled, Transfers
 
 log = logging.getLogger("msnbridge.pools.remote")
 
@@ -293,7 +297,13 @@ class RemoteClient:
         self.error: BaseException | None = None
         self.last_error: BaseException | None = None
         self.protocol: int | None = None
-        self.p2p = _NotCarriedP2P()
+        # The link's transfers (None: files and pictures are not carried over it).
+        self.transfers: Transfers | None = getattr(link, "transfers", None)
+        self.p2p: RemoteP2P | _NotCarriedP2P = (
+            RemoteP2P(self) if self.transfers is not None else _NotCarriedP2P()
+        )
+        self._transfers: dict[str, RemoteIncomingFile | RemoteOutgoingFile] = {}
+        self.own_picture: bytes | None = None  # as last set here (set again on a new pool)
         self.seen_offline_ids: set[str] = set()  # the pool keeps them; never read here
         self._listeners: list[Listener] = []
         self._state_changed = asyncio.Event()
@@ -451,7 +461,30 @@ class RemoteClient:
         await self._command("set_psm", {"text": text})
 
     async def set_display_picture(self, data: bytes | None) -> None:
-        raise NotSupported(f"display pictures are {NOT_CARRIED}")
+        """The owner's picture, put through the link's transfers and set by the pool."""
+        if self.transfers is None:
+            raise NotSupported(f"display pictures are {NOT_CARRIED}")
+        self.own_picture = data or None
+        await self._send_picture(data)
+
+    async def _send_picture(self, data: bytes | None) -> None:
+        transfers = self.transfers
+        assert transfers is not None
+        if not data:
+            await self._command("set_display_picture", {"transfer": None})
+            return
+        tid = f"core:{uuid.uuid4().hex}"
+        # Put while the pool reads: a picture over the window would wait for it.
+        putting = asyncio.get_running_loop().create_task(transfers.write_all(tid, data))
+        try:
+            await self._command("set_display_picture", {"transfer": tid})
+        except BaseException:
+            putting.cancel()
+            with contextlib.suppress(Exception):
+                await transfers.cancel(tid, "the picture was not set")
+            raise
+        with contextlib.suppress(TransferCancelled):
+            await putting
 
     async def add_contact(
         self, passport: str, group: str | None = None, nick: str | None = None
@@ -497,7 +530,13 @@ class RemoteClient:
         self.apply_snapshot(reply["snapshot"])
 
     async def close(self) -> None:
-        """Forget this proxy (the session goes on in its pool)."""
+        """Forget this proxy (the session goes on in its pool). Transfers under way are
+        cancelled, and the pool told (it tells the contact)."""
+        running = [t._task for t in self._transfers.values() if t._task is not None]
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
         for task in list(self._tasks):
             task.cancel()
         self._listeners.clear()
@@ -520,6 +559,16 @@ class RemoteClient:
         if envelope.kind == "NotCarried":
             self._session(data.get("session"))
             self._emit(self._not_carried(data))
+            return
+        if envelope.kind == "TransferFinished":
+            # The end of one of our files to a contact (told once, by the transfer).
+            self._session(data.get("session"))
+            sending = self._transfers.get(str(data.get("transfer")))
+            if isinstance(sending, RemoteOutgoingFile):
+                try:
+                    sending.ended(self._decode(envelope))  # type: ignore[arg-type]
+                except (codec.CodecError, KeyError, TypeError, ValueError) as e:
+                    log.warning("%s: a TransferFinished was unreadable: %s", self.owner, e)
             return
         try:
             event = self._decode(envelope)
@@ -545,6 +594,17 @@ class RemoteClient:
             conv = self._conversation_from(info) if info else None
             sb = self._switchboard_from(conv, data["switchboard"], encoded["type"])
             return codec.decode_event(encoded, conversation=conv, switchboard=sb)
+        if encoded.get("type") == "FileOffered" and self.transfers is not None:
+            offer = codec.decode_event(encoded)
+            transfer = RemoteIncomingFile(
+                self,
+                str(data["transfer"]),
+                offer.sender,
+                offer.name,
+                offer.size,
+                offer.preview,  # type: ignore[attr-defined]
+            )
+            return codec.decode_event(encoded, transfer=transfer)
         return codec.decode_event(encoded)
 
     def _mirror(self, event: object, data: dict[str, Any]) -> None:
@@ -611,10 +671,20 @@ class RemoteClient:
                 del self._by_id[cid]
         self._detached = [c for c in self._detached if not c.closed]
         self.snapshots += 1
+        self._picture_again(data)
         if self.state is not before:
             self._emit(SessionStateChanged(self.state, self.stop_reason))
         contacts = self.contacts
         self._emit(contact_ev.ContactListSynced(len(contacts.contacts), len(contacts.groups)))
+
+    def _picture_again(self, snapshot: dict[str, Any]) -> None:
+        """The session started afresh on a pool (moved, or restarted) without the
+        picture set here: set it there again, as a Client keeps it across reconnects."""
+        picture = self.own_picture
+        if picture is None or self.transfers is None or "own_picture" not in snapshot:
+            return
+        if snapshot["own_picture"] != sha1d(picture):
+            self._spawn(self._send_picture(picture), "set_display_picture")
 
     def _not_carried(self, data: dict[str, Any]) -> object:
         from msnbridge.core.outage import ConnectionNotice  # the core's notice event
