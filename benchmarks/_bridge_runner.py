@@ -39,6 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from msnbridge.bridge import Bridge
 from msnbridge.config import load_config
 from msnbridge.core.sessions import LoginFailed
+from msnbridge.event_loop import chosen as chosen_loop
+from msnbridge.event_loop import run as run_on_loop
 from msnbridge.matrix.ghosts import Ghosts
 
 
@@ -226,6 +228,8 @@ async def main(config_path: str) -> None:
 
 
 if __name__ == "__main__":
+    # The loop the daemon would run on: uvloop when installed (MSNBRIDGE_EVENT_LOOP).
+    print(f"bridge event loop: {chosen_loop()}", file=sys.stderr)
     if profile := os.environ.get("MSNBRIDGE_BENCH_PROFILE"):  # a cProfile dump of the run
         import cProfile
 
@@ -233,7 +237,7 @@ if __name__ == "__main__":
         # a busy box the wall clock charges a call with the time others ran meanwhile).
         timer = [time.thread_time] if os.environ.get("MSNBRIDGE_BENCH_PROFILE_CPU") else []
         profiler = cProfile.Profile(*timer)
-        profiler.runcall(asyncio.run, main(sys.argv[1]))
+        profiler.runcall(run_on_loop, main(sys.argv[1]))
         profiler.dump_stats(profile)
     else:
-        asyncio.run(main(sys.argv[1]))
+        run_on_loop(main(sys.argv[1]))
