@@ -126,7 +126,35 @@ def count_statements() -> None:
     atexit.register(lambda: print(json.dumps(seen.most_common(30)), file=sys.stderr))
 
 
+def time_collections() -> None:
+    """MSNBRIDGE_BENCH_GC: the cyclic garbage collector's runs and CPU time by generation,
+    printed at exit (cProfile charges them to whatever call happened to trigger one)."""
+    import atexit
+    import gc
+
+    spent = {0: [0, 0.0], 1: [0, 0.0], 2: [0, 0.0]}
+    started: list[float] = []
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[:] = [time.thread_time()]
+        elif started:
+            entry = spent[info["generation"]]
+            entry[0] += 1
+            entry[1] += time.thread_time() - started[0]
+
+    gc.callbacks.append(callback)
+
+    def report() -> None:
+        runs = {gen: [n, round(s, 3)] for gen, (n, s) in spent.items()}
+        print(json.dumps({"gc": runs}), file=sys.stderr)
+
+    atexit.register(report)
+
+
 async def main(config_path: str) -> None:
+    if os.environ.get("MSNBRIDGE_BENCH_GC"):
+        time_collections()
     if os.environ.get("MSNBRIDGE_BENCH_SQL"):
         count_statements()
     if os.environ.get("MSNBRIDGE_BENCH_TRACEMALLOC"):
