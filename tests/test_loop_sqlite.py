@@ -129,3 +129,12 @@ async def test_stopped_database_refuses(tmp_path: Path) -> None:
     await database.stop()
     with pytest.raises(RuntimeError):
         await database.fetchval("SELECT 1")
+
+
+async def test_executemany_and_plain_placeholders_in_a_transaction(db: Database) -> None:
+    """What mautrix's state store does when it stores a room's members."""
+    async with db.acquire() as conn, conn.transaction():
+        await conn.execute("DELETE FROM t WHERE k IN (?, ?)", "a", "b")
+        await conn.executemany("INSERT INTO t VALUES ($1, $2)", [("a", 1), ("b", 2), ("c", 3)])
+    rows = await db.fetch("SELECT k, v FROM t ORDER BY k")
+    assert [(r["k"], r["v"]) for r in rows] == [("a", 1), ("b", 2), ("c", 3)]
