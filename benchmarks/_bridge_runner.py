@@ -114,15 +114,22 @@ def count_statements() -> None:
 
     from mautrix.util.async_db import Database
 
+    from msnbridge.db.loop_sqlite import LoopSQLiteDatabase
+
     seen: Counter[str] = Counter()
-    for name in ("execute", "executemany", "fetch", "fetchrow", "fetchval"):
-        real = getattr(Database, name)
+    # The in-loop SQLite driver has its own methods (a statement that finds the
+    # connection busy or held goes on to Database's and is counted twice: rare).
+    for cls in (Database, LoopSQLiteDatabase):
+        for name in ("execute", "executemany", "fetch", "fetchrow", "fetchval"):
+            if name not in vars(cls):
+                continue
+            real = vars(cls)[name]
 
-        async def counted(self, query, *args, _real=real, **kwargs):  # type: ignore[no-untyped-def]
-            seen[" ".join(query.split())[:70]] += 1
-            return await _real(self, query, *args, **kwargs)
+            async def counted(self, query, *args, _real=real, **kwargs):  # type: ignore[no-untyped-def]
+                seen[" ".join(query.split())[:70]] += 1
+                return await _real(self, query, *args, **kwargs)
 
-        setattr(Database, name, counted)
+            setattr(cls, name, counted)
     atexit.register(lambda: print(json.dumps(seen.most_common(30)), file=sys.stderr))
 
 
