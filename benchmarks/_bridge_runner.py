@@ -39,6 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from msnbridge.bridge import Bridge
 from msnbridge.config import load_config
 from msnbridge.core.sessions import LoginFailed
+from msnbridge.event_loop import chosen as chosen_loop
+from msnbridge.event_loop import run as run_on_loop
 from msnbridge.matrix.ghosts import Ghosts
 
 
@@ -112,19 +114,54 @@ def count_statements() -> None:
 
     from mautrix.util.async_db import Database
 
+    from msnbridge.db.loop_sqlite import LoopSQLiteDatabase
+
     seen: Counter[str] = Counter()
-    for name in ("execute", "executemany", "fetch", "fetchrow", "fetchval"):
-        real = getattr(Database, name)
+    # The in-loop SQLite driver has its own methods (a statement that finds the
+    # connection busy or held goes on to Database's and is counted twice: rare).
+    for cls in (Database, LoopSQLiteDatabase):
+        for name in ("execute", "executemany", "fetch", "fetchrow", "fetchval"):
+            if name not in vars(cls):
+                continue
+            real = vars(cls)[name]
 
-        async def counted(self, query, *args, _real=real, **kwargs):  # type: ignore[no-untyped-def]
-            seen[" ".join(query.split())[:70]] += 1
-            return await _real(self, query, *args, **kwargs)
+            async def counted(self, query, *args, _real=real, **kwargs):  # type: ignore[no-untyped-def]
+                seen[" ".join(query.split())[:70]] += 1
+                return await _real(self, query, *args, **kwargs)
 
-        setattr(Database, name, counted)
+            setattr(cls, name, counted)
     atexit.register(lambda: print(json.dumps(seen.most_common(30)), file=sys.stderr))
 
 
+def time_collections() -> None:
+    """MSNBRIDGE_BENCH_GC: the cyclic garbage collector's runs and CPU time by generation,
+    printed at exit (cProfile charges them to whatever call happened to trigger one)."""
+    import atexit
+    import gc
+
+    spent = {0: [0, 0.0], 1: [0, 0.0], 2: [0, 0.0]}
+    started: list[float] = []
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[:] = [time.thread_time()]
+        elif started:
+            entry = spent[info["generation"]]
+            entry[0] += 1
+            entry[1] += time.thread_time() - started[0]
+
+    gc.callbacks.append(callback)
+
+    def report() -> None:
+        runs = {gen: [n, round(s, 3)] for gen, (n, s) in spent.items()}
+        print(json.dumps({"gc": runs}), file=sys.stderr)
+
+    atexit.register(report)
+
+
 async def main(config_path: str) -> None:
+    if os.environ.get("MSNBRIDGE_BENCH_GC"):
+        time_collections()
     if os.environ.get("MSNBRIDGE_BENCH_SQL"):
         count_statements()
     if os.environ.get("MSNBRIDGE_BENCH_TRACEMALLOC"):
@@ -226,9 +263,16 @@ async def main(config_path: str) -> None:
 
 
 if __name__ == "__main__":
+    # The loop the daemon would run on: uvloop when installed (MSNBRIDGE_EVENT_LOOP).
+    print(f"bridge event loop: {chosen_loop()}", file=sys.stderr)
     if profile := os.environ.get("MSNBRIDGE_BENCH_PROFILE"):  # a cProfile dump of the run
         import cProfile
 
-        cProfile.run("asyncio.run(main(sys.argv[1]))", profile)
+        # MSNBRIDGE_BENCH_PROFILE_CPU: the main thread's CPU time, not the wall clock (on
+        # a busy box the wall clock charges a call with the time others ran meanwhile).
+        timer = [time.thread_time] if os.environ.get("MSNBRIDGE_BENCH_PROFILE_CPU") else []
+        profiler = cProfile.Profile(*timer)
+        profiler.runcall(run_on_loop, main(sys.argv[1]))
+        profiler.dump_stats(profile)
     else:
-        asyncio.run(main(sys.argv[1]))
+        run_on_loop(main(sys.argv[1]))

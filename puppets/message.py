@@ -355,9 +355,13 @@ def _cut(text: str, start: int, budget: int) -> int:
     second half, else at the last grapheme-cluster boundary (textcut), so a part never
     ends inside a character as readers see it, nor mid-word when a space is near.
     """
+    size = len(text)
+    if size - start <= budget:  # at least a byte a character: only then can the rest fit
+        rest = text[start:]
+        if len(rest.encode("utf-8", "replace")) + rest.count("\n") <= budget:
+            return size  # the rest fits (most messages): no walk character by character
     used = 0
     end = start
-    size = len(text)
     while end < size:
         cost = _wire_size(text[end])
         if used + cost > budget:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import quote, unquote
 
 __all__ = ["TextFormat"]
@@ -40,6 +41,12 @@ class TextFormat:
     @classmethod
     def parse(cls, header_value: str) -> TextFormat:
         """Parse an X-MMS-IM-Format value; missing or malformed fields keep their default."""
+        if cls is TextFormat:  # one client sends the same few values again and again
+            return _parsed(header_value)
+        return cls._parse(header_value)
+
+    @classmethod
+    def _parse(cls, header_value: str) -> TextFormat:
         values: dict[str, str] = {}
         for part in header_value.split(";"):
             key, sep, value = part.partition("=")
@@ -70,6 +77,9 @@ class TextFormat:
 
     def header(self) -> str:
         """The canonical X-MMS-IM-Format value for this format."""
+        return _header(self)
+
+    def _header(self) -> str:
         effects = "".join(
             letter
             for letter, on in zip(
@@ -85,3 +95,14 @@ class TextFormat:
         if self.rtl:
             value += "; RL=1"
         return value
+
+
+# Per message, both ways: the values repeat, and a TextFormat is immutable.
+@lru_cache(maxsize=256)
+def _parsed(header_value: str) -> TextFormat:
+    return TextFormat._parse(header_value)
+
+
+@lru_cache(maxsize=256)
+def _header(fmt: TextFormat) -> str:
+    return fmt._header()

@@ -10,8 +10,10 @@ import logging
 from pathlib import Path
 
 from mautrix.util.async_db import Database, UnsupportedDatabaseVersion
+from yarl import URL
 
 from ..private_files import prepare_sqlite
+from .loop_sqlite import LoopSQLiteDatabase
 from .migration_lock import migration_lock
 from .upgrade import MIGRATIONS_DIR, VERSION_TABLE, MigrationError, build_upgrade_table
 
@@ -26,9 +28,12 @@ async def open_database(url: str, *, migrations_dir: Path = MIGRATIONS_DIR) -> D
     """Connects and applies the migrations the database has not seen yet."""
     upgrade_table = build_upgrade_table(migrations_dir)
     prepare_sqlite(url)  # users' data: 0600, and so its -wal/-shm
-    db = Database.create(
-        url, upgrade_table=upgrade_table, log=logging.getLogger("msnbridge.db"), owner_name=None
-    )
+    log = logging.getLogger("msnbridge.db")
+    db: Database
+    if URL(url).scheme in ("sqlite", "sqlite3"):  # in the loop's thread: see loop_sqlite
+        db = LoopSQLiteDatabase(URL(url), upgrade_table=upgrade_table, log=log, owner_name=None)
+    else:
+        db = Database.create(url, upgrade_table=upgrade_table, log=log, owner_name=None)
     try:
         async with migration_lock(url):
             await db.start()

@@ -53,6 +53,8 @@ def _marked(spans: list[Span], shared: Span, markers: bool) -> str:
             pos += len(piece)
         if run_start is not None:
             _add_run(text, run_start, pos, mark, opens, closes)
+    if not opens:  # one style throughout (most messages): nothing to insert
+        return text
     out: list[str] = []
     for index in range(len(text) + 1):
         # Close in reverse order of opening so markers nest when runs coincide.

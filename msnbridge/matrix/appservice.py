@@ -28,6 +28,7 @@ from . import bridge_info, inbox
 from .avatars import MediaUploads, OwnerPictures
 from .bot import MatrixBot
 from .double_puppet import DoublePuppets
+from .echoes import without_echoes
 from .ghosts import Ghosts
 from .ids import GhostIds
 from .inbound import MatrixInbound
@@ -121,11 +122,14 @@ class BridgeAppService(AppService):
         # Only events someone wrote need the durable record: a transaction of nothing but
         # our own echoes (one per message sent into a room) and ephemeral events (typing,
         # receipts: repeating one is harmless) skips the database write.
-        if not any(self.is_ours is None or not self.is_ours(e.get("sender")) for e in events):
+        is_ours = self.is_ours
+        if is_ours is not None:  # echoes are neither parsed nor handled
+            kwargs["events"] = without_echoes(events, is_ours)
+        if not any(is_ours is None or not is_ours(e.get("sender")) for e in events):
             return await super().handle_transaction(txn_id, **kwargs)
         key = transaction_key(txn_id, events, kwargs.get("ephemeral"))
         if self.is_portal_room is not None:  # before the claim: a kill between loses nothing
-            await inbox.record(self.db, events, self.is_portal_room, self.is_ours)
+            await inbox.record(self.db, events, self.is_portal_room, is_ours)
         if not await txn.claim(self.db, key):
             self.log.debug("Transaction %s was handled before; skipping it", txn_id)
             return {}

@@ -41,9 +41,12 @@ def unescape_passport(escaped: str) -> str:
 class GhostIds:
     """Turns passports into ghost user IDs and back, from appservice.username_template."""
 
+    CACHED = 10_000  # user IDs whose answer passport() keeps (it is asked per event)
+
     def __init__(self, template: str, domain: str) -> None:
         self.prefix, self.suffix = template.split("{passport}")
         self.domain = domain
+        self._passports: dict[str, str | None] = {}
 
     def localpart(self, passport: str) -> str:
         return f"{self.prefix}{escape_passport(passport)}{self.suffix}"
@@ -53,6 +56,16 @@ class GhostIds:
 
     def passport(self, mxid: str) -> str | None:
         """The passport a ghost user ID stands for, or None if it is not one of ours."""
+        try:
+            return self._passports[mxid]
+        except KeyError:
+            pass
+        if len(self._passports) >= self.CACHED:
+            self._passports.clear()
+        found = self._passports[mxid] = self._passport(mxid)
+        return found
+
+    def _passport(self, mxid: str) -> str | None:
         localpart, sep, domain = mxid.removeprefix("@").partition(":")
         if not sep or domain != self.domain:
             return None

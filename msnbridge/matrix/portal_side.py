@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -231,9 +232,10 @@ class MatrixPortalSide:
             msgtype = MessageType.NOTICE if message.own_other_endpoint else MessageType.TEXT
         if message.emoticons:
             html = emoticons_in_html(html or _escape(body).replace("\n", "<br>"), message.emoticons)
-        content = TextMessageEventContent(msgtype=msgtype, body=body)
+        # A plain dict: what mautrix would serialise the event content object into.
+        content: dict[str, str] = {"msgtype": msgtype.value, "body": body}
         if html:
-            content.format, content.formatted_body = Format.HTML, html
+            content["format"], content["formatted_body"] = Format.HTML.value, html
         # One transaction id for every attempt: a retry after a lost answer is not a
         # second message.
         txn_id = _txn_id(message.txn_id) if message.txn_id else intent.api.get_txn_id()
@@ -487,6 +489,9 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+_NOT_PATH_SAFE = re.compile(r"[^\w.-]")  # \w: what str.isalnum() accepts, and "_"
+
+
 def _txn_id(stable: str) -> str:
     """A transaction id from a message's stable id (path-safe characters only)."""
-    return "msnbridge-" + "".join(c if c.isalnum() or c in "-_." else "-" for c in stable)
+    return "msnbridge-" + _NOT_PATH_SAFE.sub("-", stable)
