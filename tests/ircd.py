@@ -201,7 +201,7 @@ class IRCd:
         else:
             raise ValueError(kind)
 
-    def start(self, timeout: float = 10.0) -> None:
+    def start(self, timeout: float = 60.0) -> None:
         if self.proc is not None:
             return
         log = self.log_path.open("ab")
