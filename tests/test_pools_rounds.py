@@ -254,3 +254,30 @@ async def test_a_dead_pools_sessions_come_back_without_a_full_round(
             await until(lambda: set(b.clients) == {owner_of(p) for p in USERS}, 6 * TTL + 20)
             await until(lambda: all(msn.online_sessions(p) == 1 for p in USERS), 30)
             assert queries.logins_read() == 0, queries.seen
+
+
+async def test_a_lease_that_expired_unseen_comes_back_without_a_full_round(
+    config: Path,
+    msn: MSNPTestServer,
+    redis_url: str,  # noqa: F811
+) -> None:
+    """A pool that stalled past the TTL finds a lease gone that nobody took: it leaves the
+    session and the lease is where the pools look, so it is started again."""
+    await store_logins(config, USERS[:2])
+    r = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        async with running_pool(config) as pool:
+            await until(lambda: all(msn.online_sessions(p) == 1 for p in USERS[:2]), 30)
+            await stop_ticking(pool)
+            pool.full_round_interval = 1e9
+            queries = Queries(pool)
+            owner = owner_of(USERS[0])
+            await r.delete(pool.keys.lease(owner))  # as if it had expired
+            await pool._round()  # lost, left, and taken again
+            await until(lambda: owner in pool.clients and not pool._starting, 30)
+            await until(lambda: msn.online_sessions(USERS[0]) == 1, 30)
+            assert await r.get(pool.keys.lease(owner)) == pool.name
+            assert not await r.sismember(pool.keys.unheld, owner)
+            assert queries.logins_read() == 0
+    finally:
+        await r.aclose()

@@ -135,7 +135,12 @@ class Leases:
         if lost:
             self.held -= lost
             if self.tracked:
-                await self.redis.srem(self.keys.holds(self.pool), *lost)
+                # Lost by expiring (this pool stalled) rather than taken: nobody holds it
+                # now, so it goes where the others look (the ones taken are settled there).
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    pipe.srem(self.keys.holds(self.pool), *lost)
+                    pipe.sadd(self.keys.unheld, *lost)
+                    await pipe.execute()
         return lost
 
     async def release(self, owner: str, *, hand_on: bool = True) -> bool:
