@@ -10,7 +10,8 @@ one-room baseline does). Every text carries its conversation and sequence number
 duplicated are counted per message id, and the order of first arrivals is checked per
 conversation (a message arriving after a later one of its conversation is "out of order";
 the bridge promises order within a conversation, Synapse alone with several PUTs in flight
-for one room does not).
+for one room does not). With `--rounds R` each N is measured R times, bridge and Synapse
+alone taking turns, and the medians are printed with every round's rates.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from _stack import (
     User,
     bridge_config,
     machine,
+    median,
     online_clients,
     password,
     proc_cpu_s,
@@ -170,44 +172,66 @@ async def owner_burst(args: argparse.Namespace) -> None:
         to_receiver = [matrix_send(s, r) for s, r in zip(senders, rooms, strict=True)]
 
         pids = [bridge.pid, synapse.pid, msn_proc.pid, os.getpid()]
-        results: list[tuple[int, Run, Run, list[float], list[float]]] = []
-        for n in sizes:
-            measured = []
-            for name, sends, in_flight in (
-                (f"bridge {n}", to_owner[:n], 1_000_000),
-                (f"synapse {n}", to_receiver[:n], args.in_flight),
-            ):
-                warm = current[0] = Run(f"warm {name}", n, 3 * n)
-                await warm.send_all(sends, in_flight, 60)
-                if warm.tracker.lost:
-                    raise SystemExit(f"warm-up messages did not arrive ({name})")
-                run = current[0] = Run(name, n, args.burst)
-                before = [proc_cpu_s(pid) for pid in pids]
-                await run.send_all(sends, in_flight, 120)
-                used = [proc_cpu_s(pid) - b for pid, b in zip(pids, before, strict=True)]
-                measured.append((run, [u / args.burst * 1000 for u in used]))
-                print(f"  measured {name}: {run.rate:.0f} msg/s", flush=True)
-            (bur, bcpu), (syn, scpu) = measured
-            results.append((n, bur, syn, bcpu, scpu))
+        # Per N: the runs of each path, bridge and Synapse alone taking turns, each run's
+        # CPU ms per message of the processes in `pids`.
+        results: dict[int, dict[str, list[tuple[Run, list[float]]]]] = {}
+        for round_no in range(args.rounds):
+            for n in sizes:
+                for name, sends, in_flight in (
+                    ("bridge", to_owner[:n], 1_000_000),
+                    ("synapse", to_receiver[:n], args.in_flight),
+                ):
+                    warm = current[0] = Run(f"warm {name}", n, 3 * n)
+                    await warm.send_all(sends, in_flight, 60)
+                    if warm.tracker.lost:
+                        raise SystemExit(f"warm-up messages did not arrive ({name} {n})")
+                    run = current[0] = Run(name, n, args.burst)
+                    before = [proc_cpu_s(pid) for pid in pids]
+                    await run.send_all(sends, in_flight, 120)
+                    used = [proc_cpu_s(pid) - b for pid, b in zip(pids, before, strict=True)]
+                    cpu = [u / args.burst * 1000 for u in used]
+                    results.setdefault(n, {}).setdefault(name, []).append((run, cpu))
+                    print(f"  round {round_no + 1}, {name} N={n}: {run.rate:.0f} msg/s", flush=True)
 
         gaps = owner.gaps + receiver.gaps
         print()
         print(
             f"one owner, a burst of {args.burst} messages over N conversations (message i in "
-            f"conversation i mod N); Synapse alone: N senders, {args.in_flight} PUTs in flight"
+            f"conversation i mod N); Synapse alone: N senders, {args.in_flight} PUTs in flight; "
+            f"{args.rounds} round(s), medians"
         )
         print(
             f"{'N':>3}{'bridge':>10}{'Synapse':>10}{'ratio':>8}   lost  dup  order"
             f"   lost  dup  order  CPU ms/msg: bridge  Synapse  Synapse alone"
         )
         print(f"{'':>3}{'msg/s':>10}{'msg/s':>10}{'':>8}   (bridge path)     (Synapse alone)")
-        for n, bur, syn, bcpu, scpu in results:
+        for n, runs in results.items():
+            bridge_runs, alone_runs = runs["bridge"], runs["synapse"]
+            b_rate = median([r.rate for r, _ in bridge_runs])
+            s_rate = median([r.rate for r, _ in alone_runs])
+
+            def total(rs: list[tuple[Run, list[float]]]) -> tuple[int, int, int]:
+                return (
+                    sum(r.tracker.lost for r, _ in rs),
+                    sum(r.tracker.duplicates for r, _ in rs),
+                    sum(r.out_of_order for r, _ in rs),
+                )
+
+            lost, dup, order = total(bridge_runs)
+            s_lost, s_dup, s_order = total(alone_runs)
+            b_cpu = [median([c[i] for _, c in bridge_runs]) for i in (0, 1)]
+            s_cpu = median([c[1] for _, c in alone_runs])
             print(
-                f"{n:>3}{bur.rate:>10.0f}{syn.rate:>10.0f}{bur.rate / syn.rate:>7.2f}x"
-                f"{bur.tracker.lost:>7}{bur.tracker.duplicates:>5}{bur.out_of_order:>7}"
-                f"{syn.tracker.lost:>7}{syn.tracker.duplicates:>5}{syn.out_of_order:>7}"
-                f"{bcpu[0]:>20.2f}{bcpu[1]:>9.2f}{scpu[1]:>15.2f}"
+                f"{n:>3}{b_rate:>10.0f}{s_rate:>10.0f}{b_rate / s_rate:>7.2f}x"
+                f"{lost:>7}{dup:>5}{order:>7}{s_lost:>7}{s_dup:>5}{s_order:>7}"
+                f"{b_cpu[0]:>20.2f}{b_cpu[1]:>9.2f}{s_cpu:>15.2f}"
             )
+            if args.rounds > 1:
+                each = ", ".join(
+                    f"{b.rate:.0f}/{a.rate:.0f}"
+                    for (b, _), (a, _) in zip(bridge_runs, alone_runs, strict=True)
+                )
+                print(f"{'':>3}  each round, bridge/Synapse msg/s: {each}")
         if gaps:
             print(f"warning: {gaps} limited /sync responses (events may have been skipped)")
     finally:

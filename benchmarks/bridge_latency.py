@@ -113,6 +113,7 @@ async def main() -> None:
         "--conversations",
         help="comma-separated N: only the burst of one owner over N conversations at once",
     )
+    ap.add_argument("--rounds", type=int, default=1, help="with --conversations: repeats")
     args = ap.parse_args()
     if args.conversations:
         await owner_burst(args)
