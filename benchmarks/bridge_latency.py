@@ -9,6 +9,10 @@ Baselines in the same run: MSN client to MSN client through the test server alon
 Matrix user to Matrix user through Synapse alone (what the homeserver costs by itself).
 
     .venv/bin/python benchmarks/bridge_latency.py [--messages 200] [--burst 500]
+
+With `--conversations 1,4,8` it measures instead the burst of one owner across N MSN
+contacts writing at once (N portals), beside Synapse alone with N senders and rooms
+(`_owner_burst.py`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from _owner_burst import owner_burst
 from _stack import (
     BridgeProcess,
     Client,
@@ -104,7 +109,15 @@ async def main() -> None:
     ap.add_argument("--messages", type=int, default=200, help="sequential messages per path")
     ap.add_argument("--burst", type=int, default=500, help="messages in the throughput burst")
     ap.add_argument("--in-flight", type=int, default=8, help="Matrix PUTs at once in a burst")
+    ap.add_argument(
+        "--conversations",
+        help="comma-separated N: only the burst of one owner over N conversations at once",
+    )
+    ap.add_argument("--rounds", type=int, default=1, help="with --conversations: repeats")
     args = ap.parse_args()
+    if args.conversations:
+        await owner_burst(args)
+        return
     print(f"machine: {machine()}")
     work = Path(tempfile.mkdtemp(prefix="msnbridge-bench-"))
     couples = pair_accounts(work / "accounts.json", 2)

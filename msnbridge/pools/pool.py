@@ -5,6 +5,12 @@ lost to another pool is left: stopped here), and takes the leases of logged-in u
 nobody holds while it holds fewer than its share; it starts those sessions from the
 shared database (the password decrypted here: no secret travels over Redis).
 
+A round costs what changed, not what is stored: the logged-in users are read from the
+database only when the core says a login changed (the ``{p}:logins`` counter) and once a
+minute besides, and the leases nobody holds are looked for only among those given up
+(``{p}:unheld``) and those of pools whose heartbeat stopped (their ``{p}:holds:{pool}``
+sets); every lease is looked at only in the minutely round.
+
 On SIGTERM it hands its sessions over: on MSNP16+ (MPOP) the lease is released and the
 pool waits until another pool has the session online (a second endpoint, a fresh machine
 GUID) before signing out its own endpoint, so contacts see no sign-out; before MSNP16 a
@@ -18,11 +24,13 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import secrets
 import signal
 import socket
 import sqlite3
+import time
 import uuid
 from collections import Counter
 from typing import Any
@@ -54,6 +62,10 @@ log = logging.getLogger("msnbridge.pools.pool")
 DONE_TTL = 24 * 3600  # how long a command's outcome answers its repeats
 HANDOVER_WAIT = 60.0  # how long a leaving pool waits for the next one to be online
 MPOP = 16  # the first protocol version with several endpoints per account
+# Seconds between rounds that read every stored login and every lease, whatever changed:
+# they catch what the quick rounds cannot see (a login changed while Redis was away, a
+# lease taken by a pool that kept no holds set).
+FULL_ROUND_INTERVAL = 60.0
 
 
 class RedisDoneStore:
@@ -99,7 +111,13 @@ class Pool:
             self.redis, self.keys, self.name, lease_ttl=self.ttl,
             max_core_downtime=float(config["pools.max_core_downtime"]),
         )  # fmt: skip
-        self.leases = Leases(self.redis, self.keys, self.name, self.ttl)
+        self.leases = Leases(self.redis, self.keys, self.name, self.ttl, tracked=True)
+        # What the last full read of the logins found: the logged-in users (None: not read
+        # yet), the core's change counter then, and when it was (loop time).
+        self._wanted: set[str] | None = None
+        self._logins_seen: str | None = None
+        self._last_full = 0.0
+        self.full_round_interval = FULL_ROUND_INTERVAL
         self.executor = SessionExecutor(
             self.link, RedisDoneStore(self.redis, self.keys), pool=self.name,
             temp_dir=config["files.temp_dir"],
@@ -193,35 +211,84 @@ class Pool:
         await self._measure()
         if self.leaving:
             return
-        await self._forget_dead_pools()
-        assert self.db is not None
-        logins = await user_db.get_all(self.db, with_login=True)
-        kept = {u.id for u in logins if u.state in ("logged_in", "logging_in")}
-        for owner in [o for o in self.clients if o not in kept and o not in self._starting]:
-            log.info("%s: logged out of the bridge; signing the session out", owner)
-            await self._drop(owner, sign_out=True)
-            await self._release(owner)
-        wanted = [u for u in logins if u.state == "logged_in"]
-        share = await self.leases.share(len(wanted))
-        holders = await self.leases.holders([u.id for u in wanted])
-        for owner in [o for o, holder in holders.items() if holder is None]:
-            if len(self.leases.held) + len(self._starting) >= share:
+        beats = await self.leases.beat_times()
+        now = time.time()
+        await self._forget_dead_pools(beats, now)
+        fresh_logins = await self._read_logins_if_changed()
+        wanted = self._wanted
+        assert wanted is not None
+        # Where a lease nobody holds can be: given up (None), or taken by a pool whose
+        # heartbeat stopped (its leases expire a TTL after its last beat).
+        stale = [p for p, beat in beats.items() if beat < now - self.ttl and p != self.name]
+        sources: dict[str | None, set[str]] = {None: await self.leases.given_up()}
+        for pool in stale:
+            sources[pool] = await self.leases.taken_by(pool)
+        candidates = set(fresh_logins)
+        for owners in sources.values():
+            candidates |= owners & wanted
+        live = {p for p, beat in beats.items() if beat >= now - 3 * self.ttl} | {self.name}
+        share = math.ceil(len(wanted) / len(live)) if wanted else 0
+        holders = await self.leases.holders(sorted(candidates))
+        unheld = [o for o, holder in holders.items() if holder is None]
+        for owner in unheld:
+            if len(self.leases.held | self._starting.keys()) >= share:
                 break
             if owner in self._starting or owner in self.clients:
                 continue
             if await self.leases.acquire(owner):
                 self.pool_metrics.lease_moved("taken")
                 self._spawn_start(owner)
-        self._rebalance(holders, share, await self.leases.fresh_pools())
+        # What only the logins just read showed, for any pool with room.
+        await self.leases.for_others(
+            {o for o in unheld if o not in self.leases.held and o not in sources[None]}
+        )
+        for source, owners in sources.items():
+            # Settled: logged out, or held by a pool other than the stale one (a given-up
+            # lease taken by anyone).
+            await self.leases.settled(source, {
+                o for o in owners
+                if o not in wanted or holders.get(o) not in (None, source)
+            })  # fmt: skip
+        fresh = [p for p, beat in beats.items() if beat >= now - self.ttl]
+        self._rebalance(await self.leases.counts(fresh), share, fresh)
 
-    def _rebalance(self, holders: dict[str, str | None], share: int, live: list[str]) -> None:
+    async def _read_logins_if_changed(self) -> set[str]:
+        """Reads the logged-in users again when the core changed a login since the last
+        read, or the periodic full round is due; drops the sessions of users logged out.
+        Returns the users whose leases to look at: every one in a full round, those
+        logged in since the last read otherwise."""
+        seen = await self.redis.get(self.keys.logins)
+        loop = asyncio.get_running_loop()
+        full = self._wanted is None or loop.time() - self._last_full >= self.full_round_interval
+        if seen == self._logins_seen and not full:
+            return set()
+        assert self.db is not None
+        # A session started after this point (a login command) has its row written before
+        # the command was sent, but may have been read before: only those attached now are
+        # checked against what the read finds.
+        attached = set(self.clients)
+        logins = await user_db.get_all(self.db, with_login=True)
+        kept = {u.id for u in logins if u.state in ("logged_in", "logging_in")}
+        for owner in [o for o in attached if o not in kept and o not in self._starting]:
+            if owner not in self.clients:
+                continue
+            log.info("%s: logged out of the bridge; signing the session out", owner)
+            await self._drop(owner, sign_out=True)
+            await self._release(owner, hand_on=False)
+        before, self._wanted = self._wanted, {u.id for u in logins if u.state == "logged_in"}
+        self._logins_seen = seen
+        if full or before is None:
+            self._last_full = loop.time()
+            return set(self._wanted)
+        return self._wanted - before
+
+    def _rebalance(self, held: dict[str, int], share: int, live: list[str]) -> None:
         """A new pool takes a share: a pool holding more than its share hands the extra
         sessions over (as on SIGTERM: no sign-out on MSNP16+) while another live pool holds
         fewer than its share; that pool takes them in its next round."""
         if self._handing or self._starting:
             return  # one move at a time: the counts below are settled again first
-        held = Counter(h for h in holders.values() if h is not None)
-        room = sum(max(0, share - held[p]) for p in live if p != self.name)
+        room = sum(max(0, share - held.get(p, 0)) for p in live if p != self.name)
         mine = [o for o in sorted(self.clients) if o in self.leases.held]
         extra = min(len(mine) - share, room)
         for owner in mine[: max(0, extra)]:
@@ -245,13 +312,14 @@ class Pool:
             {"pool": self.instance, "sessions": len(self.clients), "online": online},
         )
 
-    async def _release(self, owner: str) -> None:
-        if await self.leases.release(owner):
+    async def _release(self, owner: str, *, hand_on: bool = True) -> None:
+        if await self.leases.release(owner, hand_on=hand_on):
             self.pool_metrics.lease_moved("released")
 
-    async def _forget_dead_pools(self) -> None:
-        for dead in await self.leases.dead_pools():
+    async def _forget_dead_pools(self, beats: dict[str, float], now: float) -> None:
+        for dead in [p for p, beat in beats.items() if beat < now - 3 * self.ttl]:
             await self.redis.delete(self.keys.commands(dead))
+            await self.leases.forget_pool(dead)  # what it held is for the others to take
             await self.redis.zrem(self.keys.pools, dead)
 
     def _spawn_start(self, owner: str) -> None:
@@ -337,7 +405,7 @@ class Pool:
 
     async def _logout_command(self, envelope: Envelope) -> dict[str, Any]:
         await self._drop(envelope.owner, sign_out=True)
-        await self._release(envelope.owner)
+        await self._release(envelope.owner, hand_on=False)
         return {}
 
     async def _resync_all(self, envelope: Envelope) -> dict[str, Any]:

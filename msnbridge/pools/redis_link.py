@@ -87,6 +87,20 @@ class Keys:
     def handover(self, owner: str) -> str:
         return f"{self.prefix}:handover:{owner}"
 
+    def holds(self, pool: str) -> str:
+        """The owners whose leases a pool took (a set; entries may be stale)."""
+        return f"{self.prefix}:holds:{pool}"
+
+    @property
+    def unheld(self) -> str:
+        """Owners whose lease was given up, for another pool to take (a set)."""
+        return f"{self.prefix}:unheld"
+
+    @property
+    def logins(self) -> str:
+        """A counter the core increments whenever a stored login changes."""
+        return f"{self.prefix}:logins"
+
 
 def encode(envelope: Envelope) -> dict[str, str]:
     return {

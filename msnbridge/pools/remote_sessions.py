@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from mautrix.util.async_db import Database
+from redis.exceptions import RedisError
 
 from puppets.event.session import SessionState
 
@@ -113,6 +114,14 @@ class RemoteSessions(Sessions):
             log.warning("Connection pool %s is gone: %d IRC puppet connections are opened "
                         "again on another pool", pool, reopened)  # fmt: skip
 
+    async def _logins_changed(self) -> None:
+        """Tells the pools to read the stored logins again (otherwise they do only once a
+        minute): a login to take over, a logout to sign out."""
+        try:
+            await self.redis.incr(self.keys.logins)
+        except RedisError as e:
+            log.warning("Could not tell the connection pools of a login change: %s", e)
+
     # --- login / logout ---
 
     async def _login(  # type: ignore[override]
@@ -164,6 +173,7 @@ class RemoteSessions(Sessions):
         stored.state = "logged_in"
         stored.machine_guid = reply.get("machine_guid") or stored.machine_guid
         await user_db.save(self.db, stored)
+        await self._logins_changed()
         client.config.machine_guid = stored.machine_guid
         if client.state is not SessionState.ONLINE:
             client.state = SessionState.ONLINE  # its events may still be on their way
@@ -181,9 +191,10 @@ class RemoteSessions(Sessions):
             return
         if before is not None and before.state == "logged_in":
             await user_db.save(self.db, before)
-            return
-        stored.passport, stored.password, stored.state = None, None, "logged_out"
-        await user_db.save(self.db, stored)
+        else:
+            stored.passport, stored.password, stored.state = None, None, "logged_out"
+            await user_db.save(self.db, stored)
+        await self._logins_changed()
 
     async def logout(self, owner: str) -> bool:
         client = self._clients.pop(owner, None)
@@ -198,6 +209,7 @@ class RemoteSessions(Sessions):
             # next round, seeing the login gone.
             stored.passport, stored.password, stored.state = None, None, "logged_out"
             await user_db.save(self.db, stored)
+            await self._logins_changed()
         if client is not None or had_login:
             envelope = Envelope(f"logout:{uuid.uuid4().hex}", owner, "logout", {})
             try:
@@ -240,6 +252,7 @@ class RemoteSessions(Sessions):
             self._restored(stored.id)
             restored += 1
         await self._link_up()
+        await self._logins_changed()  # some may have been signed out above
         await self.link.broadcast(Envelope(f"resync:{uuid.uuid4().hex}", "", "resync_all", {}))
         return restored
 
