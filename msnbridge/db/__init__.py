@@ -22,12 +22,23 @@ class DatabaseTooNew(Exception):
     """The database was upgraded by a newer msnbridge than this one."""
 
 
+POSTGRES_SCHEMES = ("postgres:", "postgresql:", "cockroach:", "cockroachdb:")
+# asyncpg opens min_size connections at once, ten by default: the core and each pool
+# held ten idle ones apiece, and a few processes filled PostgreSQL's max_connections.
+# Opened as needed instead (and closed after 5 idle minutes), still up to ten at once.
+POSTGRES_POOL = {"min_size": 1, "max_size": 10}
+
+
 async def open_database(url: str, *, migrations_dir: Path = MIGRATIONS_DIR) -> Database:
     """Connects and applies the migrations the database has not seen yet."""
     upgrade_table = build_upgrade_table(migrations_dir)
     prepare_sqlite(url)  # users' data: 0600, and so its -wal/-shm
     db = Database.create(
-        url, upgrade_table=upgrade_table, log=logging.getLogger("msnbridge.db"), owner_name=None
+        url,
+        upgrade_table=upgrade_table,
+        log=logging.getLogger("msnbridge.db"),
+        owner_name=None,
+        db_args=dict(POSTGRES_POOL) if url.startswith(POSTGRES_SCHEMES) else None,
     )
     try:
         async with migration_lock(url):
