@@ -212,3 +212,27 @@ async def test_processes_starting_together_migrate_a_fresh_database_once(db_url:
     finally:
         for db in dbs:
             await db.stop()
+
+
+async def test_an_opened_postgresql_database_holds_few_idle_connections(db_url: str) -> None:
+    """The core and every pool open the database: each used to hold ten idle connections
+    from the start (asyncpg's default pool), and a few bridges (or one with a few pools)
+    filled PostgreSQL's max_connections ("sorry, too many clients already")."""
+    if not db_url.startswith("postgres"):
+        pytest.skip("SQLite has no connection pool")
+    name = db_url.rsplit("/", 1)[1]
+    db = await open_database(db_url)
+    admin = await asyncpg.connect(PG_ADMIN_URL, timeout=3)
+    try:
+        count = "SELECT count(*) FROM pg_stat_activity WHERE datname = $1"
+        idle = await admin.fetchval(count, name)
+        assert idle <= 2, f"{idle} connections held by one idle process"
+        # Still up to ten at once when they are needed.
+        pool = db.pool  # type: ignore[attr-defined]
+        busy = [await pool.acquire() for _ in range(10)]
+        assert await admin.fetchval(count, name) == 10
+        for conn in busy:
+            await pool.release(conn)
+    finally:
+        await admin.close()
+        await db.stop()

@@ -52,12 +52,16 @@ def daemon_logging(path: Path) -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"plain": {"format": "%(levelname)s %(name)s %(message)s"}},
+        # With the time: a flaky run's log says how long each step took.
+        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
         "handlers": {
             "file": {"class": "logging.FileHandler", "filename": str(path), "formatter": "plain"}
         },
         "root": {"level": "INFO", "handlers": ["file"]},
     }
+
+
+READY_WITHIN = 120.0  # seconds for a starting daemon's appservice to answer
 
 
 @contextlib.asynccontextmanager
@@ -73,8 +77,12 @@ async def daemon(
     )  # fmt: skip
     try:
         url = f"{synapse.appservice.url}/_matrix/mau/ready"
+        loop = asyncio.get_running_loop()
+        # A deadline, not a count of polls: on a loaded machine starting the bridge
+        # (imports, database, homeserver) took longer than 200 polls of 0.1 s.
+        deadline = loop.time() + READY_WITHIN
         async with aiohttp.ClientSession() as session:
-            for _ in range(200):
+            while True:
                 with contextlib.suppress(aiohttp.ClientConnectionError):
                     async with session.get(url) as resp:
                         if resp.status == 200:
@@ -82,9 +90,11 @@ async def daemon(
                 if proc.returncode is not None:
                     assert proc.stdout is not None
                     raise AssertionError((await proc.stdout.read()).decode())
+                if loop.time() > deadline:
+                    raise AssertionError(
+                        f"the daemon (still running) did not answer {url} within {READY_WITHIN} s"
+                    )
                 await asyncio.sleep(0.1)
-            else:
-                raise AssertionError("the daemon never became ready")
         yield proc
     finally:
         if proc.returncode is None:

@@ -6,8 +6,9 @@ An IRC owner logs in through the bot; their MSN contact's messages appear on IRC
 contact's puppet nick. The core is SIGKILLed (or stopped) and started again while the contact keeps
 writing: a raw IRC client in the channels sees no QUIT of the puppet and no new JOIN,
 the puppet speaks again after the restart, and every message is on IRC exactly once.
-The pool holding the puppet is SIGKILLed: the core opens the puppet again on the other
-pool, unprompted, and nothing is lost or doubled.
+The pool holding the puppet (and, in one variant, the owner's MSN session) is SIGKILLed:
+the core opens the puppet again on the other pool, unprompted, and nothing is lost or
+doubled.
 """
 
 from __future__ import annotations
@@ -63,12 +64,23 @@ async def reading(client: RawClient) -> AsyncIterator[None]:
             await task
 
 
-async def until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+async def until(
+    condition: Callable[[], bool],
+    timeout: float,
+    what: str,
+    ask: Callable[[], object] | None = None,
+) -> None:
+    """Wait (a deadline) until ``condition()``; ``ask`` is called every 0.3 s meanwhile
+    (the bot may still be registering: it is asked again, as a person would)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
+    asked = 0.0
     while not condition():
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
+        if ask is not None and loop.time() - asked >= 0.3:
+            ask()
+            asked = loop.time()
         await asyncio.sleep(0.1)
 
 
@@ -136,7 +148,10 @@ async def scene(
     ircd: IRCd,
     tmp_path: Path,
     pools: int = 1,
+    late_pools: int = 0,
 ) -> AsyncIterator[Scene]:
+    """``late_pools`` of the pools start only once the puppet spoke: the others hold both
+    the MSN session and the puppet."""
     irc = {
         "enabled": True,
         "server": {"host": ircd.host, "port": ircd.port},
@@ -169,30 +184,35 @@ async def scene(
             **{"bridge.permissions": {"*": "user", synapse.domain: "user"}},
         )  # fmt: skip
         log = tmp_path / "core.log"  # the pools' too
-        procs = []
-        for i in range(pools):
+        procs: list[asyncio.subprocess.Process] = []
+
+        async def start_pool() -> None:
+            i = len(procs)
             name = f"pool-{'ab'[i]}"
             procs.append(await stack.enter_async_context(pool_process(config, tmp_path, name)))
             # The pools first: creating the tables of a fresh database at once collides.
             await until(
-                lambda i=i: log.exists() and log.read_text().count("Connection pool") > i,
-                60, "the pool",
+                lambda: log.exists() and log.read_text().count("Connection pool") > i,
+                120, "the pool",
             )  # fmt: skip
+
+        for _ in range(pools - late_pools):
+            await start_pool()
         core = await stack.enter_async_context(daemon(synapse, config, tmp_path))
         owner = await RawClient.connect(ircd, "alice")
         stack.push_async_callback(owner.close)
         await stack.enter_async_context(reading(owner))
-        for _ in range(100):  # the bot may still be registering
-            if any(line.startswith(f":{BOT}!") for line in owner.lines):
-                break
-            owner.send(f"PRIVMSG {BOT} :status")
-            await asyncio.sleep(0.3)
+        await until(
+            lambda: any(line.startswith(f":{BOT}!") for line in owner.lines), 90,
+            "the bot on IRC", ask=lambda: owner.send(f"PRIVMSG {BOT} :status"),
+        )  # fmt: skip
         owner.send(f"PRIVMSG {BOT} :login {ALICE} {PASSWORD}")
-        await until(lambda: any("Logged in to MSN" in x for x in owner.lines), 30, "the MSN login")
+        # Deadlines for a loaded machine: these are only reached when something is wrong.
+        await until(lambda: any("Logged in to MSN" in x for x in owner.lines), 90, "the MSN login")
         await send(1)  # Bob writes: the owner is invited to the conversation channel
         await until(
             lambda: any(command_of(x) == "INVITE" and CONVERSATION in x for x in owner.lines),
-            30, "the invitation",
+            60, "the invitation",
         )  # fmt: skip
         owner.send(f"JOIN {CONVERSATION}")
         await send(BEFORE - 1)
@@ -202,6 +222,8 @@ async def scene(
         )  # fmt: skip
         puppet = next(who for who, _ in said(owner.lines) if who not in (BOT, "alice"))
         await until(lambda: len(numbers(owner.lines)) >= BEFORE, 60, "the first messages")
+        for _ in range(late_pools):
+            await start_pool()
         yield Scene(config, core, procs, owner, send, puppet, len(owner.lines))
 
 
@@ -248,7 +270,9 @@ async def test_core_restart_keeps_the_puppet_on_irc_and_loses_nothing(
         assert not {k: v for k, v in report.items() if v}, (report, said(s.owner.lines))
 
 
+@pytest.mark.parametrize("where", ["any", "together"])
 async def test_pool_sigkill_opens_the_puppet_again_on_the_other_pool(
+    where: str,
     synapse: SynapseServer,
     bridge_config: Callable[..., Path],
     msn: MSNPTestServer,  # noqa: F811
@@ -258,16 +282,26 @@ async def test_pool_sigkill_opens_the_puppet_again_on_the_other_pool(
 ) -> None:
     """The pool holding the puppet dies: its connection drops (a QUIT nobody can
     prevent), the core finds the pool gone and opens the puppet on the other pool; it is
-    invited back and speaks again, and no message is lost or doubled."""
-    async with scene(synapse, bridge_config, msn, redis_url, ircd, tmp_path, pools=2) as s:
+    invited back and speaks again, and no message is lost or doubled.
+
+    ``any``: both pools up from the start, the puppet and the owner's MSN session land
+    where they land (mostly on different pools). ``together``: the second pool starts
+    only once the puppet spoke, so the dead pool held the MSN session too, which moves."""
+    late = 1 if where == "together" else 0
+    async with scene(
+        synapse, bridge_config, msn, redis_url, ircd, tmp_path, pools=2, late_pools=late
+    ) as s:
         config = json.loads(s.config.read_text())
         prefix = f"msnbridge:{config['appservice']['id']}"
         redis = aioredis.from_url(redis_url, decode_responses=True)
         try:
             holder = await redis.get(f"{prefix}:lease:ircpuppet:{BOB}")
+            session = await redis.get(f"{prefix}:lease:irc:nick:alice")  # the IRC owner's
         finally:
             await redis.aclose()
         assert holder, "no pool holds the puppet's lease"
+        if where == "together":
+            assert session == holder, (session, holder)
         dead = next(p for p in s.pools if f"-{p.pid}." in holder)
         dead.kill()
         await dead.wait()

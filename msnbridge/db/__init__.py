@@ -24,6 +24,13 @@ class DatabaseTooNew(Exception):
     """The database was upgraded by a newer msnbridge than this one."""
 
 
+POSTGRES_SCHEMES = ("postgres:", "postgresql:", "cockroach:", "cockroachdb:")
+# asyncpg opens min_size connections at once, ten by default: the core and each pool
+# held ten idle ones apiece, and a few processes filled PostgreSQL's max_connections.
+# Opened as needed instead (and closed after 5 idle minutes), still up to ten at once.
+POSTGRES_POOL = {"min_size": 1, "max_size": 10}
+
+
 async def open_database(url: str, *, migrations_dir: Path = MIGRATIONS_DIR) -> Database:
     """Connects and applies the migrations the database has not seen yet."""
     upgrade_table = build_upgrade_table(migrations_dir)
@@ -33,7 +40,13 @@ async def open_database(url: str, *, migrations_dir: Path = MIGRATIONS_DIR) -> D
     if URL(url).scheme in ("sqlite", "sqlite3"):  # in the loop's thread: see loop_sqlite
         db = LoopSQLiteDatabase(URL(url), upgrade_table=upgrade_table, log=log, owner_name=None)
     else:
-        db = Database.create(url, upgrade_table=upgrade_table, log=log, owner_name=None)
+        db = Database.create(
+            url,
+            upgrade_table=upgrade_table,
+            log=log,
+            owner_name=None,
+            db_args=dict(POSTGRES_POOL) if url.startswith(POSTGRES_SCHEMES) else None,
+        )
     try:
         async with migration_lock(url):
             await db.start()
