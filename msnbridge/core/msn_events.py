@@ -400,6 +400,7 @@ class MsnEventRouter:
         time; its id is marked seen with its inbox record, so a restart never shows it
         twice, and the record is removed once it is delivered."""
         router = self.router
+        recorded = True
         pending = self._inbox_writes.pop(id(entry), None)  # None: replayed at start-up
         if pending is not None:
             self._offline_writes.pop((owner, entry.oim_id), None)  # no acknowledgement came
@@ -407,8 +408,14 @@ class MsnEventRouter:
                 if not await pending[1]:
                     return  # taken before (fetched again): shown already, or being shown
             except Exception:
+                # Shown anyway (the puppet keeps it on the server); marked so that its
+                # next fetch does not show it twice.
                 log.exception("Could not record an MSN offline message in the inbox")
-                await _quietly("database", offline_db.mark(router.db, owner, entry.oim_id))
+                recorded = False
+                try:
+                    await offline_db.mark(router.db, owner, entry.oim_id)
+                except Exception:
+                    log.exception("Could not mark an MSN offline message seen")
         portal = await router.portals.get_or_create(owner, entry.portal_key.split(","))
         text = entry.text.replace("\r\n", "\n")
         rich = without_controls(RichText([Span(text)] if text else [], MessageKind.TEXT))
@@ -427,7 +434,8 @@ class MsnEventRouter:
                 await side.deliver_message(portal, message)
             except Exception:
                 log.exception("The %s side failed to deliver an offline message", side.name)
-        await msn_inbox.remove(router.db, entry.msn_id)
+        if recorded:
+            await msn_inbox.remove(router.db, entry.msn_id)
 
     async def _session_state(self, owner: str, event: SessionStateChanged) -> None:
         if event.state is not SessionState.STOPPED or event.reason in (None, "stopped"):
