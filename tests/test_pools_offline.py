@@ -1,22 +1,38 @@
 """Offline messages (MSNP13+) of a session held in a pool: the MSN server deletes them only
 once they are in the link (Redis, in production), not while in the pool's outbox, so a
 pool killed before publishing loses none; a muted session (being handed over) leaves them
-on the server for its next holder."""
+on the server for its next holder; and the core acknowledges their events only once they
+are in its database, so a core SIGKILLed before they reached Matrix delivers them after
+its restart (core and pool as processes, real Redis, PostgreSQL and Synapse)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 
 from msnbridge.pools.link import Envelope
 from msnbridge.pools.memory_link import MemoryLink
 from puppets.event.offline import OfflineMessageReceived
+from tests.homeserver_gate import HomeserverGate
 from tests.msnp_server import MSNPTestServer
 from tests.puppet_helpers import Recorder
+from tests.redis_server import redis_server, redis_url  # noqa: F401 (fixtures)
+from tests.synapse_server import (
+    SynapseServer,
+    matrix_login,
+    msn_settings,
+    room_events,
+    wait_for_event,
+)
+from tests.test_faults_process import daemon, daemon_logging, database_url, rows_of
+from tests.test_matrix_portals import ghost_id, is_message_from, join, wait_invite
+from tests.test_matrix_portals import until as until_async
 from tests.test_pools_proxy import ALICE, BOB, OWNER, start_pool, stop_pool, until
+from tests.test_pools_restart import pool_process
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -76,3 +92,59 @@ async def test_a_muted_session_leaves_them_on_the_server(msn: MSNPTestServer) ->
         assert offline_texts(pool.core_events) == []
     finally:
         await stop_pool(pool)
+
+
+@pytest.mark.timeout(300)
+async def test_core_sigkill_before_matrix_loses_none(
+    synapse: SynapseServer,
+    bridge_config: Callable[..., Path],
+    msn: MSNPTestServer,
+    redis_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    gate = HomeserverGate(synapse.url)
+    homeserver = {"address": await gate.start(), "domain": synapse.domain, "verify_ssl": True}
+    owner = await synapse.register_user()
+    written = round(time.time()) - 3600
+    texts = ["first while away", "second while away", "third while away"]
+    try:
+        async with database_url("postgres", tmp_path) as db:
+            config = bridge_config(
+                **msn_settings(msn, services=True), database=db, homeserver=homeserver,
+                logging=daemon_logging(tmp_path / "core.log"),
+                pools={"redis_url": redis_url, "lease_ttl": 3, "command_timeout": 30},
+            )  # fmt: skip
+            async with pool_process(config, tmp_path, "pool-a"):
+                async with daemon(synapse, config, tmp_path) as core:
+                    await matrix_login(synapse, owner, ALICE, "pw")
+                    gate.close()
+                    for n, text in enumerate(texts):
+                        msn.add_oim(ALICE, BOB, text, written + 60 * n, nick="Bob")
+                    room = await wait_invite(synapse, owner)
+                    await join(synapse, owner, room)
+                    await until_async(lambda: not msn.oims(ALICE) and gate.held >= 1, 30)
+                    await asyncio.sleep(0.3)
+                    core.kill()
+                    await core.wait()
+                gate.drop_held()
+                gate.open()
+                ghost = ghost_id(synapse, BOB)
+                async with daemon(synapse, config, tmp_path) as core:
+                    await wait_for_event(
+                        synapse, owner, room, is_message_from(ghost, texts[-1]), timeout=60
+                    )
+                    await asyncio.sleep(1.0)  # time for a second copy that must not come
+                    events = [
+                        e
+                        for e in await room_events(synapse, owner, room)
+                        if e["type"] == "m.room.message" and e["sender"] == ghost
+                    ]
+                    assert [e["content"]["body"] for e in events] == texts
+                    for n, event in enumerate(events):
+                        assert abs(event["origin_server_ts"] - (written + 60 * n) * 1000) < 2000
+                    assert await rows_of(db, "SELECT msn_id FROM msn_inbox") == []
+                    assert msn.online_sessions(ALICE) == 1  # the pool kept the session
+                    core.terminate()
+                    await asyncio.wait_for(core.wait(), 15)
+    finally:
+        await gate.stop()
