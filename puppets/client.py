@@ -36,7 +36,7 @@ from .event.session import SessionState, SessionStateChanged
 from .logthrottle import ThrottledLog
 from .msnobject import MSNObject
 from .notification import NotificationSession, SwitchboardInvite
-from .offline import OfflineMessages
+from .offline import OfflineAck, OfflineMessages
 from .p2p import P2PService, PictureCache
 from .p2p.transport import CAPS_EX_P2PV2
 from .services import AccountServices
@@ -111,6 +111,19 @@ class Client:
         """This endpoint's MSNP16+ machine GUID: store it and pass it back as
         ``ClientConfig.machine_guid`` so a restart is the same endpoint."""
         return self.services.machine_guid
+
+    @property
+    def offline_ack(self) -> OfflineAck | None:
+        """An async callable given the offline messages just emitted to the listeners (before
+        anything else runs); they are deleted on the server once it returns. If it raises,
+        they stay there and are not counted as seen, so the next fetch emits them again.
+        Set it when the listeners must store the messages somewhere first; without it they
+        are deleted right after the emission."""
+        return self.offline.ack
+
+    @offline_ack.setter
+    def offline_ack(self, ack: OfflineAck | None) -> None:
+        self.offline.ack = ack
 
     @property
     def seen_offline_ids(self) -> set[str]:

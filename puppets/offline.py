@@ -1,12 +1,13 @@
 """Offline messages (MSNP13+): fetching them over RSI when the server says there are
 some (at login, and on arrival), delivering each once as an event with its original
-send time, deleting them on the server; and storing one for an offline contact."""
+send time, deleting them on the server once the client's owner has them safe; and
+storing one for an offline contact."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from .errors import PuppetError
 from .event.conversation import DeliveryResult, DeliveryStatus
@@ -16,6 +17,9 @@ from .soap.oim import OIMService
 
 log = logging.getLogger("puppets.offline")
 
+# The owner's word that emitted offline messages are safe with it (see Client.offline_ack).
+OfflineAck = Callable[[Sequence[OfflineMessageReceived]], Awaitable[None]]
+
 
 class OfflineMessages:
     def __init__(self, services: AccountServices, emit: Callable[[object], None]) -> None:
@@ -23,6 +27,7 @@ class OfflineMessages:
         self._emit = emit
         self._lock = asyncio.Lock()
         self._again = False
+        self.ack: OfflineAck | None = None
 
     @property
     def seen(self) -> set[str]:
@@ -57,13 +62,37 @@ class OfflineMessages:
             except PuppetError as e:
                 log.warning("offline message %s could not be fetched: %s", info.id, e)
         messages.sort(key=lambda m: m.sent_at)
-        for m in messages:
-            self.seen.add(m.id)
-            done.append(m.id)
-            self._emit(OfflineMessageReceived(m.id, m.sender, m.nick, m.text, m.sent_at))
+        events = [
+            OfflineMessageReceived(m.id, m.sender, m.nick, m.text, m.sent_at) for m in messages
+        ]
+        for event in events:
+            self.seen.add(event.id)
+            self._emit(event)
+        if events and not await self._acknowledged(events):
+            # Kept on the server and not counted as seen: the next fetch brings them again.
+            self.seen.difference_update(e.id for e in events)
+            events = []
+        done += [e.id for e in events]
         if done:
             await rsi.delete_messages(done)
-        return len(messages)
+        return len(events)
+
+    async def _acknowledged(self, events: list[OfflineMessageReceived]) -> bool:
+        """Whether the owner took the messages just emitted (always, without an ``ack``).
+        Called before anything else runs after the emission, so the owner can tell what
+        its listeners did with them."""
+        if self.ack is None:
+            return True
+        try:
+            await self.ack(events)
+        except Exception as e:
+            log.warning(
+                "%d offline messages not taken (%s); left on the server for the next fetch",
+                len(events),
+                e,
+            )
+            return False
+        return True
 
     async def send(self, protocol: int, to: str, text: str, nick: str = "") -> DeliveryResult:
         """StoreMessage; SENT_AS_OIM, or FAILED with the service's reason."""

@@ -1,7 +1,8 @@
 """The bridge as a daemon (`python -m msnbridge -c …`) killed and stopped: SIGKILL and a
 restart resume logins, rooms and contacts from the database, and a message that was being
-sent at the kill is reported; SIGTERM signs every session out with OUT, closes the
-database and exits 0."""
+sent at the kill is reported; offline messages (MSNP13+) fetched but not yet on Matrix at
+the kill arrive after the restart, once, in order, at their time; SIGTERM signs every
+session out with OUT, closes the database and exits 0."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import os
 import secrets
 import sqlite3
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -22,10 +24,12 @@ import pytest
 from puppets.event.contact import PresenceChanged
 from puppets.event.conversation import MessageReceived
 from tests import test_matrix_portals
+from tests.homeserver_gate import HomeserverGate
 from tests.msnp_server import MSNPTestServer
 from tests.synapse_server import (
     SynapseServer,
     is_notice_from,
+    msn_settings,
     room_events,
     send_text,
     wait_for_event,
@@ -34,13 +38,16 @@ from tests.test_faults_msn import fast_friend, texts
 from tests.test_matrix_portals import (
     ALICE,
     BOB,
+    PASSWORD,
     _dm_room,
     bot_id,
     ghost_id,
     is_message_from,
+    join,
     log_in,
     settings,
     until,
+    wait_invite,
 )
 
 msn = test_matrix_portals.msn  # the MSNP test server fixture: alice, bob, carol
@@ -131,6 +138,17 @@ async def database_url(backend: str, tmp_path: Path) -> AsyncIterator[str]:
         await admin.close()
 
 
+async def rows_of(url: str, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of a query, read beside the running daemon."""
+    if url.startswith("sqlite:"):
+        return db_rows(Path(url.removeprefix("sqlite:")), sql)
+    conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1), timeout=3)
+    try:
+        return [tuple(r) for r in await conn.fetch(sql)]
+    finally:
+        await conn.close()
+
+
 async def event_ids(url: str, table: str) -> list[str]:
     """The event_id column of message_map or matrix_inbox, read beside the running daemon."""
     sql = f"SELECT event_id FROM {table}"
@@ -215,6 +233,81 @@ async def _sigkill_then_restart(
             assert await asyncio.wait_for(proc.wait(), 15) == 0
     finally:
         await bob.stop()
+
+
+@pytest.fixture
+async def msn18() -> AsyncIterator[MSNPTestServer]:
+    """The MSNP test server up to MSNP18 (offline messages need MSNP13+)."""
+    async with MSNPTestServer(versions=(2, 18)) as server:
+        server.add_account(ALICE, PASSWORD, nick="Alice")
+        server.add_account(BOB, PASSWORD, nick="Bob")
+        server.add_contact(ALICE, BOB, ("FL", "AL"))
+        server.add_contact(BOB, ALICE, ("FL", "AL"))
+        yield server
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_sigkill_after_offline_messages_were_fetched_loses_none(
+    synapse: SynapseServer,
+    bridge_config: Callable[..., Path],
+    msn18: MSNPTestServer,
+    tmp_path: Path,
+    backend: str,
+) -> None:
+    """The MSN server deletes offline messages once the bridge fetched them; a bridge
+    killed before they reached Matrix (the homeserver holds its sends) delivers them after
+    the restart: each once, in order, at the time it was written."""
+    msn = msn18
+    gate = HomeserverGate(synapse.url)
+    homeserver = {"address": await gate.start(), "domain": synapse.domain, "verify_ssl": True}
+    owner = await synapse.register_user()
+    written = time.time() - 3600
+    texts = ["first while away", "second while away", "third while away"]
+    try:
+        async with database_url(backend, tmp_path) as url:
+            config = bridge_config(
+                **msn_settings(msn, services=True), database=url, homeserver=homeserver
+            )
+            async with daemon(synapse, config, tmp_path) as proc:
+                await log_in(synapse, owner)
+                gate.close()  # from here the bridge's messages do not reach Matrix
+                for n, text in enumerate(texts):
+                    msn.add_oim(ALICE, BOB, text, written + 60 * n, nick="Bob")
+                room = await wait_invite(synapse, owner)  # the portal with bob
+                await join(synapse, owner, room)
+                # Fetched (the server deleted them) and the first one is being sent.
+                await until(lambda: not msn.oims(ALICE) and gate.held >= 1, timeout=20)
+                await asyncio.sleep(0.3)
+                # What the bridge keeps of them: its undelivered messages, by receipt order.
+                kept = await rows_of(url, "SELECT text FROM msn_inbox ORDER BY seq")
+                assert [text for (text,) in kept] == texts
+                proc.kill()
+                await proc.wait()
+            gate.drop_held()  # what the killed bridge was sending never arrives
+            gate.open()
+            bob_ghost = ghost_id(synapse, BOB)
+            assert not [e for e in await room_events(synapse, owner, room)
+                        if e["type"] == "m.room.message"]  # fmt: skip
+
+            async with daemon(synapse, config, tmp_path) as proc:
+                await wait_for_event(
+                    synapse, owner, room, is_message_from(bob_ghost, texts[-1]), timeout=30
+                )
+                await until(lambda: msn.online_sessions(ALICE) == 1, timeout=20)
+                await asyncio.sleep(1.0)  # time for a second copy that must not come
+                events = [
+                    e
+                    for e in await room_events(synapse, owner, room)
+                    if e["type"] == "m.room.message" and e["sender"] == bob_ghost
+                ]
+                assert [e["content"]["body"] for e in events] == texts
+                for n, event in enumerate(events):
+                    assert abs(event["origin_server_ts"] - (written + 60 * n) * 1000) < 2000
+                assert await rows_of(url, "SELECT msn_id FROM msn_inbox") == []
+                proc.terminate()
+                assert await asyncio.wait_for(proc.wait(), 15) == 0
+    finally:
+        await gate.stop()
 
 
 async def test_sigterm_signs_out_closes_the_database_and_exits_0(

@@ -146,3 +146,47 @@ async def test_before_write_runs_before_an_offline_message_is_stored(
         assert [o.text for o in server.oims(b)] == ["one"]
     finally:
         await alice.stop()
+
+
+async def test_deleted_only_after_the_owner_acknowledges(server: MSNPTestServer) -> None:
+    """With an offline_ack the messages stay on the server until it returns (a process
+    killed while they were only in memory loses nothing); when it raises they stay there,
+    are not counted as seen, and the next fetch delivers them again (once)."""
+    a, b = _pair(server, "ack")
+    server.add_oim(a, b, "first", time.time() - 100)
+    server.add_oim(a, b, "second", time.time() - 50)
+    client = Client(make_config(server, a, "pw", reconnect=False))
+    rec = Recorder(client)
+    acked: list[list[str]] = []
+    release = asyncio.Event()
+    fail = True
+
+    async def ack(events) -> None:  # type: ignore[no-untyped-def]
+        acked.append([e.text for e in events])
+        # Emitted to the listeners before the acknowledgement is asked.
+        assert [e.text for e in rec.of(OfflineMessageReceived)][-len(events) :] == acked[-1]
+        await release.wait()
+        if fail:
+            raise RuntimeError("could not store them")
+
+    client.offline_ack = ack
+    await client.start()
+    try:
+        await client.wait_online(timeout=15)
+        await rec.until(lambda: len(acked) == 1)
+        await asyncio.sleep(0.3)  # time for a delete that must not come
+        assert [o.text for o in server.oims(a)] == ["first", "second"]
+        release.set()  # ... and the owner fails to store them
+        await _poll(lambda: not client.offline._lock.locked())
+        assert [o.text for o in server.oims(a)] == ["first", "second"]
+        assert not {o.id for o in server.oims(a)} & client.seen_offline_ids
+        fail = False  # the next fetch brings them again, and now they are taken
+        assert await client.offline.fetch() == 2
+        assert acked == [["first", "second"], ["first", "second"]]
+        await _poll(lambda: not server.oims(a))
+        assert len(client.seen_offline_ids) == 2
+        # Fetched once more (nothing left): no third delivery.
+        assert await client.offline.fetch() == 0
+        assert [m.text for m in rec.of(OfflineMessageReceived)] == ["first", "second"] * 2
+    finally:
+        await client.stop()

@@ -22,10 +22,12 @@ up the others.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import uuid
 from collections import deque
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from puppets import Lists, SessionState
 from puppets.conversation import Conversation
@@ -101,8 +103,10 @@ class MsnEventRouter:
         self._stopping = False
         # Each MSN message is written to msn_inbox as soon as it is read (a task per
         # message, not behind the owner's queue), and removed once delivered.
-        self._inbox_writes: dict[int, tuple[str, asyncio.Task[None]]] = {}
-        self._writing: set[asyncio.Task[None]] = set()
+        self._inbox_writes: dict[int, tuple[str, asyncio.Task[Any]]] = {}
+        self._writing: set[asyncio.Task[object]] = set()
+        # Offline messages' records, until the puppet's acknowledgement or their delivery.
+        self._offline_writes: dict[tuple[str, str], asyncio.Task[bool]] = {}
         self.files = MsnFileRouter(router)
         self.emoticons = MsnEmoticons(router)
 
@@ -112,6 +116,8 @@ class MsnEventRouter:
         self._count(event)
         if isinstance(event, MessageReceived):
             self._record(owner, event)
+        elif isinstance(event, OfflineMessageReceived):
+            event = self._record_offline(owner, event)
         key: LaneKey = owner
         if isinstance(event, ConversationEvent) and event.conversation is not None:
             key = (owner, event.conversation.key)
@@ -191,6 +197,40 @@ class MsnEventRouter:
         self._writing.add(task)
         task.add_done_callback(self._writing.discard)
 
+    def _record_offline(self, owner: str, event: OfflineMessageReceived) -> InboxEntry:
+        """An offline message is written to the inbox (with its offline_seen mark) and
+        queued as an inbox entry: from here on it is delivered like one replayed."""
+        oim_key = hashlib.sha256(f"{owner}\n{event.id}".encode()).hexdigest()[:32]
+        entry = InboxEntry(
+            f"oim:{oim_key}",  # the same for a message fetched twice
+            owner,
+            portal_key({event.sender.lower()}),  # the 1:1 portal with its sender
+            event.sender.lower(),
+            event.nick or event.sender,
+            event.text,
+            "",
+            oim_id=event.id,
+            sent_at=round(event.sent_at * 1000),
+        )
+        task = asyncio.get_running_loop().create_task(
+            msn_inbox.add_offline(self.router.db, entry), name="msn-inbox"
+        )
+        self._inbox_writes[id(entry)] = (entry.msn_id, task)
+        self._offline_writes[(owner, event.id)] = task
+        self._writing.add(task)
+        task.add_done_callback(self._writing.discard)
+        return entry
+
+    async def offline_taken(self, owner: str, events: Sequence[OfflineMessageReceived]) -> None:
+        """The puppet's acknowledgement (Client.offline_ack) of offline messages it just
+        emitted: returns once each is in the inbox, so the MSN server may delete them;
+        raises when one is not (dropped while stopping, or the write failed)."""
+        tasks = [self._offline_writes.pop((owner, e.id), None) for e in events]
+        missing = sum(task is None for task in tasks)
+        if missing:
+            raise RuntimeError(f"{missing} offline messages were not taken")
+        await asyncio.gather(*tasks)  # type: ignore[arg-type]
+
     async def inbox_written(self) -> None:
         """Waits until the messages read so far are in the inbox (a pool's event is
         acknowledged only then; a failed write is logged where the message is handled)."""
@@ -219,6 +259,9 @@ class MsnEventRouter:
         return len(entries)
 
     async def _replay(self, owner: str, entry: InboxEntry, started: float) -> None:
+        if entry.oim_id:
+            await self._offline_message(owner, entry)
+            return
         portal = await self.router.portals.get_or_create(owner, entry.portal_key.split(","))
         message = TextMessage(entry.text, TextFormat.parse(entry.format), entry.context)
         await self._deliver_text(portal, entry.sender, entry.nick, message, entry.msn_id, started)
@@ -351,23 +394,39 @@ class MsnEventRouter:
             await self._session_state(owner, event)
         elif isinstance(event, ConnectionNotice):
             await self.notify(owner, NoticeKind.CONNECTION, event.text)
-        elif isinstance(event, OfflineMessageReceived):
-            await self._offline_message(owner, event)
 
-    async def _offline_message(self, owner: str, event: OfflineMessageReceived) -> None:
+    async def _offline_message(self, owner: str, entry: InboxEntry) -> None:
         """An MSNP13+ offline message: into the 1:1 portal with its sender, at its original
-        time; its id is stored so a restart never shows it twice."""
+        time; its id is marked seen with its inbox record, so a restart never shows it
+        twice, and the record is removed once it is delivered."""
         router = self.router
-        await offline_db.mark(router.db, owner, event.id)
-        portal = await router.portals.get_or_create(owner, {event.sender.lower()})
-        text = event.text.replace("\r\n", "\n")
+        recorded = True
+        pending = self._inbox_writes.pop(id(entry), None)  # None: replayed at start-up
+        if pending is not None:
+            self._offline_writes.pop((owner, entry.oim_id), None)  # no acknowledgement came
+            try:
+                if not await pending[1]:
+                    return  # taken before (fetched again): shown already, or being shown
+            except Exception:
+                # Shown anyway (the puppet keeps it on the server); marked so that its
+                # next fetch does not show it twice.
+                log.exception("Could not record an MSN offline message in the inbox")
+                recorded = False
+                try:
+                    await offline_db.mark(router.db, owner, entry.oim_id)
+                except Exception:
+                    log.exception("Could not mark an MSN offline message seen")
+        portal = await router.portals.get_or_create(owner, entry.portal_key.split(","))
+        text = entry.text.replace("\r\n", "\n")
         rich = without_controls(RichText([Span(text)] if text else [], MessageKind.TEXT))
+        # The inbox id is the Matrix transaction id, as for a live message.
         message = PortalMessage(
-            event.sender.lower(),
-            event.nick or event.sender,
+            entry.sender,
+            entry.nick,
             rich,
             MessageKind.TEXT,
-            sent_at=event.sent_at,
+            sent_at=entry.sent_at / 1000,
+            txn_id=entry.msn_id,
         )
         for side in router.serving(portal):
             try:
@@ -375,6 +434,8 @@ class MsnEventRouter:
                 await side.deliver_message(portal, message)
             except Exception:
                 log.exception("The %s side failed to deliver an offline message", side.name)
+        if recorded:
+            await msn_inbox.remove(router.db, entry.msn_id)
 
     async def _session_state(self, owner: str, event: SessionStateChanged) -> None:
         if event.state is not SessionState.STOPPED or event.reason in (None, "stopped"):

@@ -84,6 +84,7 @@ class Router:
         self._interrupted: list[message_db.MessageLink] = []  # see note_interrupted
         self.events = MsnEventRouter(self)
         sessions.listeners.append(self.events.on_puppet_event)
+        sessions.offline_ack = self.events.offline_taken
 
     # --- sides ---
 

@@ -10,7 +10,8 @@ import asyncio
 import hmac
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 
 import aiohttp
 from mautrix.util.async_db import Database
@@ -23,6 +24,7 @@ from puppets import (
     SessionState,
     SignedOutElsewhere,
 )
+from puppets.event.offline import OfflineMessageReceived
 from puppets.event.session import SessionStateChanged
 from puppets.msnobject import MSNObject
 from puppets.p2p import PictureCache
@@ -39,6 +41,7 @@ from .outage import OutageWatch
 log = logging.getLogger("msnbridge.sessions")
 
 Listener = Callable[[str, object], None]  # (owner ID, puppet event)
+OfflineAck = Callable[[str, Sequence[OfflineMessageReceived]], Awaitable[None]]  # (owner, …)
 # Called as factory(config, http=shared aiohttp session), as `Client` itself takes them.
 ClientFactory = Callable[..., Client]
 
@@ -93,6 +96,9 @@ class Sessions:
         self.client_factory = client_factory
         self.login_timeout = login_timeout
         self.listeners: list[Listener] = []
+        # The listeners' word that offline messages are stored (Client.offline_ack): only
+        # then are they deleted on the MSN server.
+        self.offline_ack: OfflineAck | None = None
         self.metrics: Metrics | None = None
         self._clients: dict[str, Client] = {}
         self.pictures = PictureCache()  # display pictures by SHA1D, shared by all sessions
@@ -415,6 +421,8 @@ class Sessions:
             self._forward(owner, event)
 
         client.add_listener(forward)
+        if self.offline_ack is not None:
+            client.offline_ack = partial(self.offline_ack, owner)
         return forward
 
     def fetch_pictures(self, owner: str, client: Client) -> None:

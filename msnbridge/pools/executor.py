@@ -92,7 +92,8 @@ import contextlib
 import itertools
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any, Protocol
 
 from puppets import Client, MSNPError
@@ -106,6 +107,7 @@ from puppets.event.conversation import (
     P2PPayloadReceived,
     SwitchboardClosed,
 )
+from puppets.event.offline import OfflineMessageReceived
 from puppets.event.session import OwnEndpointsChanged
 from puppets.event.transfer import FileOffered, TransferFinished, TransferProgress
 from puppets.switchboard import Switchboard
@@ -199,6 +201,7 @@ class _Held:
         self.conversations: dict[str, Conversation] = {}
         self.conversation_ids: dict[int, str] = {}  # id(conversation) → its id
         self.switchboard_ids: dict[int, str] = {}  # id(switchboard) → its id
+        self.offline_queued: set[str] = set()  # offline messages in the outbox, not yet acked
 
 
 class SessionExecutor:
@@ -239,6 +242,7 @@ class SessionExecutor:
             if not conv.closed:
                 self._conversation_id(held, conv)
         client.add_listener(listener)
+        client.offline_ack = partial(self._offline_published, held)
         self.publish_snapshot(owner)
 
     def detach(self, owner: str) -> Client | None:
@@ -507,6 +511,19 @@ class SessionExecutor:
             log.warning("%s: a %s could not be encoded: %s", owner, type(event).__name__, e)
             return
         self._enqueue(held, type(event).__name__, data)
+        if isinstance(event, OfflineMessageReceived):
+            held.offline_queued.add(event.id)
+
+    async def _offline_published(
+        self, held: _Held, events: Sequence[OfflineMessageReceived]
+    ) -> None:
+        """The client's offline_ack: its offline messages may leave the MSN server once
+        they are in the link (the core takes them from there), not while in the outbox."""
+        queued = [e.id for e in events if e.id in held.offline_queued]
+        held.offline_queued.difference_update(queued)
+        if len(queued) < len(events) or self._held.get(held.owner) is not held:
+            raise RuntimeError("offline messages not carried (session muted or moved)")
+        await self._outbox.flush()
 
     def _not_carried(self, held: _Held, event: FileOffered) -> None:
         reason = "files are not carried through this connection pool"

@@ -37,8 +37,9 @@ from .remote_irc import RemoteIRCConnections
 log = logging.getLogger("msnbridge.pools.sessions")
 
 LOGGING_IN = "logging_in"  # users.state while a pool carries out the login
-# Event kinds whose handling must happen once even across a core restart.
-_ONCE = frozenset({"MessageReceived"})
+# Event kinds whose handling must happen once even across a core restart; stored (settle)
+# before the stream forgets them.
+_ONCE = frozenset({"MessageReceived", "OfflineMessageReceived"})
 
 
 class RemoteSessions(Sessions):
