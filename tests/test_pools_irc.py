@@ -200,6 +200,54 @@ async def test_a_core_restart_makes_no_puppet_quit(world: World) -> None:
     assert len(bob_lines(world, "JOIN")) == 1  # and never came again
 
 
+async def test_lines_said_before_the_takeover_is_known_are_sent_once_in_order(
+    world: World,
+) -> None:
+    """The new core makes the puppet again for a message (not from a snapshot): until the
+    pool's connect reply says the connection was taken over, registered and in the
+    channel, its lines are held; no Registered or JOIN follows, and they go out then."""
+    first = world.core()
+    await bob_in_channel(world, first)
+    pool_conn = world.pool.connections[owner_of(BOB)]
+    del first
+    second = world.core()
+    puppet = await second.manager.ensure(BOB, "Bob")  # its irc_connect is on its way
+    assert puppet.conn is not None and not puppet.conn.registered
+    assert second.manager.say(puppet, CHANNEL, Line("privmsg", "m 10"))
+    assert second.manager.say(puppet, CHANNEL, Line("action", "m 11"))
+    assert puppet.pending  # held: the core does not know yet that it is in the channel
+    await until(lambda: puppet.in_channel(CHANNEL), what="the connection taken over")
+    assert puppet.pending == {}
+    assert second.manager.say(puppet, CHANNEL, Line("privmsg", "m 12"))
+    await world.said("m 12")
+    said = [message_text(line) for line in bob_lines(world, "PRIVMSG")]
+    assert said == ["hello from the pool", "m 10", "\x01ACTION m 11\x01", "m 12"]
+    assert world.pool.connections[owner_of(BOB)] is pool_conn  # the same IRC connection
+    assert bob_lines(world, "QUIT") == [] and len(bob_lines(world, "JOIN")) == 1
+
+
+async def test_a_taken_over_puppet_is_invited_to_a_channel_wanted_meanwhile(
+    world: World,
+) -> None:
+    """A line for a channel the kept connection is not in yet: the puppet is invited as
+    soon as the takeover is known, joins, and the line follows."""
+    other = "#msn-pool-two"
+    world.bot.join(other)
+    await until(lambda: other in world.bot.joined, what="the bot in the other channel")
+    await world.watcher.join(other)
+    world.bot.mode(other, "+i")
+    await world.watcher.expect(lambda line: command_of(line) == "MODE" and other in line)
+    first = world.core()
+    await bob_in_channel(world, first)
+    del first
+    second = world.core()
+    puppet = await second.manager.ensure(BOB, "Bob")
+    assert second.manager.say(puppet, other, Line("privmsg", "over there"))
+    line = await world.said("over there", timeout=15)
+    assert line.startswith(":Bob[m]!") and f" {other} " in line
+    assert (BOB, other) in second.joined
+
+
 async def test_a_command_delivered_twice_is_sent_once(world: World) -> None:
     core = world.core()
     await bob_in_channel(world, core)

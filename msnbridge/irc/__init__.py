@@ -3,7 +3,15 @@ connected), its send queue and reconnection pacing, and pure line helpers in ``l
 
 from .backoff import Backoff, ReconnectScheduler
 from .connection import IRCConnection, IRCRefusedError, SendResult
-from .events import ConnectionEvent, Disconnected, IRCEvent, Kind, NickChanged, Registered
+from .events import (
+    ConnectionEvent,
+    Disconnected,
+    IRCEvent,
+    Kind,
+    NickChanged,
+    Registered,
+    TakenOver,
+)
 from .refusal import Refusal, RefusalKind, classify
 from .sendqueue import Priority, QueuedLine, SendQueue
 from .settings import DEFAULT_CAPS, IRCSettings
@@ -27,5 +35,6 @@ __all__ = [
     "Registered",
     "SendQueue",
     "SendResult",
+    "TakenOver",
     "classify",
 ]

@@ -83,4 +83,11 @@ class NickChanged:
     new: str
 
 
-ConnectionEvent = IRCEvent | Registered | Disconnected | NickChanged
+@dataclass(frozen=True, slots=True)
+class TakenOver:
+    """A connection that outlived the previous bridge process (a pool's) was taken over
+    as it is: it may be registered and in channels already, and no Registered or JOIN
+    follows for what it already is."""
+
+
+ConnectionEvent = IRCEvent | Registered | Disconnected | NickChanged | TakenOver

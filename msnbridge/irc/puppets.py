@@ -35,7 +35,15 @@ from . import lines
 from .backoff import ReconnectScheduler
 from .bot import BotConnection
 from .connection import IRCConnection, SendResult
-from .events import ConnectionEvent, Disconnected, IRCEvent, Kind, NickChanged, Registered
+from .events import (
+    ConnectionEvent,
+    Disconnected,
+    IRCEvent,
+    Kind,
+    NickChanged,
+    Registered,
+    TakenOver,
+)
 from .options import IRCOptions, PuppetMode
 from .refusal import RefusalKind
 from .settings import IRCSettings
@@ -491,8 +499,25 @@ class PuppetManager:
                     self._relay(puppet, f"the server refused it ({refusal.kind.value})")
         elif isinstance(event, NickChanged):
             log.info("IRC puppet %s is now %s", event.old, event.new)
+        elif isinstance(event, TakenOver):
+            self._taken_over(puppet, conn)
         elif isinstance(event, IRCEvent):
             self._on_irc(puppet, conn, event)
+
+    def _taken_over(self, puppet: Puppet, conn: PuppetConnection) -> None:
+        """The connection a pool kept is ours now. Lines said before the takeover was
+        known (held because it did not look registered yet) go out, in order, to the
+        channels it is in; it is invited to the others it wants."""
+        if not conn.registered:
+            return  # still registering: a Registered follows
+        if puppet.away:
+            self._send_away(conn, puppet.away)
+        for lower, channel in list(puppet.channels.items()):
+            if lower not in conn.joined:
+                self.request_invite(conn.nick, channel)
+                continue
+            for line in puppet.pending.pop(lower, []):
+                self._send(conn, channel, line)
 
     def _on_irc(self, puppet: Puppet, conn: PuppetConnection, event: IRCEvent) -> None:
         if event.kind is Kind.INVITE and event.params:

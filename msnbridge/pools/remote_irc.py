@@ -11,8 +11,9 @@ way the pool's connection cuts it (``connection.message_bodies``).
 A restarted core finds its puppets again: an ``IRCSnapshot`` (from ``resync`` or the
 pools' ``resync_all``) of a connection it does not know yet is handed to the
 PuppetManager (``on_found``), which makes the puppet again; its ``irc_connect`` takes
-the pool's connection over (no new connection, no QUIT). When the core stops, its
-connections are left up in their pools (`release`).
+the pool's connection over (no new connection, no QUIT), and the reply's ``adopted``
+is handed on as a `TakenOver` (the puppet sends what it held meanwhile). When the core
+stops, its connections are left up in their pools (`release`).
 
 A connection whose pool stopped or died is opened again (``IRCGone``, a ``gone`` reply,
 or `pool_gone`): the puppet sees a Disconnected and then a Registered, as after a
@@ -34,7 +35,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..irc.connection import SendResult, message_bodies
-from ..irc.events import ConnectionEvent, Disconnected, IRCEvent, Kind, NickChanged, Registered
+from ..irc.events import (
+    ConnectionEvent,
+    Disconnected,
+    IRCEvent,
+    Kind,
+    NickChanged,
+    Registered,
+    TakenOver,
+)
 from ..irc.incoming import CTCP_ACTION
 from ..irc.puppets import FoundConnection, PuppetConnection
 from ..irc.refusal import Refusal, RefusalKind
@@ -379,6 +388,10 @@ class RemoteIRCConnection:
         early, self._early = self._early, []
         for envelope in early:
             self.apply(envelope)
+        if reply.get("adopted") and not self.closed:
+            # No Registered or JOIN comes for what it is already: the puppet sends now
+            # what it held meanwhile.
+            self._emit(TakenOver())
 
     def _apply_state(self, state: Mapping[str, Any]) -> None:
         if not _newer(state, self._state):
