@@ -13,7 +13,9 @@ reconnection) wait in ``pending`` until it has.
 Connections are made through a `PuppetConnections`: `LocalConnections` (the default)
 opens them in this process; with connection pools (``pools.redis_url``) a pool holds them
 (``msnbridge.pools.remote_irc``), so they outlive a restart of the bridge: the new
-process is told of them (`found`) and takes them over instead of connecting again.
+process is told of them (`found`) and takes them over instead of connecting again; as
+no Registered or JOIN comes for a connection taken over, a `TakenOver` event tells the
+manager to send what it held meanwhile.
 """
 
 from __future__ import annotations
