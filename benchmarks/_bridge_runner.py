@@ -159,7 +159,64 @@ def time_collections() -> None:
     atexit.register(report)
 
 
+def count_loop_work() -> None:
+    """MSNBRIDGE_BENCH_LOOP: tasks created (by coroutine), callbacks scheduled (by what
+    they run) and loop iterations (wake-ups), printed at exit; asyncio's loop only."""
+    import atexit
+    from asyncio import base_events
+    from collections import Counter
+
+    tasks: Counter[str] = Counter()
+    callbacks: Counter[str] = Counter()
+    iterations = [0]
+    cls = base_events.BaseEventLoop
+    real_create_task, real_call_soon, real_run_once = (
+        cls.create_task,
+        cls.call_soon,
+        cls._run_once,  # type: ignore[attr-defined]
+    )
+
+    def create_task(self, coro, **kwargs):  # type: ignore[no-untyped-def]
+        tasks[getattr(coro, "__qualname__", type(coro).__name__)] += 1
+        return real_create_task(self, coro, **kwargs)
+
+    def call_soon(self, callback, *args, **kwargs):  # type: ignore[no-untyped-def]
+        what = getattr(callback, "__qualname__", None) or type(callback).__name__
+        owner = getattr(callback, "__self__", None)
+        if owner is not None and hasattr(owner, "get_coro"):  # a task's step or wake-up
+            coro = owner.get_coro()
+            what = f"{what}[{getattr(coro, '__qualname__', '?')}]"
+        callbacks[what] += 1
+        return real_call_soon(self, callback, *args, **kwargs)
+
+    def run_once(self):  # type: ignore[no-untyped-def]
+        iterations[0] += 1
+        return real_run_once(self)
+
+    cls.create_task = create_task  # type: ignore[method-assign]
+    cls.call_soon = call_soon  # type: ignore[method-assign]
+    cls._run_once = run_once  # type: ignore[attr-defined]
+
+    def report() -> None:
+        print(
+            json.dumps(
+                {
+                    "loop_iterations": iterations[0],
+                    "tasks_total": sum(tasks.values()),
+                    "tasks": tasks.most_common(25),
+                    "call_soon_total": sum(callbacks.values()),
+                    "call_soon": callbacks.most_common(40),
+                }
+            ),
+            file=sys.stderr,
+        )
+
+    atexit.register(report)
+
+
 async def main(config_path: str) -> None:
+    if os.environ.get("MSNBRIDGE_BENCH_LOOP"):
+        count_loop_work()
     if os.environ.get("MSNBRIDGE_BENCH_GC"):
         time_collections()
     if os.environ.get("MSNBRIDGE_BENCH_SQL"):
