@@ -177,6 +177,13 @@ class Connection:
         with contextlib.suppress(ConnectionError):
             await self._writer.drain()
 
+    @property
+    def flushed(self) -> bool:
+        """All written bytes went to the socket and the link is open: drain() would
+        return at once (a transport with an empty buffer is never paused)."""
+        transport = self._writer.transport
+        return not transport.is_closing() and transport.get_write_buffer_size() == 0
+
     # --- receiving ---
 
     async def _read_loop(self) -> None:

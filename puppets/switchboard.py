@@ -112,9 +112,10 @@ class PendingDelivery:
         conn = self._conn
         if conn is None or self._failure is not None:
             return self._failure or DeliveryResult(DeliveryStatus.FAILED, "not connected")
-        loop = asyncio.get_running_loop()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(conn.drain(), max(0.0, self._deadline - loop.time()))
+        if not conn.flushed:  # wait_for makes a task: only when there is a wait
+            loop = asyncio.get_running_loop()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(conn.drain(), max(0.0, self._deadline - loop.time()))
         if not self._waiters:  # U: nothing comes back
             if conn.closed:
                 return _lost(conn)
