@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .mime import build_message, parse_message
+from .mime import Message, build_message, parse_message
 
 __all__ = ["ChunkAssembler"]
 
@@ -78,7 +78,10 @@ class ChunkAssembler:
     def feed(self, sender: str, payload: bytes) -> bytes | None:
         """Return ``payload`` itself when it is not chunked, the whole reassembled
         payload when this part completes a set, else None (held or dropped)."""
-        msg = parse_message(payload)
+        return self.feed_parsed(sender, payload, parse_message(payload))
+
+    def feed_parsed(self, sender: str, payload: bytes, msg: Message) -> bytes | None:
+        """:meth:`feed` for a payload already parsed into ``msg`` (not parsed again)."""
         msg_id = msg.get("Message-ID")
         total = _count(msg.get("Chunks"))
         index_header = msg.get("Chunk")

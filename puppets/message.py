@@ -285,12 +285,13 @@ def parse_payload(
     are held and None is returned until the last one completes it. Without one, a part
     of a chunked message is an :class:`UnknownPayload`.
     """
+    msg = parse_message(payload)
     if assembler is not None:
-        whole = assembler.feed(sender or "", payload)
+        whole = assembler.feed_parsed(sender or "", payload, msg)
         if whole is None:
             return None
-        payload = whole
-    msg = parse_message(payload)
+        if whole is not payload:  # reassembled from its parts
+            msg = parse_message(whole)
     if msg.get("Chunks") is not None or msg.get("Chunk") is not None:
         return UnknownPayload(msg.content_type, msg)
     parser = _PARSERS.get(msg.content_type)
