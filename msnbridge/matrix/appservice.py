@@ -7,13 +7,14 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 from mautrix.appservice import AppService, IntentAPI
 from mautrix.errors import MatrixConnectionError, MatrixError, MatrixRequestError
 from mautrix.types import JSON, Event, EventType, PresenceState
+from mautrix.util import background_task
 from mautrix.util.async_db import Database
 
 from ..config import Config
@@ -83,6 +84,18 @@ def transaction_body_error(data: object) -> str | None:
     return None
 
 
+# What the state store's update_state acts on; it does nothing with any other event.
+_STATE_STORE_TYPES = frozenset(
+    t.t
+    for t in (
+        EventType.ROOM_POWER_LEVELS,
+        EventType.ROOM_MEMBER,
+        EventType.ROOM_ENCRYPTION,
+        EventType.ROOM_CREATE,
+    )
+)
+
+
 class BridgeAppService(AppService):
     """An AppService whose record of handled transactions survives restarts: the homeserver
     resends a transaction until it gets a 200, also across a bridge restart."""
@@ -115,6 +128,31 @@ class BridgeAppService(AppService):
                 text=json.dumps({"errcode": "M_UNKNOWN", "error": "send stored ones first"}),
             )
         return txn_id, data
+
+    async def handle_matrix_event(self, event: Event, ephemeral: bool = False) -> None:
+        """mautrix's, except that the state store's handler gets no task (and no room in
+        the loop) for an event it would ignore: every message."""
+        if ephemeral:
+            event.type = event.type.with_class(EventType.Class.EPHEMERAL)
+        elif getattr(event, "state_key", None) is not None:
+            event.type = event.type.with_class(EventType.Class.STATE)
+        else:
+            event.type = event.type.with_class(EventType.Class.MESSAGE)
+
+        async def try_handle(handler_func: Callable[[Event], Awaitable[None]]) -> None:
+            try:
+                await handler_func(event)
+            except Exception:
+                self.log.exception("Exception in Matrix event handler")
+
+        update_state = self.state_store.update_state if self.state_store else None
+        for handler in self.event_handlers:
+            if handler == update_state and event.type.t not in _STATE_STORE_TYPES:
+                continue
+            if self.synchronous_handlers:
+                await handler(event)
+            else:
+                background_task.create(try_handle(handler))
 
     async def handle_transaction(self, txn_id: str, **kwargs: Any) -> JSON:
         events = kwargs.get("events") or []
