@@ -39,7 +39,7 @@ from _stack import (
     start_synapse,
     stop_stack,
 )
-from _traffic import Send, Tracker
+from _traffic import Send, Tracker, matrix_sender, msn_sender
 
 OWNER = "owner@example.com"
 
@@ -100,24 +100,6 @@ class Run:
         self.rate = len(arrivals) / (max(arrivals) - t0) if arrivals else 0.0
 
 
-def msn_send(client: Client, to: str) -> Send:
-    conv = client.conversation([to])
-
-    async def send(text: str) -> None:
-        result = await conv.send_text(text)
-        if not result.ok:
-            raise RuntimeError(f"MSN send failed: {result}")
-
-    return send
-
-
-def matrix_send(user: User, room: str) -> Send:
-    async def send(text: str) -> None:
-        await user.send(room, text)
-
-    return send
-
-
 async def wait_rooms(user: User, count: int, timeout: float) -> None:
     deadline = time.perf_counter() + timeout
     while len(user.rooms) < count:
@@ -157,7 +139,7 @@ async def owner_burst(args: argparse.Namespace) -> None:
 
         # The portals: each friend's first message makes the bridge create a DM room and
         # invite the owner. Synapse alone: each sender's room with the receiver.
-        to_owner = [msn_send(c, OWNER) for c in clients]
+        to_owner = [msn_sender(c, OWNER) for c in clients]
         for send in to_owner:
             await send("hello")
         rooms = []
@@ -169,7 +151,7 @@ async def owner_burst(args: argparse.Namespace) -> None:
             rooms.append(made["room_id"])
         await wait_rooms(owner, most, 120)
         await wait_rooms(receiver, most, 120)
-        to_receiver = [matrix_send(s, r) for s, r in zip(senders, rooms, strict=True)]
+        to_receiver = [matrix_sender(s, r) for s, r in zip(senders, rooms, strict=True)]
 
         pids = [bridge.pid, synapse.pid, msn_proc.pid, os.getpid()]
         # Per N: the runs of each path, bridge and Synapse alone taking turns, each run's

@@ -8,7 +8,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from _stack import median, percentile
+from _stack import Client, User, median, percentile
 
 
 class Tracker:
@@ -112,3 +112,22 @@ async def burst(
     await tracker.settle(timeout)
     arrivals = [at for mid, at in tracker.arrived.items() if mid in ids]
     return len(arrivals) / (max(arrivals) - t0) if arrivals else 0.0
+
+
+def msn_sender(client: Client, to: str) -> Send:
+    """Sends in one MSN conversation with ``to``; a refused send raises."""
+    conv = client.conversation([to])
+
+    async def send(text: str) -> None:
+        result = await conv.send_text(text)
+        if not result.ok:
+            raise RuntimeError(f"MSN send failed: {result}")
+
+    return send
+
+
+def matrix_sender(user: User, room: str) -> Send:
+    async def send(text: str) -> None:
+        await user.send(room, text)
+
+    return send

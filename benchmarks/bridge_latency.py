@@ -40,25 +40,7 @@ from _stack import (
     start_synapse,
     stop_stack,
 )
-from _traffic import Send, Tracker, burst, sequential
-
-
-def msn_sender(client: Client, to: str) -> Send:
-    conv = client.conversation([to])
-
-    async def send(text: str) -> None:
-        result = await conv.send_text(text)
-        if not result.ok:
-            raise RuntimeError(f"MSN send failed: {result}")
-
-    return send
-
-
-def matrix_sender(user: User, room: str) -> Send:
-    async def send(text: str) -> None:
-        await user.send(room, text)
-
-    return send
+from _traffic import Send, Tracker, burst, matrix_sender, msn_sender, sequential
 
 
 async def warm_up(tracker: Tracker, send: Send, rounds: int = 5) -> None:
