@@ -113,13 +113,6 @@ async def scrape(port: int) -> dict[str, float]:
     return series
 
 
-async def series_value(port: int, pattern: str) -> float | None:
-    for name, value in (await scrape(port)).items():
-        if re.fullmatch(pattern, name):
-            return value
-    return None
-
-
 @pytest.fixture
 async def shared(
     bridge_config: Callable[..., Path],
@@ -162,10 +155,18 @@ async def test_a_pool_serves_its_metrics_with_its_instance_name(
         await until(lambda: all(msn.online_sessions(p) == 1 for p in USERS[:2]), timeout=60)
         assert set((await holders()).values()) == {"pool-a", None}
 
-        async def counted() -> bool:
-            return await series_value(port, r'msnbridge_pool_sessions\{pool="pool-a"\}') == 2
+        # One measuring round sets the gauges one after another, and a session counts
+        # before it is online and before its snapshot is in the events stream: wait for a
+        # scrape in which the round has seen both sessions through.
+        async def settled() -> bool:
+            m = await scrape(port)
+            return (
+                m.get('msnbridge_pool_sessions{pool="pool-a"}') == 2
+                and m.get('msnbridge_puppet_sessions{state="online"}') == 2
+                and m.get('msnbridge_pool_stream_lag{pool="pool-a",state="unread"}', 0) >= 2
+            )
 
-        await until(counted, timeout=3 * TTL)
+        await until(settled, timeout=3 * TTL)
         metrics = await scrape(port)
         assert metrics['msnbridge_pool_lease_moves_total{move="taken",pool="pool-a"}'] == 2
         assert metrics['msnbridge_pool_lease_moves_total{move="lost",pool="pool-a"}'] == 0
