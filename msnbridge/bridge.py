@@ -11,7 +11,6 @@ import signal
 import aiohttp
 import asyncpg
 from mautrix.util.async_db import Database
-from yarl import URL
 
 from puppets import Client, ClientConfig, SessionState
 from puppets.stats import ClientStats
@@ -25,7 +24,7 @@ from .core.portal_commands import register_portal_commands
 from .core.router import Router
 from .core.sessions import Sessions
 from .core.sides import NoticeKind
-from .db import open_database
+from .db.wait import open_database_when_ready, shown
 from .errors import StartupError
 from .irc.options import IRCOptions
 from .irc.side import IRCSide
@@ -157,12 +156,12 @@ class Bridge:
                                "sessions_online": online})  # fmt: skip
 
     async def _open_database(self) -> Database:
-        url = URL(self.config["database"])
-        shown = url.with_password("***") if url.password else url  # never log a password
+        """Waited for while it is starting (db/wait.py); a password is never shown."""
+        url = str(self.config["database"])
         try:
-            return await open_database(str(url))
+            return await open_database_when_ready(url)
         except (OSError, asyncpg.PostgresError) as e:
-            raise StartupError(f"cannot open the database {shown}: {e}") from None
+            raise StartupError(f"cannot open the database {shown(url)}: {e}") from None
 
     async def stop(self) -> None:
         if self.matrix is None and self.db is None:

@@ -44,8 +44,8 @@ from puppets.msnobject import MSNObject
 from ..config import Config
 from ..core.sessions import Sessions, describe_login_error, first_login_outcome
 from ..db import ghost as ghost_db
-from ..db import open_database
 from ..db import user as user_db
+from ..db.wait import open_database_when_ready, shown
 from ..errors import StartupError
 from ..irc.options import IRCOptions
 from ..metrics import Health, Metrics
@@ -165,18 +165,14 @@ class Pool:
         log.info("Connection pool %s started", self.name)
 
     async def _open_database(self) -> Database:
-        """The shared database, tried again for a while when it is not reachable yet (a
-        PostgreSQL starting beside the pool, as in docker compose). Migrations by the core
-        and pools at once are serialised by open_database itself."""
-        for attempt in range(30):
-            try:
-                return await open_database(self.config["database"])
-            except (OSError, asyncpg.PostgresError, sqlite3.Error) as e:
-                if attempt == 29:
-                    raise StartupError(f"cannot open the database: {e}") from None
-                log.info("The database is not ready (%s); trying again", e)
-                await asyncio.sleep(1)
-        raise AssertionError("unreachable")
+        """The shared database, waited for while it is starting (a PostgreSQL started beside
+        the pool, as in docker compose: db/wait.py). Migrations by the core and pools at
+        once are serialised by open_database itself."""
+        url = str(self.config["database"])
+        try:
+            return await open_database_when_ready(url)
+        except (OSError, asyncpg.PostgresError, sqlite3.Error) as e:
+            raise StartupError(f"cannot open the database {shown(url)}: {e}") from None
 
     async def _picture_wanted(self, passport: str, obj: MSNObject) -> bool:
         """Not when the contact's ghost shows this picture already (as the core's Matrix
