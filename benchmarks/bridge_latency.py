@@ -54,19 +54,34 @@ async def warm_up(tracker: Tracker, send: Send, rounds: int = 5) -> None:
 
 
 async def measure(
-    name: str, send: Send, inbox: list[Tracker], args: argparse.Namespace, in_flight: int
+    name: str,
+    send: Send,
+    inbox: list[Tracker],
+    args: argparse.Namespace,
+    in_flight: int,
+    bridge_cpu: list[float],
+    bridge_pid: int,
 ) -> tuple[Tracker, Tracker, float]:
     """(sequential tracker, burst tracker, burst msg/s); `inbox` is where the receiving
-    end reports to (the tracker in it is swapped per phase)."""
+    end reports to (the tracker in it is swapped per phase). The bridge's CPU ms per
+    message of the sequential phase and of the burst are appended to `bridge_cpu`: one
+    message at a time pays every wake-up and request alone, a burst shares them."""
     warm = Tracker(name)
     inbox[0] = warm
     await warm_up(warm, send)
     seq = Tracker(name)
     inbox[0] = seq
+    before = proc_cpu_s(bridge_pid)
     await sequential(seq, send, args.messages, "seq", timeout=30)
+    middle = proc_cpu_s(bridge_pid)
     bur = Tracker(name)
     inbox[0] = bur
     rate = await burst(bur, send, args.burst, "bur", in_flight, timeout=120)
+    after = proc_cpu_s(bridge_pid)
+    bridge_cpu += [
+        (middle - before) / max(1, args.messages) * 1000,
+        (after - middle) / max(1, args.burst) * 1000,
+    ]
     return seq, bur, rate
 
 
@@ -151,6 +166,7 @@ async def main() -> None:
         # CPU per message of each process: where the time of a path goes.
         pids = [bridge.pid, synapse.pid, msn_proc.pid, os.getpid()]
         cpu: dict[str, list[float]] = {}
+        phases: dict[str, list[float]] = {}
         for key, send, inbox, in_flight in (
             ("msn_to_matrix", hello, to_matrix, 1_000_000),
             ("msn_to_msn", msn_sender(a, msn_b), to_b, 1_000_000),
@@ -160,7 +176,8 @@ async def main() -> None:
              args.in_flight),
         ):  # fmt: skip
             before = [proc_cpu_s(pid) for pid in pids]
-            results[key] = await measure(key, send, inbox, args, in_flight)
+            phases[key] = []
+            results[key] = await measure(key, send, inbox, args, in_flight, phases[key], bridge.pid)
             used = [proc_cpu_s(pid) - b for pid, b in zip(pids, before, strict=True)]
             count = args.messages + args.burst + 5
             cpu[key] = [u / count * 1000 for u in used]
@@ -193,6 +210,9 @@ async def main() -> None:
             ("matrix_to_matrix", "Matrix → Matrix"),
         ):
             print(f"  {label:<28}" + "".join(f"{v:>9.2f}" for v in cpu[key]))
+        print("bridge CPU ms per message     sequential    burst")
+        for key, label in (("msn_to_matrix", "MSN → Matrix"), ("matrix_to_msn", "Matrix → MSN")):
+            print(f"  {label:<28}" + "".join(f"{v:>9.2f}" for v in phases[key]))
         if gaps:
             print(f"warning: {gaps} limited /sync responses (events may have been skipped)")
     finally:
