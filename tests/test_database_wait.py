@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -21,19 +20,13 @@ import pytest
 from msnbridge.db.wait import open_database_when_ready
 from tests import test_matrix_portals
 from tests.msnp_server import MSNPTestServer
-from tests.synapse_server import SynapseServer
+from tests.synapse_server import SynapseServer, free_port
 from tests.test_faults_process import daemon, daemon_logging, database_url
 from tests.test_matrix_portals import settings
 
 msn = test_matrix_portals.msn  # the MSNP test server fixture
 
 PASSWORD = "pg-s3cret-never-logged"  # trust auth: PostgreSQL does not ask for it
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.asynccontextmanager

@@ -226,6 +226,16 @@ async def test_the_core_stopping_midway_cancels_the_file_and_the_contact_hears_i
         await bob.stop()
 
 
+async def paced_source(total: int) -> AsyncIterator[bytes]:
+    """``total`` bytes in 4 KiB blocks, the first 256 KiB at once, then one per 10 ms."""
+    block, sent = os.urandom(4096), 0
+    while sent < total:
+        yield block
+        sent += len(block)
+        if sent > 256 * 1024:
+            await asyncio.sleep(0.01)
+
+
 async def test_a_core_gone_without_a_word_cancels_the_file_after_the_stall(
     held: Held, msn: MSNPTestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -233,11 +243,14 @@ async def test_a_core_gone_without_a_word_cancels_the_file_after_the_stall(
     # contact hears a BYE; nothing stays behind.
     monkeypatch.setattr(transfers_mod.Transfers, "stall", 2.0)
     bob, _ = await online_client(msn, BOB, "pw")
-    source = tmp_path / "long.bin"
-    source.write_bytes(os.urandom(16 * MB))
     held.side.release.clear()
     try:
-        sending = bob.p2p.manager.send_file(ALICE, source)
+        # At most 400 KiB/s: the whole file would take 40 s, so the contact is still
+        # sending when the stall runs out (from a file, a quiet machine sent all 16 MiB to
+        # the pool's disk before the stall ended, and the contact saw it completed).
+        sending = bob.p2p.manager.send_file(
+            ALICE, paced_source(16 * MB), name="long.bin", size=16 * MB
+        )
         await until(lambda: sending.done > 256 * 1024, timeout=30)
         # What a SIGKILL does to the core's reader: gone, and nothing said (its last words
         # go nowhere).
