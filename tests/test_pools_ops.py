@@ -72,11 +72,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def pool_yaml(config: Path, name: str, port: int) -> Path:
+def pool_yaml(config: Path, name: str, port: int, ttl: int | None = None) -> Path:
     """The shared bridge.yaml with this pool's instance name and metrics port (pools on
-    one machine need ports of their own)."""
+    one machine need ports of their own), and another lease TTL if given."""
     data = json.loads(config.read_text())  # JSON is YAML
     data["pools"]["instance"] = name
+    if ttl is not None:
+        data["pools"]["lease_ttl"] = ttl
     data["metrics"] = {"enabled": True, "listen_address": "127.0.0.1", "port": port}
     path = config.with_name(f"{name}.yaml")
     path.write_text(json.dumps(data, indent=2))
@@ -220,6 +222,45 @@ async def test_a_new_pool_takes_its_share_without_a_sign_out(
             assert moves_a['msnbridge_pool_sessions{pool="pool-a"}'] == 2
             moves_b = await scrape(port_b)
             assert moves_b['msnbridge_pool_lease_moves_total{move="taken",pool="pool-b"}'] == 2
+
+
+async def test_a_killed_pools_sessions_are_taken_once_its_leases_expire(
+    shared: tuple[Path, Callable],
+    msn: MSNPTestServer,
+    tmp_path: Path,  # type: ignore[type-arg]
+) -> None:
+    # Two pools sharing four sessions evenly; one is SIGKILLed. The other takes its two
+    # as soon as their leases expire (a TTL after the dead pool's last renewal, then a
+    # round of TTL/3), not only once the dead pool stops counting towards the share
+    # (3 TTLs without a heartbeat: until then the survivor's share was 2, and it held 2).
+    config, holders = shared
+    ttl = 6  # the two outcomes 8 s apart at least, whatever the machine's load
+    await store_logins(config, USERS)
+    a_yaml = pool_yaml(config, "pool-a", free_port(), ttl)
+    b_yaml = pool_yaml(config, "pool-b", free_port(), ttl)
+    async with pool_process(a_yaml, tmp_path, "a") as pool_a:
+        await until(lambda: all(msn.online_sessions(p) == 1 for p in USERS), timeout=60)
+        async with pool_process(b_yaml, tmp_path, "b"):
+
+            async def split() -> bool:
+                held = list((await holders()).values())
+                return held.count("pool-a") == 2 and held.count("pool-b") == 2
+
+            await until(split, timeout=6 * ttl + 30)
+            pool_a.kill()
+            await pool_a.wait()
+            loop = asyncio.get_running_loop()
+            killed = loop.time()
+
+            async def all_on_b() -> bool:
+                return set((await holders()).values()) == {"pool-b"}
+
+            await until(all_on_b, timeout=6 * ttl + 30)
+            taken_after = loop.time() - killed
+            # At most a TTL and a round after the kill (+ slack for a loaded machine);
+            # counting the dead pool as live for 3 TTLs took 3 TTLs less a round at least.
+            assert taken_after < ttl + ttl / 3 + 4, taken_after
+            await until(lambda: all(msn.online_sessions(p) == 1 for p in USERS), timeout=30)
 
 
 async def test_events_dropped_while_the_core_was_away_are_told_to_the_owner(

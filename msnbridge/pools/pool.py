@@ -222,7 +222,10 @@ class Pool:
         candidates = set(fresh_logins)
         for owners in sources.values():
             candidates |= owners & wanted
-        live = {p for p, beat in beats.items() if beat >= now - 3 * self.ttl} | {self.name}
+        # Live for the share: a heartbeat within the TTL. A pool silent longer has lost its
+        # leases; counting it for 3 TTLs (as forgetting it does) kept the survivors at
+        # their old share and the dead pool's sessions down until then.
+        live = {p for p, beat in beats.items() if beat >= now - self.ttl} | {self.name}
         share = math.ceil(len(wanted) / len(live)) if wanted else 0
         holders = await self.leases.holders(sorted(candidates))
         unheld = [o for o, holder in holders.items() if holder is None]
