@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -35,6 +34,7 @@ from tests.redis_server import redis_server, redis_url  # noqa: F401 (fixtures)
 from tests.synapse_server import (
     SynapseServer,
     bot_id,
+    free_port,
     is_notice_from,
     msn_settings,
     room_events,
@@ -64,12 +64,6 @@ async def msn() -> AsyncIterator[MSNPTestServer]:
         server.add_contact(ALICE, BOB, ("FL", "AL"))
         server.add_contact(BOB, ALICE, ("FL", "AL"))
         yield server
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def pool_yaml(config: Path, name: str, port: int) -> Path:

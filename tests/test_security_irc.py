@@ -25,8 +25,9 @@ from msnbridge.irc.options import IRCOptions
 from msnbridge.irc.side import IRCSide
 from msnbridge.permissions import PermissionLevel, Permissions
 from msnbridge.secrets import SecretBox
-from tests.ircd import IRCd, RawClient, command_of, free_port, message_text, running_ircd
+from tests.ircd import IRCd, RawClient, command_of, message_text, running_ircd
 from tests.msnp_server import MSNPTestServer
+from tests.synapse_server import free_port
 from tests.test_irc_bridge import is_cmd, raw, seen_or_expect, write_config
 
 pytestmark = pytest.mark.timeout(60)
