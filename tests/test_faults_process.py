@@ -25,6 +25,7 @@ from puppets.event.contact import PresenceChanged
 from puppets.event.conversation import MessageReceived
 from tests import test_matrix_portals
 from tests.homeserver_gate import HomeserverGate
+from tests.msn_fixtures import alice_and_bob_18
 from tests.msnp_server import MSNPTestServer
 from tests.synapse_server import (
     SynapseServer,
@@ -38,7 +39,6 @@ from tests.test_faults_msn import fast_friend, texts
 from tests.test_matrix_portals import (
     ALICE,
     BOB,
-    PASSWORD,
     _dm_room,
     bot_id,
     ghost_id,
@@ -237,12 +237,7 @@ async def _sigkill_then_restart(
 
 @pytest.fixture
 async def msn18() -> AsyncIterator[MSNPTestServer]:
-    """The MSNP test server up to MSNP18 (offline messages need MSNP13+)."""
-    async with MSNPTestServer(versions=(2, 18)) as server:
-        server.add_account(ALICE, PASSWORD, nick="Alice")
-        server.add_account(BOB, PASSWORD, nick="Bob")
-        server.add_contact(ALICE, BOB, ("FL", "AL"))
-        server.add_contact(BOB, ALICE, ("FL", "AL"))
+    async with alice_and_bob_18() as server:
         yield server
 
 

@@ -124,6 +124,16 @@ def write_config(tmp: Path, msn: MSNPTestServer, ircd: IRCd, **irc: Any) -> Path
     return path
 
 
+def write_config_18(tmp: Path, msn: MSNPTestServer, ircd: IRCd) -> Path:
+    """`write_config` with the test server's SOAP services, which MSNP13+ logins use
+    (address book, offline messages)."""
+    path = write_config(tmp, msn, ircd)
+    config = json.loads(path.read_text())
+    config["msn"]["services_url"] = msn.services_url
+    path.write_text(json.dumps(config))
+    return path
+
+
 @dataclass
 class Harness:
     side: IRCSide
