@@ -1,23 +1,39 @@
-"""What tests of the core Router without a homeserver share: a bridge.yaml whose
-homeserver is never contacted, a side that records what the Router hands it, and a
-polling wait."""
+"""What tests of the core Router without a homeserver share: the parties, the MSNP test
+server with them, a bridge.yaml whose homeserver is never contacted, a side that records
+what the Router hands it, and a polling wait."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import secrets
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import pytest
 
 from msnbridge.core.portal import Portal
 from msnbridge.core.sides import ContactChange, OwnerNotice, PortalMessage
 from puppets.contacts import Contact
 from puppets.event.conversation import DeliveryResult
+from tests.msnp_server import MSNPTestServer
 
-if TYPE_CHECKING:
-    from tests.msnp_server import MSNPTestServer
+OWNER = "@owner:example.com"
+ALICE, BOB, CAROL = "alice@example.com", "bob@example.com", "carol@example.com"
+
+
+@pytest.fixture(name="msn")
+async def three_friends_fixture() -> AsyncIterator[MSNPTestServer]:
+    """The MSNP test server with ALICE, BOB and CAROL (password "pw"), all friends, as the
+    ``msn`` fixture (import ``three_friends_fixture``)."""
+    async with MSNPTestServer() as server:
+        for passport, nick in ((ALICE, "Alice"), (BOB, "Bob"), (CAROL, "Carol")):
+            server.add_account(passport, "pw", nick=nick)
+        for a, b in ((ALICE, BOB), (ALICE, CAROL), (BOB, CAROL)):
+            server.add_contact(a, b, ("FL", "AL"))
+            server.add_contact(b, a, ("FL", "AL"))
+        yield server
 
 
 def write_offline_config(path: Path, msn: MSNPTestServer | None = None, **sections: Any) -> Path:

@@ -19,8 +19,8 @@ from msnbridge.db import user as user_db
 from msnbridge.db.msn_inbox import InboxEntry
 from msnbridge.db.user import User
 from puppets.event.offline import OfflineMessageReceived
-from tests.core_fixtures import RecordingSide, write_offline_config
-from tests.test_pools_proxy import ALICE, BOB, OWNER, PoolSessions
+from tests.core_fixtures import ALICE, BOB, OWNER, RecordingSide, write_offline_config
+from tests.test_pools_proxy import PoolSessions
 
 pytestmark = pytest.mark.timeout(60)
 WRITTEN = round(time.time()) - 3600  # MSN gives whole seconds

@@ -31,10 +31,10 @@ from puppets.event.contact import PresenceChanged
 from puppets.event.transfer import FileOffered, TransferFinished
 from puppets.msnobject import TYPE_EMOTICON, TYPE_VOICE_CLIP, MSNObject
 from puppets.p2p.manager import ObjectFetchError
-from tests.core_fixtures import RecordingSide, until, write_offline_config
+from tests.core_fixtures import ALICE, BOB, OWNER, RecordingSide, until, write_offline_config
 from tests.msnp_server import MSNPTestServer
 from tests.puppet_helpers import make_config, online_client
-from tests.test_pools_proxy import ALICE, BOB, OWNER, PoolSessions
+from tests.test_pools_proxy import PoolSessions
 
 pytestmark = pytest.mark.timeout(90)
 MB = 1024 * 1024

@@ -31,11 +31,11 @@ from msnbridge.pools.remote_client import RemoteClient
 from msnbridge.secrets import SecretBox
 from puppets import Client
 from puppets.event.transfer import DisplayPictureReceived
-from tests.core_fixtures import RecordingSide, until, write_offline_config
+from tests.core_fixtures import ALICE, BOB, CAROL, OWNER, RecordingSide, until, write_offline_config
 from tests.msnp_server import MSNPTestServer
 from tests.puppet_helpers import make_config, online_client
 from tests.redis_server import redis_server, redis_url  # noqa: F401 (fixtures)
-from tests.test_pools_proxy import ALICE, BOB, CAROL, OWNER, PoolSessions
+from tests.test_pools_proxy import PoolSessions
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -36,13 +36,20 @@ from msnbridge.pools.remote_client import (
 from puppets import Client, Lists, PuppetError, SessionState
 from puppets.event import contact as contact_ev
 from puppets.event.conversation import DeliveryStatus, MessageReceived
-from tests.core_fixtures import RecordingSide, until, write_offline_config
+from tests.core_fixtures import (
+    ALICE,
+    BOB,
+    CAROL,
+    OWNER,
+    RecordingSide,
+    three_friends_fixture,  # noqa: F401 (the msn fixture)
+    until,
+    write_offline_config,
+)
 from tests.msnp_server import MSNPTestServer
 from tests.puppet_helpers import Recorder, make_config, online_client
 
 pytestmark = pytest.mark.timeout(60)
-OWNER = "@owner:example.com"
-ALICE, BOB, CAROL = "alice@example.com", "bob@example.com", "carol@example.com"
 
 
 @dataclass
@@ -84,17 +91,6 @@ async def stop_pool(pool: Pool) -> None:
     await pool.executor.close()
     await pool.link.close()
     await pool.remote.close()
-
-
-@pytest.fixture
-async def msn() -> AsyncIterator[MSNPTestServer]:
-    async with MSNPTestServer() as server:
-        for passport, nick in ((ALICE, "Alice"), (BOB, "Bob"), (CAROL, "Carol")):
-            server.add_account(passport, "pw", nick=nick)
-        for a, b in ((ALICE, BOB), (ALICE, CAROL), (BOB, CAROL)):
-            server.add_contact(a, b, ("FL", "AL"))
-            server.add_contact(b, a, ("FL", "AL"))
-        yield server
 
 
 @pytest.fixture

@@ -16,24 +16,20 @@ from msnbridge.core.sessions import Sessions
 from msnbridge.db import open_database
 from msnbridge.formatting import MessageKind, RichText, Span
 from puppets.event.conversation import DeliveryStatus, MessageReceived
-from tests.core_fixtures import RecordingSide, until, write_offline_config
+from tests.core_fixtures import (
+    ALICE,
+    BOB,
+    CAROL,
+    OWNER,
+    RecordingSide,
+    three_friends_fixture,  # noqa: F401 (the msn fixture)
+    until,
+    write_offline_config,
+)
 from tests.msnp_server import MSNPTestServer
 from tests.puppet_helpers import online_client
 
 pytestmark = pytest.mark.timeout(60)
-OWNER = "@owner:example.com"
-ALICE, BOB, CAROL = "alice@example.com", "bob@example.com", "carol@example.com"
-
-
-@pytest.fixture
-async def msn() -> AsyncIterator[MSNPTestServer]:
-    async with MSNPTestServer() as server:
-        for passport, nick in ((ALICE, "Alice"), (BOB, "Bob"), (CAROL, "Carol")):
-            server.add_account(passport, "pw", nick=nick)
-        for a, b in ((ALICE, BOB), (ALICE, CAROL), (BOB, CAROL)):
-            server.add_contact(a, b, ("FL", "AL"))
-            server.add_contact(b, a, ("FL", "AL"))
-        yield server
 
 
 @pytest.fixture
