@@ -18,7 +18,7 @@ import pytest
 from tests.ircd import IRCd, RawClient, command_of, running_ircd
 from tests.msnp_server import MSNPTestServer
 from tests.puppet_helpers import online_client
-from tests.synapse_server import SynapseServer, SynapseUnavailable, running_bridge
+from tests.synapse_server import SynapseServer, running_bridge, serving
 from tests.test_irc_matrix_portals import (  # noqa: F401  (msn is a fixture)
     ALICE,
     BOB,
@@ -39,15 +39,8 @@ class PublicMediaSynapse(SynapseServer):
 
 @pytest.fixture(scope="module")
 def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapseServer]:
-    server = PublicMediaSynapse(tmp_path_factory.mktemp("synapse-public-media"))
-    try:
-        server.start()
-    except SynapseUnavailable as e:
-        pytest.skip(f"real Synapse unavailable: {e}")
-    try:
+    with serving(PublicMediaSynapse(tmp_path_factory.mktemp("synapse-public-media"))) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
