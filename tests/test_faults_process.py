@@ -25,7 +25,7 @@ from puppets.event.contact import PresenceChanged
 from puppets.event.conversation import MessageReceived
 from tests import test_matrix_portals
 from tests.homeserver_gate import HomeserverGate
-from tests.msn_fixtures import alice_and_bob_18
+from tests.msn_fixtures import alice_and_bob
 from tests.msnp_server import MSNPTestServer
 from tests.synapse_server import (
     SynapseServer,
@@ -237,7 +237,7 @@ async def _sigkill_then_restart(
 
 @pytest.fixture
 async def msn18() -> AsyncIterator[MSNPTestServer]:
-    async with alice_and_bob_18() as server:
+    async with alice_and_bob() as server:
         yield server
 
 
