@@ -284,6 +284,13 @@ def own_ircd_fixture(tmp_path: Path) -> Iterator[IRCd]:
     yield from running_ircd(tmp_path / "ngircd")
 
 
+@pytest.fixture(name="ircd")
+def fresh_ircd_fixture(tmp_path: Path) -> Iterator[IRCd]:
+    """An ngIRCd for one test as the ``ircd`` fixture, for modules whose tests each need
+    their own (a bridge's IRC side started and stopped per test)."""
+    yield from running_ircd(tmp_path / "ngircd")
+
+
 @pytest.fixture(name="inspircd", scope="module")
 def inspircd_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IRCd]:
     """An InspIRCd 3 with IRCv3 caps (message-tags, echo-message, server-time, batch)."""

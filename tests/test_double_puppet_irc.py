@@ -9,15 +9,18 @@ import contextlib
 from pathlib import Path
 
 from puppets.event.conversation import MessageReceived
-from tests.ircd import IRCd, message_text
+from tests.ircd import (
+    IRCd,
+    ircd_fixture,  # noqa: F401 (the ircd fixture)
+    message_text,
+)
 from tests.msn_fixtures import irc_msn18_fixture  # noqa: F401 (the msn fixture)
 from tests.msnp_server import MSNPTestServer
 from tests.puppet_helpers import online_client
-from tests.test_irc_bridge import (  # noqa: F401 - the ircd and stack fixtures
+from tests.test_irc_bridge import (  # noqa: F401 - the stack fixture
     BOB,
     OWNER,
     friend,
-    ircd,
     is_cmd,
     login,
     running_side,
@@ -32,7 +35,7 @@ MESSENGER_GUID = "{11111111-2222-3333-4444-777777777777}"
 async def test_own_message_from_another_messenger_on_irc(
     tmp_path: Path,
     msn: MSNPTestServer,
-    ircd: IRCd,  # noqa: F811
+    ircd: IRCd,
     stack: contextlib.AsyncExitStack,  # noqa: F811
 ) -> None:
     path = write_config_18(tmp_path, msn, ircd)

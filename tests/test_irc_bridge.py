@@ -27,7 +27,16 @@ from msnbridge.irc.side import IRCSide
 from msnbridge.permissions import Permissions
 from msnbridge.secrets import SecretBox
 from puppets.event.conversation import MessageReceived, TypingReceived
-from tests.ircd import IRCd, RawClient, command_of, message_text, running_ircd
+from tests.ircd import (
+    IRCd,
+    RawClient,
+    command_of,
+    inspircd_fixture,  # noqa: F401 (fixture)
+    ircd_fixture,  # noqa: F401 (fixture)
+    message_text,
+    own_ircd_fixture,  # noqa: F401 (fixture)
+    running_ircd,
+)
 from tests.msnp_server import MSNPTestServer
 from tests.puppet_helpers import online_client
 
@@ -69,21 +78,6 @@ async def raw(stack: contextlib.AsyncExitStack, ircd: IRCd, nick: str, **kw: Any
     client = await RawClient.connect(ircd, nick, **kw)
     stack.push_async_callback(client.close)
     return client
-
-
-@pytest.fixture(scope="module")
-def ircd(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    yield from running_ircd(tmp_path_factory.mktemp("ngircd-bridge"))
-
-
-@pytest.fixture
-def own_ircd(tmp_path: Path):  # type: ignore[no-untyped-def]
-    yield from running_ircd(tmp_path / "ngircd")
-
-
-@pytest.fixture(scope="module")
-def inspircd(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    yield from running_ircd(tmp_path_factory.mktemp("inspircd-bridge"), "inspircd")
 
 
 _bot_numbers = iter(range(1, 10_000))

@@ -15,7 +15,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.ircd import IRCd, RawClient, command_of, running_ircd
+from tests.ircd import (
+    IRCd,
+    RawClient,
+    command_of,
+    fresh_ircd_fixture,  # noqa: F401 (the ircd fixture)
+)
 from tests.msnp_server import MSNPTestServer
 from tests.puppet_helpers import online_client
 from tests.synapse_server import SynapseServer, running_bridge, serving
@@ -41,11 +46,6 @@ class PublicMediaSynapse(SynapseServer):
 def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapseServer]:
     with serving(PublicMediaSynapse(tmp_path_factory.mktemp("synapse-public-media"))) as server:
         yield server
-
-
-@pytest.fixture
-def ircd(tmp_path: Path):  # type: ignore[no-untyped-def]
-    yield from running_ircd(tmp_path / "ngircd")
 
 
 async def test_a_file_from_msn_is_a_link_on_irc_or_a_notice_without_public_media(

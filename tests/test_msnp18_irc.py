@@ -9,14 +9,17 @@ import time
 from pathlib import Path
 
 from puppets.event.offline import OfflineMessageReceived
-from tests.ircd import IRCd, message_text
+from tests.ircd import (
+    IRCd,
+    ircd_fixture,  # noqa: F401 (the ircd fixture)
+    message_text,
+)
 from tests.msn_fixtures import irc_msn18_fixture  # noqa: F401 (the msn fixture)
 from tests.msnp_server import MSNPTestServer
-from tests.test_irc_bridge import (  # noqa: F401 - the ircd and stack fixtures
+from tests.test_irc_bridge import (  # noqa: F401 - the stack fixture
     BOB,
     OWNER,
     friend,
-    ircd,
     is_cmd,
     login,
     running_side,
@@ -29,7 +32,7 @@ from tests.test_irc_bridge import (  # noqa: F401 - the ircd and stack fixtures
 async def test_offline_messages_on_irc(
     tmp_path: Path,
     msn: MSNPTestServer,
-    ircd: IRCd,  # noqa: F811
+    ircd: IRCd,
     stack: contextlib.AsyncExitStack,  # noqa: F811
 ) -> None:
     written = time.time() - 3 * 3600
