@@ -21,7 +21,6 @@ import aiohttp
 import asyncpg
 import pytest
 
-from puppets.event.contact import PresenceChanged
 from puppets.event.conversation import MessageReceived
 from tests import test_matrix_portals
 from tests.homeserver_gate import HomeserverGate
@@ -40,6 +39,7 @@ from tests.test_matrix_portals import (
     ALICE,
     BOB,
     _dm_room,
+    alice_seen_online,
     bot_id,
     ghost_id,
     is_message_from,
@@ -182,9 +182,7 @@ async def _sigkill_then_restart(
     try:
         async with daemon(synapse, config, tmp_path) as proc:
             management = await log_in(synapse, owner)
-            await bob_events.wait_for(
-                PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN"
-            )
+            await alice_seen_online(bob_events)
             room = await _dm_room(synapse, owner, bob, "before the kill")
             await send_text(synapse, owner, room, "delivered before the kill")
             await bob_events.until(lambda: "delivered before the kill" in texts(bob_events))
@@ -321,9 +319,7 @@ async def test_sigterm_signs_out_closes_the_database_and_exits_0(
     try:
         async with daemon(synapse, config, tmp_path) as proc:
             await log_in(synapse, owner)
-            await bob_events.wait_for(
-                PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN"
-            )
+            await alice_seen_online(bob_events)
             room = await _dm_room(synapse, owner, bob, "hi")
             await send_text(synapse, owner, room, "bye soon")
             await bob_events.wait_for(MessageReceived, lambda e: e.message.text == "bye soon")

@@ -25,7 +25,7 @@ from tests.redis_server import redis_server, redis_url  # noqa: F401 (fixtures)
 from tests.synapse_server import SynapseServer, msn_settings, send_text
 from tests.test_faults_msn import fast_friend, texts
 from tests.test_faults_process import daemon, daemon_logging, database_url
-from tests.test_matrix_portals import ALICE, BOB, _dm_room, bot_id, log_in, until
+from tests.test_matrix_portals import ALICE, BOB, _dm_room, alice_seen_online, bot_id, log_in, until
 from tests.test_pools_restart import pool_process
 from tests.test_restart_stream import all_room_events
 
@@ -97,9 +97,7 @@ async def test_pool_sigterm_moves_the_session_without_a_sign_out(
             )  # fmt: skip
             async with two_pools(synapse, config, tmp_path, owner.user_id) as (pools, holder):
                 await log_in(synapse, owner)
-                await bob_events.wait_for(
-                    PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN"
-                )
+                await alice_seen_online(bob_events)
                 room = await _dm_room(synapse, owner, bob, "before the move")
                 first = await holder()
                 assert first in pools
@@ -148,9 +146,7 @@ async def test_pool_sigkill_sessions_come_back_on_the_other_pool(
             )  # fmt: skip
             async with two_pools(synapse, config, tmp_path, owner.user_id) as (pools, holder):
                 await log_in(synapse, owner)
-                await bob_events.wait_for(
-                    PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN"
-                )
+                await alice_seen_online(bob_events)
                 room = await _dm_room(synapse, owner, bob, "before the kill")
                 first = await holder()
                 assert first in pools
