@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.synapse_server import free_port
+
 NGIRCD_CONF = """\
 [Global]
 Name = irc.test
@@ -116,12 +118,6 @@ def write_self_signed(directory: Path) -> tuple[Path, Path]:
     )
     os.chmod(key_path, 0o644)  # read by ngIRCd after it drops to "nobody"
     return cert_path, key_path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _accepting(port: int) -> bool:
@@ -285,6 +281,13 @@ def ircd_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IRCd]:
 @pytest.fixture(name="own_ircd")
 def own_ircd_fixture(tmp_path: Path) -> Iterator[IRCd]:
     """An ngIRCd for one test, which it may stop and restart."""
+    yield from running_ircd(tmp_path / "ngircd")
+
+
+@pytest.fixture(name="ircd")
+def fresh_ircd_fixture(tmp_path: Path) -> Iterator[IRCd]:
+    """An ngIRCd for one test as the ``ircd`` fixture, for modules whose tests each need
+    their own (a bridge's IRC side started and stopped per test)."""
     yield from running_ircd(tmp_path / "ngircd")
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
+
+import pytest
 
 from puppets import Client, ClientConfig
 from tests.msnp_server import MSNPTestServer
@@ -71,3 +73,36 @@ async def online_client(
     await client.start()
     await client.wait_online(timeout=15)
     return client, recorder
+
+
+@pytest.fixture(name="server", scope="module")
+async def msnp12_server_fixture() -> AsyncIterator[MSNPTestServer]:
+    """An empty test server up to MSNP12, one per module (tests add accounts of their own)."""
+    srv = MSNPTestServer(versions=(2, 12))
+    await srv.start()
+    yield srv
+    await srv.stop()
+
+
+@pytest.fixture(name="server", scope="module")
+async def msnp18_server_fixture() -> AsyncIterator[MSNPTestServer]:
+    """An empty test server up to MSNP18, one per module (tests add accounts of their own)."""
+    srv = MSNPTestServer(versions=(2, 18))
+    await srv.start()
+    yield srv
+    await srv.stop()
+
+
+def add_friends(
+    server: MSNPTestServer,
+    a: str,
+    b: str,
+    nicks: tuple[str, str],
+    passwords: tuple[str, str] = ("pw", "pw"),
+) -> tuple[str, str]:
+    """Accounts ``a`` and ``b`` on each other's forward and allow lists."""
+    for passport, nick, password in zip((a, b), nicks, passwords, strict=True):
+        server.add_account(passport, password, nick=nick)
+    server.add_contact(a, b, lists=("FL", "AL"))
+    server.add_contact(b, a, lists=("FL", "AL"))
+    return a, b

@@ -7,7 +7,6 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -17,14 +16,10 @@ import pytest
 import redis
 import redis.asyncio
 
+from tests.synapse_server import free_port
+
 DATABASES = 512  # one per test of a session; a given URL's server may have fewer
 _next_db = itertools.count(1)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +31,7 @@ def redis_server() -> Iterator[str]:
     binary = shutil.which("redis-server") or "/usr/bin/redis-server"
     if not os.path.exists(binary):
         pytest.skip("no redis-server installed and MSNBRIDGE_TEST_REDIS_URL not set")
-    port = _free_port()
+    port = free_port()
     workdir = tempfile.mkdtemp(prefix="msnbridge-redis-")
     proc = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",

@@ -456,13 +456,10 @@ def msn_settings(server: MSNPTestServer, *, services: bool = False, **extra: Any
     return {"msn": section, **extra}
 
 
-@pytest.fixture(scope="session")
-def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapseServer]:
-    """A real Synapse for the whole session, with the appservice registration of
-    `synapse.appservice`. Skips (saying why) when Synapse is not installed or does not start."""
-    # The double-puppet registration is inert (no URL, not exclusive) until a bridge is
-    # configured with its token.
-    server = SynapseServer(tmp_path_factory.mktemp("synapse"), double_puppet=True)
+@contextlib.contextmanager
+def serving(server: SynapseServer) -> Iterator[SynapseServer]:
+    """``server`` started, and stopped after; for fixtures of a Synapse of their own, so
+    they skip (saying why) when Synapse is not installed or does not start."""
     try:
         server.start()
     except SynapseUnavailable as e:
@@ -471,6 +468,16 @@ def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapseServer]
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapseServer]:
+    """A real Synapse for the whole session, with the appservice registration of
+    `synapse.appservice`. Skips (saying why) when Synapse is not installed or does not start."""
+    # The double-puppet registration is inert (no URL, not exclusive) until a bridge is
+    # configured with its token.
+    with serving(SynapseServer(tmp_path_factory.mktemp("synapse"), double_puppet=True)) as server:
+        yield server
 
 
 @pytest.fixture

@@ -18,17 +18,12 @@ from puppets.event.conversation import (
 )
 from puppets.message import MAX_PAYLOAD, TextFormat
 from tests.msnp_server import MSNPTestServer
-from tests.puppet_helpers import online_client
+from tests.puppet_helpers import (
+    msnp12_server_fixture,  # noqa: F401 (the server fixture)
+    online_client,
+)
 
 _ids = itertools.count()
-
-
-@pytest.fixture(scope="module")
-async def server():
-    srv = MSNPTestServer(versions=(2, 12))
-    await srv.start()
-    yield srv
-    await srv.stop()
 
 
 def _people(server: MSNPTestServer, *names: str) -> list[str]:

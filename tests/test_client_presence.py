@@ -18,27 +18,20 @@ from puppets.event.contact import (
     PresenceChanged,
 )
 from tests.msnp_server import MSNPTestServer
-from tests.puppet_helpers import online_client
+from tests.puppet_helpers import (
+    add_friends,
+    msnp12_server_fixture,  # noqa: F401 (the server fixture)
+    online_client,
+)
 
 _ids = itertools.count()
 
 
-@pytest.fixture(scope="module")
-async def server():
-    srv = MSNPTestServer(versions=(2, 12))
-    await srv.start()
-    yield srv
-    await srv.stop()
-
-
 def _pair(server: MSNPTestServer) -> tuple[str, str]:
     n = next(_ids)
-    a, b = f"alice{n}@example.com", f"bob{n}@example.com"
-    server.add_account(a, "pa", nick="Alice")
-    server.add_account(b, "pb", nick="Bob")
-    server.add_contact(a, b, lists=("FL", "AL"))
-    server.add_contact(b, a, lists=("FL", "AL"))
-    return a, b
+    return add_friends(
+        server, f"alice{n}@example.com", f"bob{n}@example.com", ("Alice", "Bob"), ("pa", "pb")
+    )
 
 
 @pytest.mark.parametrize("version", [3, 7, 8, 10, 12])

@@ -6,52 +6,39 @@ from their other Messenger, once, and is not sent back to MSN."""
 from __future__ import annotations
 
 import contextlib
-import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-
 from puppets.event.conversation import MessageReceived
-from tests.ircd import IRCd, message_text
+from tests.ircd import (
+    IRCd,
+    ircd_fixture,  # noqa: F401 (the ircd fixture)
+    message_text,
+)
+from tests.msn_fixtures import irc_msn18_fixture  # noqa: F401 (the msn fixture)
 from tests.msnp_server import MSNPTestServer
 from tests.puppet_helpers import online_client
-from tests.test_irc_bridge import (  # noqa: F401 - the ircd and stack fixtures
+from tests.test_irc_bridge import (  # noqa: F401 - the stack fixture
     BOB,
     OWNER,
     friend,
-    ircd,
     is_cmd,
     login,
     running_side,
     stack,
-    write_config,
+    write_config_18,
 )
 from tests.test_matrix_portals import until
 
 MESSENGER_GUID = "{11111111-2222-3333-4444-777777777777}"
 
 
-@pytest.fixture
-async def msn() -> AsyncIterator[MSNPTestServer]:
-    async with MSNPTestServer(versions=(2, 18)) as server:
-        server.add_account(OWNER, "pa", nick="Alice")
-        server.add_account(BOB, "pb", nick="Bob")
-        server.add_contact(OWNER, BOB, lists=("FL", "AL"))
-        server.add_contact(BOB, OWNER, lists=("FL", "AL"))
-        yield server
-
-
 async def test_own_message_from_another_messenger_on_irc(
     tmp_path: Path,
     msn: MSNPTestServer,
-    ircd: IRCd,  # noqa: F811
+    ircd: IRCd,
     stack: contextlib.AsyncExitStack,  # noqa: F811
 ) -> None:
-    path = write_config(tmp_path, msn, ircd)
-    config = json.loads(path.read_text())
-    config["msn"]["services_url"] = msn.services_url
-    path.write_text(json.dumps(config))
+    path = write_config_18(tmp_path, msn, ircd)
     async with running_side(path) as h:
         owner, _contacts = await login(stack, h, ircd, nick="alicia")
         messenger, m_rec = await online_client(msn, OWNER, "pa", machine_guid=MESSENGER_GUID)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import pytest
 
 from msnbridge.db import message as message_db
 from puppets.event.conversation import MessageReceived
+from tests.msn_fixtures import msn18_fixture  # noqa: F401 (the msn fixture)
 from tests.msnp_server import MSNPTestServer
 from tests.puppet_helpers import Recorder, online_client
 from tests.synapse_server import (
@@ -43,16 +44,6 @@ from tests.test_matrix_portals import (
 )
 
 MESSENGER_GUID = "{11111111-2222-3333-4444-666666666666}"
-
-
-@pytest.fixture
-async def msn() -> AsyncIterator[MSNPTestServer]:
-    async with MSNPTestServer(versions=(2, 18)) as server:
-        server.add_account(ALICE, PASSWORD, nick="Alice")
-        server.add_account(BOB, PASSWORD, nick="Bob")
-        server.add_contact(ALICE, BOB, ("FL", "AL"))
-        server.add_contact(BOB, ALICE, ("FL", "AL"))
-        yield server
 
 
 async def own_message_from_messenger(

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from puppets import Client, SessionState
-from puppets.event.contact import PresenceChanged
 from puppets.event.conversation import MessageReceived
 from puppets.event.session import SessionStateChanged
 from tests import test_matrix_portals
@@ -33,6 +32,7 @@ from tests.test_matrix_portals import (
     CAROL,
     PASSWORD,
     _dm_room,
+    alice_seen_online,
     bot_id,
     ghost_id,
     is_message_from,
@@ -111,9 +111,7 @@ async def test_msn_server_restart_queues_matrix_messages_and_delivers_each_once(
     try:
         async with running_bridge(config) as bridge:
             management = await log_in(synapse, owner)
-            await bob_events.wait_for(
-                PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN"
-            )
+            await alice_seen_online(bob_events)
             # bob's room carries a live conversation; carol's room has none yet (no
             # message went through it): both must wait for the session, not fail.
             bob_room = await _dm_room(synapse, owner, bob, "hello alice")
@@ -159,9 +157,7 @@ async def test_msn_outage_longer_than_the_timeout_reports_the_message_failed(
     try:
         async with running_bridge(config) as bridge:
             await log_in(synapse, owner)
-            await bob_events.wait_for(
-                PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN"
-            )
+            await alice_seen_online(bob_events)
             room = await _dm_room(synapse, owner, bob, "hi")
             assert bridge.sessions is not None
             client = bridge.sessions.get(owner.user_id)
@@ -201,9 +197,7 @@ async def test_dropped_switchboards_are_reopened_by_the_next_message(
     try:
         async with running_bridge(bridge_config(**settings(msn))):
             await log_in(synapse, owner)
-            await bob_events.wait_for(
-                PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN"
-            )
+            await alice_seen_online(bob_events)
             room = await _dm_room(synapse, owner, bob, "start")
             await send_text(synapse, owner, room, "one")
             await bob_events.until(lambda: "one" in texts(bob_events))

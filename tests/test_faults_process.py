@@ -21,10 +21,10 @@ import aiohttp
 import asyncpg
 import pytest
 
-from puppets.event.contact import PresenceChanged
 from puppets.event.conversation import MessageReceived
 from tests import test_matrix_portals
 from tests.homeserver_gate import HomeserverGate
+from tests.msn_fixtures import alice_and_bob
 from tests.msnp_server import MSNPTestServer
 from tests.synapse_server import (
     SynapseServer,
@@ -38,8 +38,8 @@ from tests.test_faults_msn import fast_friend, texts
 from tests.test_matrix_portals import (
     ALICE,
     BOB,
-    PASSWORD,
     _dm_room,
+    alice_seen_online,
     bot_id,
     ghost_id,
     is_message_from,
@@ -182,9 +182,7 @@ async def _sigkill_then_restart(
     try:
         async with daemon(synapse, config, tmp_path) as proc:
             management = await log_in(synapse, owner)
-            await bob_events.wait_for(
-                PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN"
-            )
+            await alice_seen_online(bob_events)
             room = await _dm_room(synapse, owner, bob, "before the kill")
             await send_text(synapse, owner, room, "delivered before the kill")
             await bob_events.until(lambda: "delivered before the kill" in texts(bob_events))
@@ -237,12 +235,7 @@ async def _sigkill_then_restart(
 
 @pytest.fixture
 async def msn18() -> AsyncIterator[MSNPTestServer]:
-    """The MSNP test server up to MSNP18 (offline messages need MSNP13+)."""
-    async with MSNPTestServer(versions=(2, 18)) as server:
-        server.add_account(ALICE, PASSWORD, nick="Alice")
-        server.add_account(BOB, PASSWORD, nick="Bob")
-        server.add_contact(ALICE, BOB, ("FL", "AL"))
-        server.add_contact(BOB, ALICE, ("FL", "AL"))
+    async with alice_and_bob() as server:
         yield server
 
 
@@ -326,9 +319,7 @@ async def test_sigterm_signs_out_closes_the_database_and_exits_0(
     try:
         async with daemon(synapse, config, tmp_path) as proc:
             await log_in(synapse, owner)
-            await bob_events.wait_for(
-                PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN"
-            )
+            await alice_seen_online(bob_events)
             room = await _dm_room(synapse, owner, bob, "hi")
             await send_text(synapse, owner, room, "bye soon")
             await bob_events.wait_for(MessageReceived, lambda e: e.message.text == "bye soon")

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import aiohttp
 
-from puppets.event.contact import PresenceChanged
 from tests import test_matrix_portals
 from tests.msnp_server import MSNPTestServer
 from tests.synapse_server import (
@@ -29,6 +28,7 @@ from tests.test_matrix_portals import (
     ALICE,
     BOB,
     _dm_room,
+    alice_seen_online,
     ghost_id,
     is_message_from,
     log_in,
@@ -47,9 +47,7 @@ async def test_homeserver_restart_delivers_msn_messages_in_order_once(
     try:
         async with running_bridge(bridge_config(**settings(msn))) as bridge:
             await log_in(synapse, owner)
-            await bob_events.wait_for(
-                PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN"
-            )
+            await alice_seen_online(bob_events)
             room = await _dm_room(synapse, owner, bob, "hello")
             # Synapse drops a transaction it was sending when stopped (it is not retried
             # until the appservice is marked down): stop only once this one arrived.

@@ -26,7 +26,8 @@ import pytest
 from msnbridge.bridge import Bridge
 from puppets import Client
 from puppets.event.conversation import MessageReceived
-from tests.ircd import IRCd, RawClient, command_of, message_text
+from tests.ircd import IRCd, RawClient, command_of, ircd_fixture, message_text
+from tests.msn_fixtures import alice_and_bob
 from tests.msnp_server import MSNPTestServer
 from tests.puppet_helpers import Recorder, online_client
 from tests.synapse_server import (
@@ -39,10 +40,10 @@ from tests.synapse_server import (
     send_text,
     wait_for_event,
 )
-from tests.test_irc_bridge import friend, ircd, login, running_side, stack, write_config
+from tests.test_irc_bridge import friend, login, running_side, stack, write_config
 from tests.test_matrix_portals import ghost_id, is_message_from, join, wait_invite
 
-__all__ = ["ircd", "stack"]  # fixtures shared with test_irc_bridge
+__all__ = ["ircd_fixture", "stack"]  # fixtures shared with test_irc_bridge
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -212,11 +213,7 @@ EXTRA = [f"friend{i}@example.com" for i in range(6)]
 
 @pytest.fixture
 async def irc_msn() -> AsyncIterator[MSNPTestServer]:
-    async with MSNPTestServer() as server:
-        server.add_account(ALICE, "pa", nick="Alice")
-        server.add_account(BOB, "pb", nick="Bob")
-        server.add_contact(ALICE, BOB, ("FL", "AL"))
-        server.add_contact(BOB, ALICE, ("FL", "AL"))
+    async with alice_and_bob((2, 12), ("pa", "pb")) as server:
         for passport in EXTRA:  # listed contacts, all online: more than the puppet cap
             server.add_account(passport, "px", nick=passport.split("@")[0].title())
             server.add_contact(ALICE, passport, ("FL", "AL"))

@@ -27,8 +27,8 @@ from tests.msnp_server import MSNPTestServer
 from tests.synapse_server import (
     SYNAPSE_PYTHON,
     SynapseServer,
-    SynapseUnavailable,
     running_bridge,
+    serving,
     write_bridge_config,
 )
 from tests.test_matrix_portals import (
@@ -128,15 +128,9 @@ def quick_synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapseS
             "presence": {"enabled": True, "sync_online_timeout": f"{SYNC_ONLINE_TIMEOUT}s"}
         },
     )
-    try:
-        server.start()
-    except SynapseUnavailable as e:
-        pytest.skip(f"real Synapse unavailable: {e}")
-    server.started_at = time.monotonic()  # type: ignore[attr-defined]
-    try:
+    with serving(server):
+        server.started_at = time.monotonic()  # type: ignore[attr-defined]
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from puppets.event.conversation import MessageReceived
 from tests import test_irc_bridge
-from tests.ircd import IRCd, command_of, message_text
+from tests.ircd import IRCd, command_of, ircd_fixture, message_text
 from tests.msnp_server import MSNPTestServer
 from tests.test_irc_bridge import (
     BOB,
@@ -25,7 +25,7 @@ from tests.test_irc_bridge import (
 
 # The IRC bridge tests' fixtures: the MSNP test server, ngIRCd (module-wide), cleanup.
 msn = test_irc_bridge.msn
-ircd = test_irc_bridge.ircd
+ircd = ircd_fixture
 stack = test_irc_bridge.stack
 
 

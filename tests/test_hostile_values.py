@@ -14,7 +14,6 @@ from typing import Any
 from urllib.parse import quote
 
 from puppets import Client, SessionState
-from puppets.event.contact import PresenceChanged
 from puppets.event.conversation import MessageReceived
 from puppets.event.session import SessionStateChanged
 from tests import test_matrix_portals
@@ -36,6 +35,7 @@ from tests.test_matrix_portals import (
     BOB,
     CAROL,
     PASSWORD,
+    alice_seen_online,
     bot_id,
     ghost_id,
     is_message_from,
@@ -90,9 +90,7 @@ async def test_hostile_values_from_msn_are_rendered_safely(
         async with running_bridge(bridge_config(**settings(msn))) as bridge:
             await login_as(synapse, owner, ALICE)
             await login_as(synapse, other, CAROL)
-            await bob_events.wait_for(
-                PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN"
-            )
+            await alice_seen_online(bob_events)
             assert bridge.sessions is not None
             alice = bridge.sessions.get(owner.user_id)
             assert alice is not None
@@ -206,9 +204,7 @@ async def test_hostile_values_from_matrix_reach_msn_safely(
         async with running_bridge(bridge_config(**settings(msn))) as bridge:
             await login_as(synapse, owner, ALICE)
             await login_as(synapse, other, CAROL)
-            await bob_events.wait_for(
-                PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN"
-            )
+            await alice_seen_online(bob_events)
             assert (await bob.conversation([ALICE]).send_text("hi")).ok
             room = await invited_room(synapse, owner)
             await wait_for_event(

@@ -27,7 +27,16 @@ from msnbridge.irc.side import IRCSide
 from msnbridge.permissions import Permissions
 from msnbridge.secrets import SecretBox
 from puppets.event.conversation import MessageReceived, TypingReceived
-from tests.ircd import IRCd, RawClient, command_of, message_text, running_ircd
+from tests.ircd import (
+    IRCd,
+    RawClient,
+    command_of,
+    inspircd_fixture,  # noqa: F401 (fixture)
+    ircd_fixture,  # noqa: F401 (fixture)
+    message_text,
+    own_ircd_fixture,  # noqa: F401 (fixture)
+    running_ircd,
+)
 from tests.msnp_server import MSNPTestServer
 from tests.puppet_helpers import online_client
 
@@ -71,21 +80,6 @@ async def raw(stack: contextlib.AsyncExitStack, ircd: IRCd, nick: str, **kw: Any
     return client
 
 
-@pytest.fixture(scope="module")
-def ircd(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    yield from running_ircd(tmp_path_factory.mktemp("ngircd-bridge"))
-
-
-@pytest.fixture
-def own_ircd(tmp_path: Path):  # type: ignore[no-untyped-def]
-    yield from running_ircd(tmp_path / "ngircd")
-
-
-@pytest.fixture(scope="module")
-def inspircd(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    yield from running_ircd(tmp_path_factory.mktemp("inspircd-bridge"), "inspircd")
-
-
 _bot_numbers = iter(range(1, 10_000))
 
 
@@ -121,6 +115,16 @@ def write_config(tmp: Path, msn: MSNPTestServer, ircd: IRCd, **irc: Any) -> Path
     }
     path = tmp / "bridge.yaml"
     path.write_text(json.dumps(config))  # JSON is YAML
+    return path
+
+
+def write_config_18(tmp: Path, msn: MSNPTestServer, ircd: IRCd) -> Path:
+    """`write_config` with the test server's SOAP services, which MSNP13+ logins use
+    (address book, offline messages)."""
+    path = write_config(tmp, msn, ircd)
+    config = json.loads(path.read_text())
+    config["msn"]["services_url"] = msn.services_url
+    path.write_text(json.dumps(config))
     return path
 
 

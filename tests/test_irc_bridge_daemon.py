@@ -6,16 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
-from tests.ircd import IRCd, RawClient, command_of, running_ircd
+from tests.ircd import (
+    IRCd,
+    RawClient,
+    command_of,
+    fresh_ircd_fixture,  # noqa: F401 (the ircd fixture)
+)
 from tests.msnp_server import MSNPTestServer
 from tests.synapse_server import SynapseServer, running_bridge
-
-
-@pytest.fixture
-def ircd(tmp_path: Path):  # type: ignore[no-untyped-def]
-    yield from running_ircd(tmp_path / "ngircd")
 
 
 async def test_bridge_runs_the_irc_side(

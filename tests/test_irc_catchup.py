@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 
 from puppets.event.conversation import MessageReceived
-from tests.ircd import IRCd, RawClient, command_of, message_text
+from tests.ircd import (
+    IRCd,
+    RawClient,
+    command_of,
+    ircd_fixture,  # noqa: F401 (the ircd fixture)
+    message_text,
+)
 from tests.msnp_server import MSNPTestServer
 from tests.test_irc_bridge import (
     BOB,
@@ -20,7 +26,6 @@ from tests.test_irc_bridge import (
     OWNER,
     Harness,
     friend,
-    ircd,  # noqa: F401  (fixture)
     is_cmd,
     login,
     msn,  # noqa: F401  (fixture)
@@ -73,7 +78,7 @@ async def _catch_up(client: RawClient, channel: str, count: int) -> list[str]:
 async def test_catch_up_is_in_order_across_speakers_and_survives_a_restart(
     tmp_path: Path,
     msn: MSNPTestServer,  # noqa: F811
-    ircd: IRCd,  # noqa: F811
+    ircd: IRCd,
     stack: contextlib.AsyncExitStack,  # noqa: F811
 ) -> None:
     bob, _ = await friend(stack, msn, BOB, "pb")
@@ -132,7 +137,7 @@ async def test_catch_up_is_in_order_across_speakers_and_survives_a_restart(
 async def test_a_one_to_one_message_stays_one_to_one_when_filed_after_a_third_joined(
     tmp_path: Path,
     msn: MSNPTestServer,  # noqa: F811
-    ircd: IRCd,  # noqa: F811
+    ircd: IRCd,
     stack: contextlib.AsyncExitStack,  # noqa: F811
 ) -> None:
     """Bob writes 1:1, then invites Carol; the bridge files the message only after it has

@@ -15,10 +15,15 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.ircd import IRCd, RawClient, command_of, running_ircd
+from tests.ircd import (
+    IRCd,
+    RawClient,
+    command_of,
+    fresh_ircd_fixture,  # noqa: F401 (the ircd fixture)
+)
 from tests.msnp_server import MSNPTestServer
 from tests.puppet_helpers import online_client
-from tests.synapse_server import SynapseServer, SynapseUnavailable, running_bridge
+from tests.synapse_server import SynapseServer, running_bridge, serving
 from tests.test_irc_matrix_portals import (  # noqa: F401  (msn is a fixture)
     ALICE,
     BOB,
@@ -39,20 +44,8 @@ class PublicMediaSynapse(SynapseServer):
 
 @pytest.fixture(scope="module")
 def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapseServer]:
-    server = PublicMediaSynapse(tmp_path_factory.mktemp("synapse-public-media"))
-    try:
-        server.start()
-    except SynapseUnavailable as e:
-        pytest.skip(f"real Synapse unavailable: {e}")
-    try:
+    with serving(PublicMediaSynapse(tmp_path_factory.mktemp("synapse-public-media"))) as server:
         yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def ircd(tmp_path: Path):  # type: ignore[no-untyped-def]
-    yield from running_ircd(tmp_path / "ngircd")
 
 
 async def test_a_file_from_msn_is_a_link_on_irc_or_a_notice_without_public_media(

@@ -14,7 +14,13 @@ import pytest
 
 from puppets.event.conversation import MessageReceived
 from puppets.message import TextFormat
-from tests.ircd import IRCd, RawClient, command_of, message_text, running_ircd
+from tests.ircd import (
+    IRCd,
+    RawClient,
+    command_of,
+    fresh_ircd_fixture,  # noqa: F401 (the ircd fixture)
+    message_text,
+)
 from tests.msnp_server import MSNPTestServer
 from tests.puppet_helpers import online_client
 from tests.synapse_server import (
@@ -50,11 +56,6 @@ async def msn() -> AsyncIterator[MSNPTestServer]:
         server.add_contact(ALICE, BOB, ("FL", "AL"))
         server.add_contact(BOB, ALICE, ("FL", "AL"))
         yield server
-
-
-@pytest.fixture
-def ircd(tmp_path: Path):  # type: ignore[no-untyped-def]
-    yield from running_ircd(tmp_path / "ngircd")
 
 
 @pytest.fixture

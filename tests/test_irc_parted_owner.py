@@ -11,13 +11,18 @@ from pathlib import Path
 import pytest
 
 from msnbridge.metrics import Metrics
-from tests.ircd import IRCd, RawClient, command_of, message_text
+from tests.ircd import (
+    IRCd,
+    RawClient,
+    command_of,
+    ircd_fixture,  # noqa: F401 (the ircd fixture)
+    message_text,
+)
 from tests.msnp_server import MSNPTestServer
 from tests.test_irc_bridge import (
     BOB,
     OWNER,
     friend,
-    ircd,  # noqa: F401  (fixture)
     is_cmd,
     login,
     msn,  # noqa: F401  (fixture)
@@ -49,7 +54,7 @@ async def part(client: RawClient) -> None:
 async def test_a_parted_owner_is_invited_again_and_nothing_unread_counts_delivered(
     tmp_path: Path,
     msn: MSNPTestServer,  # noqa: F811
-    ircd: IRCd,  # noqa: F811
+    ircd: IRCd,
     stack: contextlib.AsyncExitStack,  # noqa: F811
 ) -> None:
     bob, _ = await friend(stack, msn, BOB, "pb")

@@ -7,14 +7,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from puppets.event.contact import PresenceChanged
 from puppets.event.conversation import MessageReceived
 from tests.msnp_server import MSNPTestServer
 from tests.synapse_server import SynapseServer, running_bridge, send_text
 from tests.test_matrix_portals import (  # noqa: F401 (msn is a fixture)
-    ALICE,
     BOB,
     _dm_room,
+    alice_seen_online,
     friend,
     log_in,
     msn,
@@ -35,9 +34,7 @@ async def test_long_messages_reach_msn_cut_at_words_and_clusters(
     try:
         async with running_bridge(bridge_config(**settings(msn))):
             await log_in(synapse, owner)
-            await bob_events.wait_for(
-                PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN"
-            )
+            await alice_seen_online(bob_events)
             room = await _dm_room(synapse, owner, bob, "send me the long one")
             text = WORDS.strip()
             await send_text(synapse, owner, room, text)

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from puppets.event.contact import PresenceChanged
 from puppets.event.conversation import MessageReceived
 from tests.msnp_server import MSNPTestServer
 from tests.puppet_helpers import online_client
@@ -22,6 +21,7 @@ from tests.test_matrix_portals import (
     BOB,
     PASSWORD,
     _dm_room,
+    alice_seen_online,
     bot_id,
     friend,
     log_in,
@@ -41,9 +41,7 @@ async def test_edits_and_replies_reach_msn_readably(
     try:
         async with running_bridge(bridge_config(**settings(msn))):
             await log_in(synapse, owner)
-            await bob_events.wait_for(
-                PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN"
-            )
+            await alice_seen_online(bob_events)
             room = await _dm_room(synapse, owner, bob, "what time?")
             first = await send_text(synapse, owner, room, "at 5")
             await bob_events.wait_for(MessageReceived, lambda e: e.message.text == "at 5")

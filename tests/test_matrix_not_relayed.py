@@ -9,14 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
-from puppets.event.contact import PresenceChanged
 from puppets.event.conversation import MessageReceived
 from tests.msnp_server import MSNPTestServer
 from tests.synapse_server import SynapseServer, running_bridge, send_text, wait_for_event
 from tests.test_matrix_portals import (  # noqa: F401 (msn is a fixture)
-    ALICE,
     BOB,
     _dm_room,
+    alice_seen_online,
     bot_id,
     friend,
     join,
@@ -42,9 +41,7 @@ async def test_people_not_relayed_are_told_once_per_room(
         config = bridge_config(**settings(msn), **{"bridge.permissions": permissions})
         async with running_bridge(config):
             await log_in(synapse, owner)
-            await bob_events.wait_for(
-                PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN"
-            )
+            await alice_seen_online(bob_events)
             room = await _dm_room(synapse, owner, bob, "hello")
             for guest in (nobody, relayer):
                 path = f"/_matrix/client/v3/rooms/{quote(room)}/invite"

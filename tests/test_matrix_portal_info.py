@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from puppets.event.contact import PresenceChanged
 from puppets.event.conversation import ParticipantJoined
 from tests.msnp_server import MSNPTestServer
 from tests.synapse_server import (
@@ -27,6 +26,7 @@ from tests.test_matrix_portals import (  # noqa: F401 (msn is a fixture)
     BOB,
     CAROL,
     _dm_room,
+    alice_seen_online,
     bot_id,
     friend,
     ghost_id,
@@ -81,9 +81,7 @@ async def test_bridge_info_and_the_pointer_to_a_group_room(
     try:
         async with running_bridge(config) as bridge:
             await log_in(synapse, owner)
-            await bob_events.wait_for(
-                PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN"
-            )
+            await alice_seen_online(bob_events)
             dm = await _dm_room(synapse, owner, bob, "hi alice")
             for content in (await bridge_state(synapse, owner, dm, owner.user_id, BOB)).values():
                 assert content == {

@@ -13,7 +13,6 @@ from urllib.parse import quote
 import pytest
 from mautrix.types import Membership, RoomID, UserID
 
-from puppets.event.contact import PresenceChanged
 from tests.msnp_server import MSNPTestServer
 from tests.synapse_server import (
     MatrixHTTPError,
@@ -29,6 +28,7 @@ from tests.test_matrix_portals import (  # noqa: F401 (msn is a fixture)
     ALICE,
     BOB,
     _dm_room,
+    alice_seen_online,
     bot_id,
     friend,
     ghost_id,
@@ -64,9 +64,7 @@ async def test_owner_who_left_a_dm_is_invited_back(
     try:
         async with running_bridge(bridge_config(**settings(msn, metrics=metrics))) as bridge:
             management = await log_in(synapse, owner)
-            await bob_events.wait_for(
-                PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN"
-            )
+            await alice_seen_online(bob_events)
             room = await _dm_room(synapse, owner, bob, "first")
             assert bridge.matrix is not None
             store = bridge.matrix.state_store

@@ -166,6 +166,11 @@ async def friend(msn: MSNPTestServer, passport: str) -> tuple[Client, Recorder]:
     return await online_client(msn, passport, PASSWORD)
 
 
+async def alice_seen_online(events: Recorder) -> None:
+    """Until a friend's client sees ALICE (the owner's bridged session) online."""
+    await events.wait_for(PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN")
+
+
 async def test_dm_both_ways_with_ghosts_typing_nudges_failures_and_metrics(
     synapse: SynapseServer, bridge_config: Callable[..., Path], msn: MSNPTestServer
 ) -> None:
@@ -338,9 +343,7 @@ async def test_group_chat_becomes_a_group_room(
     try:
         async with running_bridge(bridge_config(**settings(msn))):
             await log_in(synapse, owner)
-            await bob_events.wait_for(
-                PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN"
-            )
+            await alice_seen_online(bob_events)
             conv = bob.conversation([CAROL, ALICE])
             assert (await conv.send_text("hi both")).ok
             await until(lambda: len(conv.participants) == 2 and conv.switchboard is not None
@@ -397,9 +400,7 @@ async def test_relay_of_a_matrix_user_without_login_and_transaction_retries(
     try:
         async with running_bridge(bridge_config(**settings(msn, **{"bridge.relay.enabled": True}))):
             await log_in(synapse, owner)
-            await bob_events.wait_for(
-                PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN"
-            )
+            await alice_seen_online(bob_events)
             room = await _dm_room(synapse, owner, bob, "hey")
             invite = {"user_id": guest.user_id}
             path = f"/_matrix/client/v3/rooms/{quote(room)}/invite"
@@ -493,9 +494,7 @@ async def _restart_reuses_rooms(
     try:
         async with running_bridge(config):
             await log_in(synapse, owner)
-            await bob_events.wait_for(
-                PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN"
-            )
+            await alice_seen_online(bob_events)
             room = await _dm_room(synapse, owner, bob, "before restart")
         await until(lambda: msn.online_sessions(ALICE) == 0)
         await bob.conversation([ALICE]).close()

@@ -17,8 +17,10 @@ from puppets.msnobject import (
     parse,
     parse_emoticon_list,
 )
-from tests.msnp_server import MSNPTestServer
-from tests.puppet_helpers import online_client
+from tests.puppet_helpers import (
+    msnp12_server_fixture,  # noqa: F401 (the server fixture)
+    online_client,
+)
 
 DATA = b"\x89PNG not really a picture" * 10
 
@@ -103,14 +105,6 @@ def test_built_objects_parse_back(data, friendly, kind):
 
 
 # --- in presence, through the test server ---
-
-
-@pytest.fixture(scope="module")
-async def server():
-    srv = MSNPTestServer(versions=(2, 12))
-    await srv.start()
-    yield srv
-    await srv.stop()
 
 
 @pytest.mark.parametrize("version", [9, 12])

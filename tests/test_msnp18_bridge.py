@@ -7,13 +7,12 @@ version and the other endpoint, and a restart is the same endpoint (stored GUID)
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from puppets import SessionState
 from puppets.event.conversation import MessageReceived
+from tests.msn_fixtures import msn18_fixture  # noqa: F401 (the msn fixture)
 from tests.msnp_server import MSNPTestServer
 from tests.puppet_helpers import online_client
 from tests.synapse_server import (
@@ -39,16 +38,6 @@ from tests.test_matrix_portals import (
 )
 
 MESSENGER_GUID = "{11111111-2222-3333-4444-555555555555}"
-
-
-@pytest.fixture
-async def msn() -> AsyncIterator[MSNPTestServer]:
-    async with MSNPTestServer(versions=(2, 18)) as server:
-        server.add_account(ALICE, PASSWORD, nick="Alice")
-        server.add_account(BOB, PASSWORD, nick="Bob")
-        server.add_contact(ALICE, BOB, ("FL", "AL"))
-        server.add_contact(BOB, ALICE, ("FL", "AL"))
-        yield server
 
 
 async def test_msnp18_bridge_end_to_end(

@@ -8,26 +8,19 @@ import pytest
 from puppets.event.contact import PersonalMessageChanged, PresenceChanged
 from puppets.event.conversation import DeliveryStatus, MessageReceived
 from tests.msnp_server import MSNPTestServer
-from tests.puppet_helpers import online_client
+from tests.puppet_helpers import (
+    add_friends,
+    msnp18_server_fixture,  # noqa: F401 (the server fixture)
+    online_client,
+)
 
 VERSIONS = list(range(13, 19))
 
 
-@pytest.fixture(scope="module")
-async def server():
-    srv = MSNPTestServer(versions=(2, 18))
-    await srv.start()
-    yield srv
-    await srv.stop()
-
-
 def _pair(server: MSNPTestServer, tag: str) -> tuple[str, str]:
-    a, b = f"a{tag}@example.com", f"b{tag}@example.com"
-    server.add_account(a, "pw", nick=f"Alice {tag}")
-    server.add_account(b, "pw", nick=f"Bob {tag}")
-    server.add_contact(a, b)
-    server.add_contact(b, a)
-    return a, b
+    return add_friends(
+        server, f"a{tag}@example.com", f"b{tag}@example.com", (f"Alice {tag}", f"Bob {tag}")
+    )
 
 
 @pytest.mark.parametrize("version", VERSIONS)

@@ -5,57 +5,39 @@ offline message with its own notice (ngIRCd, the test server, the IRC side in-pr
 from __future__ import annotations
 
 import contextlib
-import json
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-
 from puppets.event.offline import OfflineMessageReceived
-from tests.ircd import IRCd, message_text
+from tests.ircd import (
+    IRCd,
+    ircd_fixture,  # noqa: F401 (the ircd fixture)
+    message_text,
+)
+from tests.msn_fixtures import irc_msn18_fixture  # noqa: F401 (the msn fixture)
 from tests.msnp_server import MSNPTestServer
-from tests.test_irc_bridge import (  # noqa: F401 - the ircd and stack fixtures
+from tests.test_irc_bridge import (  # noqa: F401 - the stack fixture
     BOB,
     OWNER,
     friend,
-    ircd,
     is_cmd,
     login,
     running_side,
     seen_or_expect,
     stack,
-    write_config,
+    write_config_18,
 )
-
-
-@pytest.fixture
-async def msn() -> AsyncIterator[MSNPTestServer]:
-    async with MSNPTestServer(versions=(2, 18)) as server:
-        server.add_account(OWNER, "pa", nick="Alice")
-        server.add_account(BOB, "pb", nick="Bob")
-        server.add_contact(OWNER, BOB, lists=("FL", "AL"))
-        server.add_contact(BOB, OWNER, lists=("FL", "AL"))
-        yield server
-
-
-def config_18(tmp_path: Path, msn: MSNPTestServer, ircd: IRCd) -> Path:  # noqa: F811
-    path = write_config(tmp_path, msn, ircd)
-    config = json.loads(path.read_text())
-    config["msn"]["services_url"] = msn.services_url
-    path.write_text(json.dumps(config))
-    return path
 
 
 async def test_offline_messages_on_irc(
     tmp_path: Path,
     msn: MSNPTestServer,
-    ircd: IRCd,  # noqa: F811
+    ircd: IRCd,
     stack: contextlib.AsyncExitStack,  # noqa: F811
 ) -> None:
     written = time.time() - 3 * 3600
     msn.add_oim(OWNER, BOB, "left while you were out", written, nick="Bob")
-    async with running_side(config_18(tmp_path, msn, ircd)) as h:
+    async with running_side(write_config_18(tmp_path, msn, ircd)) as h:
         owner, _contacts = await login(stack, h, ircd)
         # The offline message may come (and invite) while login() still reads its answer.
         invite = await seen_or_expect(owner, is_cmd("INVITE", "#msn-alice-bob"), 20)

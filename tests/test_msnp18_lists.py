@@ -12,17 +12,12 @@ from puppets import Lists
 from puppets.event.contact import AddedBy, ContactAdded, GroupAdded, RemovedBy
 from puppets.soap import SoapFault
 from tests.msnp_server import MSNPTestServer
-from tests.puppet_helpers import online_client
+from tests.puppet_helpers import (
+    msnp18_server_fixture,  # noqa: F401 (the server fixture)
+    online_client,
+)
 
 VERSIONS = list(range(13, 19))
-
-
-@pytest.fixture(scope="module")
-async def server():
-    srv = MSNPTestServer(versions=(2, 18))
-    await srv.start()
-    yield srv
-    await srv.stop()
 
 
 def _names(version: int) -> tuple[str, str, str]:

@@ -11,28 +11,19 @@ from puppets import SessionState
 from puppets.event.conversation import MessageReceived, OwnMessageFromOtherEndpoint
 from puppets.event.session import OwnEndpointsChanged, ServerSignedOut
 from tests.msnp_server import MSNPTestServer
-from tests.puppet_helpers import online_client
+from tests.puppet_helpers import (
+    add_friends,
+    msnp18_server_fixture,  # noqa: F401 (the server fixture)
+    online_client,
+)
 
 MPOP = [16, 17, 18]
 MESSENGER_GUID = "{11111111-2222-3333-4444-555555555555}"
 BRIDGE_GUID = "{AAAAAAAA-BBBB-CCCC-DDDD-EEEEEEEEEEEE}"
 
 
-@pytest.fixture(scope="module")
-async def server():
-    srv = MSNPTestServer(versions=(2, 18))
-    await srv.start()
-    yield srv
-    await srv.stop()
-
-
 def _accounts(server: MSNPTestServer, tag: str) -> tuple[str, str]:
-    owner, friend = f"mo{tag}@example.com", f"mf{tag}@example.com"
-    server.add_account(owner, "pw", nick="Owner")
-    server.add_account(friend, "pw", nick="Friend")
-    server.add_contact(owner, friend)
-    server.add_contact(friend, owner)
-    return owner, friend
+    return add_friends(server, f"mo{tag}@example.com", f"mf{tag}@example.com", ("Owner", "Friend"))
 
 
 @pytest.mark.parametrize("version", MPOP)

@@ -14,17 +14,15 @@ from puppets.conversation import WITHDRAWN
 from puppets.event.conversation import DeliveryStatus
 from puppets.event.offline import OfflineMessageReceived
 from tests.msnp_server import MSNPTestServer
-from tests.puppet_helpers import Recorder, make_config, online_client
+from tests.puppet_helpers import (
+    Recorder,
+    add_friends,
+    make_config,
+    msnp18_server_fixture,  # noqa: F401 (the server fixture)
+    online_client,
+)
 
 VERSIONS = list(range(13, 19))
-
-
-@pytest.fixture(scope="module")
-async def server():
-    srv = MSNPTestServer(versions=(2, 18))
-    await srv.start()
-    yield srv
-    await srv.stop()
 
 
 async def _poll(condition, timeout: float = 10) -> None:  # type: ignore[no-untyped-def]
@@ -35,12 +33,9 @@ async def _poll(condition, timeout: float = 10) -> None:  # type: ignore[no-unty
 
 
 def _pair(server: MSNPTestServer, tag: str) -> tuple[str, str]:
-    a, b = f"oa{tag}@example.com", f"ob{tag}@example.com"
-    server.add_account(a, "pw", nick=f"Alice {tag}")
-    server.add_account(b, "pw", nick=f"Bob {tag}")
-    server.add_contact(a, b)
-    server.add_contact(b, a)
-    return a, b
+    return add_friends(
+        server, f"oa{tag}@example.com", f"ob{tag}@example.com", (f"Alice {tag}", f"Bob {tag}")
+    )
 
 
 @pytest.mark.parametrize("version", VERSIONS)

@@ -5,8 +5,6 @@ when fetched again. A real SQLite database; the side records what reaches it."""
 
 from __future__ import annotations
 
-import json
-import secrets
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,7 +19,8 @@ from msnbridge.db import user as user_db
 from msnbridge.db.msn_inbox import InboxEntry
 from msnbridge.db.user import User
 from puppets.event.offline import OfflineMessageReceived
-from tests.test_pools_proxy import ALICE, BOB, OWNER, PoolSessions, RecordingSide
+from tests.core_fixtures import ALICE, BOB, OWNER, RecordingSide, write_offline_config
+from tests.test_pools_proxy import PoolSessions
 
 pytestmark = pytest.mark.timeout(60)
 WRITTEN = round(time.time()) - 3600  # MSN gives whole seconds
@@ -30,13 +29,7 @@ WRITTEN = round(time.time()) - 3600  # MSN gives whole seconds
 @pytest.fixture
 async def core(tmp_path: Path) -> AsyncIterator[tuple[Router, RecordingSide]]:
     path = tmp_path / "bridge.yaml"
-    path.write_text(json.dumps({
-        "homeserver": {"address": "http://127.0.0.1:9", "domain": "example.com"},
-        "appservice": {"as_token": "x", "hs_token": "y"},
-        "bridge": {"permissions": {"*": "user"}, "secret_key": secrets.token_urlsafe(32)},
-        "database": f"sqlite:{tmp_path / 'bridge.db'}",
-        "logging": {"version": 1},
-    }))  # fmt: skip
+    write_offline_config(path)
     config = load_config(str(path))
     db = await open_database(config["database"])
     await user_db.save(db, User(OWNER, "matrix", ALICE, state="logged_in"))

@@ -9,7 +9,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 from msnbridge.core.text_safety import one_line
-from puppets.event.contact import PresenceChanged
 from puppets.event.conversation import MessageReceived
 from tests.msnp_server import MSNPTestServer
 from tests.synapse_server import (
@@ -20,9 +19,9 @@ from tests.synapse_server import (
     wait_for_event,
 )
 from tests.test_matrix_portals import (
-    ALICE,
     BOB,
     _dm_room,
+    alice_seen_online,
     bot_id,
     friend,
     ghost_id,
@@ -52,9 +51,7 @@ async def test_relayed_display_name_and_ghost_name_are_one_line(
     try:
         async with running_bridge(bridge_config(**settings(msn, **{"bridge.relay.enabled": True}))):
             await log_in(synapse, owner)
-            await bob_events.wait_for(
-                PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN"
-            )
+            await alice_seen_online(bob_events)
             room = await _dm_room(synapse, owner, bob, "hey")
             path = f"/_matrix/client/v3/rooms/{quote(room)}/invite"
             await synapse.request(

@@ -10,10 +10,13 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from puppets import SessionState
-from tests.ircd import IRCd, RawClient, command_of, running_ircd
+from tests.ircd import (
+    IRCd,
+    RawClient,
+    command_of,
+    fresh_ircd_fixture,  # noqa: F401 (the ircd fixture)
+)
 from tests.msnp_server import MSNPTestServer
 from tests.synapse_server import (
     SynapseServer,
@@ -98,11 +101,6 @@ async def test_a_short_blip_stays_quiet(
         assert not [
             e for e in events if is_notice_from(bot, DOWN)(e) or is_notice_from(bot, BACK)(e)
         ]
-
-
-@pytest.fixture
-def ircd(tmp_path: Path):  # type: ignore[no-untyped-def]
-    yield from running_ircd(tmp_path / "ngircd")
 
 
 async def test_an_irc_owner_gets_the_notices_as_irc_notices(

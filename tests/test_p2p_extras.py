@@ -20,18 +20,13 @@ from puppets.msnobject import TYPE_EMOTICON, TYPE_WINK, MSNObject
 from puppets.p2p import slp
 from puppets.p2p.service import build_emoticon_payload
 from tests.msnp_server import MSNPTestServer
-from tests.puppet_helpers import online_client
+from tests.puppet_helpers import (
+    msnp18_server_fixture,  # noqa: F401 (the server fixture)
+    online_client,
+)
 
 VERSIONS = [9, 12, 18]
 _ids = itertools.count()
-
-
-@pytest.fixture(scope="module")
-async def server():
-    srv = MSNPTestServer(versions=(2, 18))
-    await srv.start()
-    yield srv
-    await srv.stop()
 
 
 async def _pair(server: MSNPTestServer, version: int):

@@ -23,7 +23,12 @@ from puppets.msnobject import MSNObject
 from puppets.p2p import PictureCache
 from tests.msnp_server import MSNPTestServer
 from tests.p2p_wire import tap, untap
-from tests.puppet_helpers import Recorder, make_config, online_client
+from tests.puppet_helpers import (
+    Recorder,
+    make_config,
+    msnp18_server_fixture,  # noqa: F401 (the server fixture)
+    online_client,
+)
 
 # MSNP9 (the first with MSNSLP), 12 and 18 (SSO, MPOP; both puppets announce P2P v2 in
 # their extended capabilities, so the v2 framing carries everything: see ``wire``).
@@ -31,14 +36,6 @@ VERSIONS = [9, 12, 18]
 BIG = 5 * 1024 * 1024
 
 _ids = itertools.count()
-
-
-@pytest.fixture(scope="module")
-async def server():
-    srv = MSNPTestServer(versions=(2, 18))
-    await srv.start()
-    yield srv
-    await srv.stop()
 
 
 @pytest.fixture

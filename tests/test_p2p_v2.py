@@ -15,18 +15,13 @@ from puppets.event.contact import PresenceChanged
 from puppets.event.transfer import DisplayPictureReceived, FileOffered
 from tests.msnp_server import MSNPTestServer
 from tests.p2p_wire import WireFrame, tap, untap
-from tests.puppet_helpers import online_client
+from tests.puppet_helpers import (
+    msnp18_server_fixture,  # noqa: F401 (the server fixture)
+    online_client,
+)
 
 _ids = itertools.count()
 RAK, SYN = 0x2, 0x1
-
-
-@pytest.fixture(scope="module")
-async def server():
-    srv = MSNPTestServer(versions=(2, 18))
-    await srv.start()
-    yield srv
-    await srv.stop()
 
 
 async def _pair(server: MSNPTestServer, alice_kw: dict, bob_kw: dict):

@@ -19,12 +19,13 @@ import redis.asyncio as aioredis
 from msnbridge.config import load_config
 from msnbridge.pools.redis_link import Keys, key_prefix
 from puppets.event.contact import PresenceChanged
+from tests.msn_fixtures import msn18_fixture  # noqa: F401 (the msn fixture)
 from tests.msnp_server import MSNPTestServer
 from tests.redis_server import redis_server, redis_url  # noqa: F401 (fixtures)
 from tests.synapse_server import SynapseServer, msn_settings, send_text
 from tests.test_faults_msn import fast_friend, texts
 from tests.test_faults_process import daemon, daemon_logging, database_url
-from tests.test_matrix_portals import ALICE, BOB, PASSWORD, _dm_room, bot_id, log_in, until
+from tests.test_matrix_portals import ALICE, BOB, _dm_room, alice_seen_online, bot_id, log_in, until
 from tests.test_pools_restart import pool_process
 from tests.test_restart_stream import all_room_events
 
@@ -34,16 +35,6 @@ TTL = 3
 
 def settings(server: MSNPTestServer) -> dict[str, object]:
     return msn_settings(server, services=True)  # MSNP18 logs in through the SOAP services
-
-
-@pytest.fixture
-async def msn() -> AsyncIterator[MSNPTestServer]:
-    async with MSNPTestServer(versions=(2, 18)) as server:
-        server.add_account(ALICE, PASSWORD, nick="Alice")
-        server.add_account(BOB, PASSWORD, nick="Bob")
-        server.add_contact(ALICE, BOB, ("FL", "AL"))
-        server.add_contact(BOB, ALICE, ("FL", "AL"))
-        yield server
 
 
 @contextlib.asynccontextmanager
@@ -106,9 +97,7 @@ async def test_pool_sigterm_moves_the_session_without_a_sign_out(
             )  # fmt: skip
             async with two_pools(synapse, config, tmp_path, owner.user_id) as (pools, holder):
                 await log_in(synapse, owner)
-                await bob_events.wait_for(
-                    PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN"
-                )
+                await alice_seen_online(bob_events)
                 room = await _dm_room(synapse, owner, bob, "before the move")
                 first = await holder()
                 assert first in pools
@@ -157,9 +146,7 @@ async def test_pool_sigkill_sessions_come_back_on_the_other_pool(
             )  # fmt: skip
             async with two_pools(synapse, config, tmp_path, owner.user_id) as (pools, holder):
                 await log_in(synapse, owner)
-                await bob_events.wait_for(
-                    PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN"
-                )
+                await alice_seen_online(bob_events)
                 room = await _dm_room(synapse, owner, bob, "before the kill")
                 first = await holder()
                 assert first in pools

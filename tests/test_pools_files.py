@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -33,9 +31,10 @@ from puppets.event.contact import PresenceChanged
 from puppets.event.transfer import FileOffered, TransferFinished
 from puppets.msnobject import TYPE_EMOTICON, TYPE_VOICE_CLIP, MSNObject
 from puppets.p2p.manager import ObjectFetchError
+from tests.core_fixtures import ALICE, BOB, OWNER, RecordingSide, until, write_offline_config
 from tests.msnp_server import MSNPTestServer
 from tests.puppet_helpers import make_config, online_client
-from tests.test_pools_proxy import ALICE, BOB, OWNER, PoolSessions, RecordingSide, until
+from tests.test_pools_proxy import PoolSessions
 
 pytestmark = pytest.mark.timeout(90)
 MB = 1024 * 1024
@@ -90,14 +89,9 @@ class Held:
 @pytest.fixture
 async def held(msn: MSNPTestServer, tmp_path: Path) -> AsyncIterator[Held]:
     path = tmp_path / "bridge.yaml"
-    path.write_text(json.dumps({
-        "homeserver": {"address": "http://127.0.0.1:9", "domain": "example.com"},
-        "appservice": {"as_token": "x", "hs_token": "y"},
-        "bridge": {"permissions": {"*": "user"}, "secret_key": secrets.token_urlsafe(32)},
-        "database": f"sqlite:{tmp_path / 'bridge.db'}",
-        "files": {"max_incoming_size": 32 * MB, "temp_dir": str(tmp_path / "core-tmp")},
-        "logging": {"version": 1},
-    }))  # fmt: skip
+    write_offline_config(
+        path, files={"max_incoming_size": 32 * MB, "temp_dir": str(tmp_path / "core-tmp")}
+    )
     config = load_config(str(path))
     db = await open_database(config["database"])
     await user_db.save(db, User(OWNER, "matrix", ALICE, state="logged_in"))

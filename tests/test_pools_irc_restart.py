@@ -24,7 +24,13 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from tests.ircd import IRCd, RawClient, command_of, message_text, running_ircd
+from tests.ircd import (
+    IRCd,
+    RawClient,
+    command_of,
+    fresh_ircd_fixture,  # noqa: F401 (the ircd fixture)
+    message_text,
+)
 from tests.msnp_server import MSNPTestServer
 from tests.redis_server import redis_server, redis_url  # noqa: F401 (fixtures)
 from tests.synapse_server import SynapseServer
@@ -38,11 +44,6 @@ pytestmark = pytest.mark.timeout(400)
 BOT = "PoolBot"
 CONVERSATION = "#msn-alice-bob"
 BEFORE, DOWN, AFTER = 10, 10, 10  # messages before the kill, while down, after the start
-
-
-@pytest.fixture
-def ircd(tmp_path: Path):  # type: ignore[no-untyped-def]
-    yield from running_ircd(tmp_path / "ngircd")
 
 
 @contextlib.asynccontextmanager

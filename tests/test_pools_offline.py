@@ -17,6 +17,7 @@ import pytest
 from msnbridge.pools.link import Envelope
 from msnbridge.pools.memory_link import MemoryLink
 from puppets.event.offline import OfflineMessageReceived
+from tests.core_fixtures import ALICE, BOB, OWNER, until
 from tests.homeserver_gate import HomeserverGate
 from tests.msnp_server import MSNPTestServer
 from tests.puppet_helpers import Recorder
@@ -31,7 +32,7 @@ from tests.synapse_server import (
 from tests.test_faults_process import daemon, daemon_logging, database_url, rows_of
 from tests.test_matrix_portals import ghost_id, is_message_from, join, wait_invite
 from tests.test_matrix_portals import until as until_async
-from tests.test_pools_proxy import ALICE, BOB, OWNER, start_pool, stop_pool, until
+from tests.test_pools_proxy import start_pool, stop_pool
 from tests.test_pools_restart import pool_process
 
 pytestmark = pytest.mark.timeout(60)

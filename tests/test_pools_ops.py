@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -29,12 +28,12 @@ from msnbridge.db import open_database
 from msnbridge.db import user as user_db
 from msnbridge.pools.redis_link import Keys, key_prefix
 from msnbridge.secrets import SecretBox
-from puppets.event.contact import PresenceChanged
 from tests.msnp_server import MSNPTestServer
 from tests.redis_server import redis_server, redis_url  # noqa: F401 (fixtures)
 from tests.synapse_server import (
     SynapseServer,
     bot_id,
+    free_port,
     is_notice_from,
     msn_settings,
     room_events,
@@ -42,16 +41,13 @@ from tests.synapse_server import (
 )
 from tests.test_faults_msn import fast_friend
 from tests.test_faults_process import daemon, daemon_logging, database_url
-from tests.test_matrix_portals import ALICE, BOB, PASSWORD, log_in, until
+from tests.test_matrix_portals import ALICE, BOB, PASSWORD, alice_seen_online, log_in, until
 from tests.test_pools_restart import pool_process
+from tests.test_pools_rounds import owner_of
 
 pytestmark = pytest.mark.timeout(300)
 TTL = 3
 USERS = [f"user{i}@hotmail.com" for i in range(4)]
-
-
-def owner_of(passport: str) -> str:
-    return f"@{passport.split('@')[0]}:test"
 
 
 @pytest.fixture
@@ -64,12 +60,6 @@ async def msn() -> AsyncIterator[MSNPTestServer]:
         server.add_contact(ALICE, BOB, ("FL", "AL"))
         server.add_contact(BOB, ALICE, ("FL", "AL"))
         yield server
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def pool_yaml(config: Path, name: str, port: int, ttl: int | None = None) -> Path:
@@ -286,9 +276,7 @@ async def test_events_dropped_while_the_core_was_away_are_told_to_the_owner(
             async with pool_process(config, tmp_path, "pool"):
                 async with daemon(synapse, config, tmp_path) as core:
                     management = await log_in(synapse, owner)
-                    await bob_events.wait_for(
-                        PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN"
-                    )
+                    await alice_seen_online(bob_events)
                     core.kill()
                     await core.wait()
 

@@ -6,10 +6,8 @@ RemoteClient ↔ the core's Router, whose sides turn a picture into a ghost's av
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -33,10 +31,11 @@ from msnbridge.pools.remote_client import RemoteClient
 from msnbridge.secrets import SecretBox
 from puppets import Client
 from puppets.event.transfer import DisplayPictureReceived
+from tests.core_fixtures import ALICE, BOB, CAROL, OWNER, RecordingSide, until, write_offline_config
 from tests.msnp_server import MSNPTestServer
 from tests.puppet_helpers import make_config, online_client
 from tests.redis_server import redis_server, redis_url  # noqa: F401 (fixtures)
-from tests.test_pools_proxy import ALICE, BOB, CAROL, OWNER, PoolSessions, RecordingSide, until
+from tests.test_pools_proxy import PoolSessions
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -63,13 +62,7 @@ async def msn() -> AsyncIterator[MSNPTestServer]:
 async def sessions(tmp_path: Path) -> AsyncIterator[Sessions]:
     """The pool process's Sessions (its client configs, its one PictureCache)."""
     path = tmp_path / "bridge.yaml"
-    path.write_text(json.dumps({
-        "homeserver": {"address": "http://127.0.0.1:9", "domain": "example.com"},
-        "appservice": {"as_token": "x", "hs_token": "y"},
-        "bridge": {"permissions": {"*": "user"}, "secret_key": secrets.token_urlsafe(32)},
-        "database": f"sqlite:{tmp_path / 'bridge.db'}",
-        "logging": {"version": 1},
-    }))  # fmt: skip
+    write_offline_config(path)
     config = load_config(str(path))
     db = await open_database(config["database"])
     held = Sessions(config, db, SecretBox(config["bridge.secret_key"]))
@@ -183,16 +176,7 @@ async def test_the_pool_process_fetches_pictures_its_ghosts_do_not_show_yet(
     picture and the core's RemoteClient receives it; CAROL's ghost shows hers already
     (as after a restart), so it is not fetched again."""
     path = tmp_path / "pool.yaml"
-    path.write_text(json.dumps({
-        "homeserver": {"address": "http://127.0.0.1:9", "domain": "example.com"},
-        "appservice": {"as_token": "x", "hs_token": "y"},
-        "bridge": {"permissions": {"*": "user"}, "secret_key": secrets.token_urlsafe(32)},
-        "database": f"sqlite:{tmp_path / 'bridge.db'}",
-        "msn": {"dispatch_host": msn.host, "dispatch_port": msn.dispatch_port,
-                "nexus_url": msn.nexus_url, "verify_tls": False},
-        "pools": {"redis_url": redis_url, "lease_ttl": 3},
-        "logging": {"version": 1},
-    }))  # fmt: skip
+    write_offline_config(path, msn, pools={"redis_url": redis_url, "lease_ttl": 3})
     config = load_config(str(path))
     bob, _ = await online_client(msn, BOB, "pw")
     carol, _ = await online_client(msn, CAROL, "pw")

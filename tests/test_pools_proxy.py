@@ -9,8 +9,6 @@ memory link and the small `PoolSessions` stand-in here; the core code paths are 
 from __future__ import annotations
 
 import asyncio
-import json
-import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +18,8 @@ import pytest
 
 from msnbridge.config import load_config
 from msnbridge.core.contact_commands import describe_error
-from msnbridge.core.portal import Portal
 from msnbridge.core.router import Router
-from msnbridge.core.sides import ContactChange, OwnerNotice, PortalMessage
+from msnbridge.core.sides import ContactChange
 from msnbridge.db import open_database
 from msnbridge.db import user as user_db
 from msnbridge.db.user import User
@@ -37,23 +34,22 @@ from msnbridge.pools.remote_client import (
     stable_command_id,
 )
 from puppets import Client, Lists, PuppetError, SessionState
-from puppets.contacts import Contact
 from puppets.event import contact as contact_ev
-from puppets.event.conversation import DeliveryResult, DeliveryStatus, MessageReceived
+from puppets.event.conversation import DeliveryStatus, MessageReceived
+from tests.core_fixtures import (
+    ALICE,
+    BOB,
+    CAROL,
+    OWNER,
+    RecordingSide,
+    three_friends_fixture,  # noqa: F401 (the msn fixture)
+    until,
+    write_offline_config,
+)
 from tests.msnp_server import MSNPTestServer
 from tests.puppet_helpers import Recorder, make_config, online_client
 
 pytestmark = pytest.mark.timeout(60)
-OWNER = "@owner:example.com"
-ALICE, BOB, CAROL = "alice@example.com", "bob@example.com", "carol@example.com"
-
-
-async def until(condition: Any, timeout: float = 10) -> None:
-    for _ in range(int(timeout / 0.02)):
-        if condition():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 @dataclass
@@ -95,17 +91,6 @@ async def stop_pool(pool: Pool) -> None:
     await pool.executor.close()
     await pool.link.close()
     await pool.remote.close()
-
-
-@pytest.fixture
-async def msn() -> AsyncIterator[MSNPTestServer]:
-    async with MSNPTestServer() as server:
-        for passport, nick in ((ALICE, "Alice"), (BOB, "Bob"), (CAROL, "Carol")):
-            server.add_account(passport, "pw", nick=nick)
-        for a, b in ((ALICE, BOB), (ALICE, CAROL), (BOB, CAROL)):
-            server.add_contact(a, b, ("FL", "AL"))
-            server.add_contact(b, a, ("FL", "AL"))
-        yield server
 
 
 @pytest.fixture
@@ -300,61 +285,10 @@ class PoolSessions:
         pass
 
 
-class RecordingSide:
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.calls: list[tuple[str, Any]] = []
-        self._rooms = 0
-
-    def of(self, what: str) -> list[Any]:
-        return [arg for call, arg in self.calls if call == what]
-
-    def serves(self, portal: Portal) -> bool:
-        return True
-
-    async def ensure_portal(self, portal: Portal) -> None:
-        if portal.room_id is None:
-            self._rooms += 1
-            portal.room_id = f"!room{self._rooms}:{secrets.token_hex(3)}"
-
-    async def deliver_message(self, portal: Portal, message: PortalMessage) -> str | None:
-        self.calls.append(("message", (portal.key, message)))
-        return f"$event{len(self.calls)}{secrets.token_hex(3)}"
-
-    async def deliver_typing(self, portal: Portal, passport: str) -> None:
-        self.calls.append(("typing", passport))
-
-    async def deliver_nudge(self, portal: Portal, passport: str, nick: str) -> None:
-        self.calls.append(("nudge", passport))
-
-    async def participant_joined(self, portal: Portal, passport: str, nick: str) -> None:
-        self.calls.append(("joined", (portal.key, passport)))
-
-    async def participant_left(self, portal: Portal, passport: str) -> None:
-        self.calls.append(("left", (portal.key, passport)))
-
-    async def delivery_failed(
-        self, portal: Portal, origin_id: str | None, text: str, result: DeliveryResult
-    ) -> None:
-        self.calls.append(("failed", (origin_id, text, result.status)))
-
-    async def owner_notice(self, owner: str, notice: OwnerNotice) -> None:
-        self.calls.append(("notice", notice))
-
-    async def contact_changed(self, owner: str, contact: Contact, change: ContactChange) -> None:
-        self.calls.append(("contact", (contact.passport, change)))
-
-
 @pytest.fixture
 async def core(tmp_path: Path, pool: Pool) -> AsyncIterator[Router]:
     path = tmp_path / "bridge.yaml"
-    path.write_text(json.dumps({
-        "homeserver": {"address": "http://127.0.0.1:9", "domain": "example.com"},
-        "appservice": {"as_token": "x", "hs_token": "y"},
-        "bridge": {"permissions": {"*": "user"}, "secret_key": secrets.token_urlsafe(32)},
-        "database": f"sqlite:{tmp_path / 'bridge.db'}",
-        "logging": {"version": 1},
-    }))  # fmt: skip
+    write_offline_config(path)
     config = load_config(str(path))
     db = await open_database(config["database"])
     # The pool reads the login from here (the owner's row, as `login` stores it).

@@ -23,7 +23,6 @@ from typing import Any
 
 import pytest
 
-from puppets.event.contact import PresenceChanged
 from tests.msnp_server import MSNPTestServer
 from tests.redis_server import redis_server, redis_url  # noqa: F401 (fixtures)
 from tests.synapse_server import SynapseServer, room_events, send_text
@@ -33,6 +32,7 @@ from tests.test_matrix_portals import (
     ALICE,
     BOB,
     _dm_room,
+    alice_seen_online,
     bot_id,
     ghost_id,
     log_in,
@@ -124,9 +124,7 @@ async def _core_sigkill(
             daemon(synapse, config, tmp_path) as core,
         ):
             await log_in(synapse, owner)
-            await bob_events.wait_for(
-                PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN"
-            )
+            await alice_seen_online(bob_events)
             room = await _dm_room(synapse, owner, bob, "start")
             logins = msn.stats.account_logins[ALICE]
             assert logins == 1 and msn.stats.sign_outs[ALICE] == 0

@@ -21,7 +21,6 @@ from msnbridge.core.sessions import Sessions
 from msnbridge.db import open_database
 from msnbridge.permissions import PermissionLevel
 from msnbridge.secrets import SecretBox
-from puppets.event.contact import PresenceChanged
 from puppets.event.conversation import MessageReceived
 from tests.msnp_server import MSNPTestServer
 from tests.synapse_server import (
@@ -32,9 +31,9 @@ from tests.synapse_server import (
     wait_for_event,
 )
 from tests.test_matrix_portals import (
-    ALICE,
     BOB,
     _dm_room,
+    alice_seen_online,
     bot_id,
     friend,
     join,
@@ -131,9 +130,7 @@ async def test_matrix_guest_is_not_relayed_while_the_switch_is_off(
     try:
         async with running_bridge(config) as bridge:
             await log_in(synapse, owner)
-            await bob_events.wait_for(
-                PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN"
-            )
+            await alice_seen_online(bob_events)
             room = await _dm_room(synapse, owner, bob, "hey")
             path = f"/_matrix/client/v3/rooms/{quote(room)}/invite"
             invite = {"user_id": guest.user_id}

@@ -23,7 +23,6 @@ import pytest
 from msnbridge.config import load_config
 from msnbridge.core.router import Router
 from msnbridge.core.sessions import Sessions
-from puppets.event.contact import PresenceChanged
 from tests.msnp_server import MSNPTestServer
 from tests.synapse_server import SynapseServer, room_events, running_bridge, send_text
 from tests.test_faults_msn import fast_friend, texts
@@ -32,6 +31,7 @@ from tests.test_matrix_portals import (
     ALICE,
     BOB,
     _dm_room,
+    alice_seen_online,
     bot_id,
     ghost_id,
     log_in,
@@ -119,9 +119,7 @@ async def test_sigkill_during_a_two_way_stream_loses_and_doubles_nothing(
     try:
         async with daemon(synapse, config, tmp_path) as proc:
             await log_in(synapse, owner)
-            await bob_events.wait_for(
-                PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN"
-            )
+            await alice_seen_online(bob_events)
             room = await _dm_room(synapse, owner, bob, "start")
             senders = [asyncio.create_task(from_bob()), asyncio.create_task(from_owner())]
 
@@ -187,9 +185,7 @@ async def _killed_while_sending(
     try:
         async with daemon(synapse, config, tmp_path) as proc:
             await log_in(synapse, owner)
-            await bob_events.wait_for(
-                PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN"
-            )
+            await alice_seen_online(bob_events)
             room = await _dm_room(synapse, owner, bob, "start")
             await send_text(synapse, owner, room, "before")
             await bob_events.until(lambda: "before" in texts(bob_events), timeout=30)
@@ -274,9 +270,7 @@ async def test_a_message_for_a_session_being_restored_waits_for_it(
     try:
         async with running_bridge(config):
             await log_in(synapse, owner)
-            await bob_events.wait_for(
-                PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN"
-            )
+            await alice_seen_online(bob_events)
             room = await _dm_room(synapse, owner, bob, "before the restart")
         restore = Sessions.restore
 
@@ -337,9 +331,7 @@ async def test_an_event_taken_but_not_handled_at_the_stop_is_handled_at_the_next
         monkeypatch.setattr(Router, "send", stuck_send)
         async with running_bridge(config):
             await log_in(synapse, owner)
-            await bob_events.wait_for(
-                PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN"
-            )
+            await alice_seen_online(bob_events)
             room = await _dm_room(synapse, owner, bob, "hi")
             await send_text(synapse, owner, room, "stuck")
             await send_text(synapse, owner, room, "after it")  # same room: waits behind it
@@ -368,9 +360,7 @@ async def test_a_message_for_a_login_that_cannot_be_restored_says_why(
         first = {**settings(msn), "bridge.secret_key": secrets.token_urlsafe(32)}
         async with running_bridge(bridge_config(**first)):
             await log_in(synapse, owner)
-            await bob_events.wait_for(
-                PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN"
-            )
+            await alice_seen_online(bob_events)
             room = await _dm_room(synapse, owner, bob, "hi")
         second = {**settings(msn), "bridge.secret_key": secrets.token_urlsafe(32)}
         async with running_bridge(bridge_config(**second)):

@@ -25,19 +25,22 @@ from msnbridge.irc.options import IRCOptions
 from msnbridge.irc.side import IRCSide
 from msnbridge.permissions import PermissionLevel, Permissions
 from msnbridge.secrets import SecretBox
-from tests.ircd import IRCd, RawClient, command_of, free_port, message_text, running_ircd
+from tests.ircd import (
+    IRCd,
+    RawClient,
+    command_of,
+    ircd_fixture,  # noqa: F401 (fixture)
+    message_text,
+    running_ircd,
+)
 from tests.msnp_server import MSNPTestServer
+from tests.synapse_server import free_port
 from tests.test_irc_bridge import is_cmd, raw, seen_or_expect, write_config
 
 pytestmark = pytest.mark.timeout(60)
 
 ALICE, CAROL = "alice@example.com", "carol@example.com"
 ALICE_ONLY, CAROL_ONLY = "dave@example.com", "erin@example.com"
-
-
-@pytest.fixture(scope="module")
-def ircd(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    yield from running_ircd(tmp_path_factory.mktemp("ngircd-security"))
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ import pytest
 
 from msnbridge.core.commands import REFUSAL
 from msnbridge.db import user as user_db
-from puppets.event.contact import PresenceChanged
 from tests.msnp_server import MSNPTestServer
 from tests.puppet_helpers import online_client
 from tests.synapse_server import (
@@ -36,7 +35,15 @@ from tests.synapse_server import (
     wait_for_event,
 )
 from tests.test_faults_msn import texts
-from tests.test_matrix_portals import bot_id, ghost_id, is_message_from, join, sync, until
+from tests.test_matrix_portals import (
+    alice_seen_online,
+    bot_id,
+    ghost_id,
+    is_message_from,
+    join,
+    sync,
+    until,
+)
 
 ALICE, CAROL, BOB, DAVE = (f"{n}@example.com" for n in ("alice", "carol", "bob", "dave"))
 # Distinct, recognisable passwords: any of them in a log line is a leak.
@@ -88,9 +95,7 @@ async def test_users_are_isolated_and_secrets_stay_out_of_logs_and_metrics(
         async with running_bridge(config) as bridge:
             a_mgmt = await login_as(synapse, a, ALICE)
             b_mgmt = await login_as(synapse, b, CAROL)
-            await bob_events.wait_for(
-                PresenceChanged, lambda e: e.passport == ALICE and e.status == "NLN"
-            )
+            await alice_seen_online(bob_events)
             bot = bot_id(synapse)
 
             # The outsider is refused by the bot, also in a room where the bot stays.

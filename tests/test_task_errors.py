@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from puppets.event.conversation import MessageReceived
+from tests.msn_fixtures import alice_and_bob
 from tests.msnp_server import MSNPTestServer
 from tests.puppet_helpers import online_client
 
@@ -22,11 +23,7 @@ ALICE, BOB = "alice@example.com", "bob@example.com"
 
 @pytest.fixture
 async def msn() -> AsyncIterator[MSNPTestServer]:
-    async with MSNPTestServer() as server:
-        server.add_account(ALICE, "pa", nick="Alice")
-        server.add_account(BOB, "pb", nick="Bob")
-        server.add_contact(ALICE, BOB, ("FL", "AL"))
-        server.add_contact(BOB, ALICE, ("FL", "AL"))
+    async with alice_and_bob((2, 12), ("pa", "pb")) as server:
         yield server
 
 
