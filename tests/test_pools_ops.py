@@ -135,6 +135,12 @@ async def shared(
             await r.aclose()
 
 
+async def split_evenly(holders: Callable) -> bool:  # type: ignore[type-arg]
+    """pool-a and pool-b hold two of the four sessions each."""
+    held = list((await holders()).values())
+    return held.count("pool-a") == 2 and held.count("pool-b") == 2
+
+
 async def test_a_pool_serves_its_metrics_with_its_instance_name(
     shared: tuple[Path, Callable],
     msn: MSNPTestServer,
@@ -185,12 +191,7 @@ async def test_a_new_pool_takes_its_share_without_a_sign_out(
         assert set((await holders()).values()) == {"pool-a"}
         logins_before = dict(msn.stats.account_logins)
         async with pool_process(pool_yaml(config, "pool-b", port_b), tmp_path, "b"):
-
-            async def split() -> bool:
-                held = list((await holders()).values())
-                return held.count("pool-a") == 2 and held.count("pool-b") == 2
-
-            await until(split, timeout=6 * TTL + 30)
+            await until(lambda: split_evenly(holders), timeout=6 * TTL + 30)
 
             def moved() -> list[str]:
                 return [p for p in USERS if msn.stats.account_logins[p] > logins_before[p]]
@@ -231,12 +232,7 @@ async def test_a_killed_pools_sessions_are_taken_once_its_leases_expire(
     async with pool_process(a_yaml, tmp_path, "a") as pool_a:
         await until(lambda: all(msn.online_sessions(p) == 1 for p in USERS), timeout=60)
         async with pool_process(b_yaml, tmp_path, "b"):
-
-            async def split() -> bool:
-                held = list((await holders()).values())
-                return held.count("pool-a") == 2 and held.count("pool-b") == 2
-
-            await until(split, timeout=6 * ttl + 30)
+            await until(lambda: split_evenly(holders), timeout=6 * ttl + 30)
             pool_a.kill()
             await pool_a.wait()
             loop = asyncio.get_running_loop()
