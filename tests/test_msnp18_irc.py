@@ -4,10 +4,14 @@ offline message with its own notice (ngIRCd, the test server, the IRC side in-pr
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from pathlib import Path
 
+import pytest
+
+from msnbridge.irc.proof import NickProofs
 from puppets.event.offline import OfflineMessageReceived
 from tests.ircd import (
     IRCd,
@@ -59,4 +63,33 @@ async def test_offline_messages_on_irc(
         _bob, bob_events = await friend(stack, msn, BOB, "pb")
         got = await bob_events.wait_for(OfflineMessageReceived)
         assert (got.sender, got.text) == (OWNER, "see you tomorrow")
+        await owner.close()
+
+
+async def test_an_offline_message_before_the_login_is_proven_still_invites_the_owner(
+    tmp_path: Path,
+    msn: MSNPTestServer,
+    ircd: IRCd,
+    stack: contextlib.AsyncExitStack,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The bot marks the nick as the login's owner after the login command (a WHOIS). An
+    # offline message waiting at login can reach the IRC side first: its channel's INVITE
+    # was withheld (the nick not proven yet) and, as seen on a loaded CI machine, never
+    # sent. A slow WHOIS makes that order certain here.
+    real_mark = NickProofs.mark
+
+    async def slow_mark(self: NickProofs, identity: object) -> bool:
+        await asyncio.sleep(2)
+        return await real_mark(self, identity)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(NickProofs, "mark", slow_mark)
+    msn.add_oim(OWNER, BOB, "waiting at login", time.time() - 60, nick="Bob")
+    async with running_side(write_config_18(tmp_path, msn, ircd)) as h:
+        owner, _contacts = await login(stack, h, ircd)
+        invite = await seen_or_expect(owner, is_cmd("INVITE", "#msn-alice-bob"), 20)
+        assert invite
+        await owner.join("#msn-alice-bob")
+        (line,) = await owner.privmsgs(1)
+        assert "waiting at login" in message_text(line)
         await owner.close()

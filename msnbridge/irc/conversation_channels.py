@@ -65,6 +65,8 @@ class ConversationChannels:
         self.owner_nicks: dict[str, str] = {}  # owner id → the nick they use now
         self._invited: dict[tuple[str, str], float] = {}  # (nick, channel) → when
         self._hinted: dict[str, float] = {}  # lower nick → when told to prove itself
+        # owner → lower channel names whose INVITE waits for the owner's nick to be proven
+        self._withheld: dict[str, set[str]] = {}
         self.bot: BotConnection | None = None
         self.puppets: PuppetManager | None = None
         self.proofs: NickProofs | None = None  # set by the side (needs the bot)
@@ -255,6 +257,10 @@ class ConversationChannels:
         if await self.reaches(channel.owner, nick):
             self.request_invite(nick, channel.name)
             return
+        # Sent once the nick is proven (invite_withheld): right after a login from IRC the
+        # proof comes after the session's first events (offline messages among them).
+        self._withheld.setdefault(channel.owner, set()).add(channel.name.lower())
+        self._invited.pop((nick.lower(), channel.name.lower()), None)
         # Not proven on this connection (e.g. after a restart of the bridge): say only
         # that there is something, and how to get it.
         now = time.monotonic()
@@ -268,6 +274,14 @@ class ConversationChannels:
                 "There is news on the MSN login of this nick. Send me 'channels' to be "
                 "invited (I will ask for its MSN password first).",
             )
+
+    def invite_withheld(self, owner: str, nick: str) -> None:
+        """``nick`` was just proven to be ``owner``: the INVITEs withheld until then."""
+        for name in sorted(self._withheld.pop(owner, set())):
+            channel = self.channels.get(name)
+            if channel is not None and nick.lower() not in channel.members:
+                self._invited[(nick.lower(), name)] = time.monotonic()
+                self.request_invite(nick, channel.name)
 
     def request_invite(self, nick: str, channel_name: str) -> None:
         assert self.bot is not None

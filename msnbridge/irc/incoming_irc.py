@@ -184,7 +184,8 @@ class IncomingIRC:
             await reply(irc_help())
         client = side.router.sessions.get(identity.id)
         if client is not None and ctx.command == "login":
-            await side.proofs.mark(identity)
+            if await side.proofs.mark(identity):
+                self.rooms.invite_withheld(identity.id, nick)
             name = self.rooms.open_contact_list(identity.id, client.config.passport)
             self.rooms.request_invite(nick, name)
             await self._sync_contacts(identity.id)
@@ -219,6 +220,7 @@ class IncomingIRC:
                 await ctx.reply("That is not the password of this nick's MSN login.")
                 return
             await ctx.reply("Thank you: this IRC connection is recognised until you disconnect.")
+            self.rooms.invite_withheld(identity.id, identity.nick)
             if text.strip():
                 await self._private_message(identity.nick, text, {})
 
