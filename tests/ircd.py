@@ -342,7 +342,10 @@ class RawClient:
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
                 raise TimeoutError(f"no matching line; last: {self.lines[-5:]}")
-            line = await self.readline(left)
+            try:
+                line = await self.readline(left)
+            except TimeoutError:  # say what came instead
+                raise TimeoutError(f"no matching line; last: {self.lines[-5:]}") from None
             if predicate(line):
                 return line
 
