@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sqlite3
 
 import aiohttp
 import asyncpg
@@ -160,7 +161,7 @@ class Bridge:
         url = str(self.config["database"])
         try:
             return await open_database_when_ready(url)
-        except (OSError, asyncpg.PostgresError) as e:
+        except (OSError, asyncpg.PostgresError, sqlite3.Error) as e:
             raise StartupError(f"cannot open the database {shown(url)}: {e}") from None
 
     async def stop(self) -> None:

@@ -17,10 +17,14 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from msnbridge.bridge import Bridge
+from msnbridge.config import load_config
 from msnbridge.db.wait import open_database_when_ready
+from msnbridge.errors import StartupError
 from tests import test_matrix_portals
 from tests.msnp_server import MSNPTestServer
 from tests.synapse_server import SynapseServer, free_port
+from tests.test_config import write_example
 from tests.test_faults_process import daemon, daemon_logging, database_url
 from tests.test_matrix_portals import settings
 
@@ -130,3 +134,16 @@ async def test_the_core_started_before_its_database_comes_up_when_it_does(
     assert "is not reachable yet" in log, log
     assert PASSWORD not in log
     assert "Traceback" not in log, log
+
+
+async def test_a_database_file_that_is_not_one_stops_the_core_with_a_clear_error(
+    tmp_path: Path,
+) -> None:
+    # Not a wait: SQLite says at once that the file is not a database; the core says which
+    # database it could not open (before, sqlite3's exception escaped as a traceback).
+    bad = tmp_path / "not-a-database.db"
+    bad.write_bytes(b"this is not an SQLite file, " * 100)
+    path = write_example(tmp_path, "database: sqlite:msnbridge.db", f"database: sqlite:{bad}")
+    bridge = Bridge(load_config(str(path)))
+    with pytest.raises(StartupError, match=r"cannot open the database sqlite:.*not a database"):
+        await bridge._open_database()
