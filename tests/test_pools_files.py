@@ -31,6 +31,7 @@ from puppets.event.contact import PresenceChanged
 from puppets.event.transfer import FileOffered, TransferFinished
 from puppets.msnobject import TYPE_EMOTICON, TYPE_VOICE_CLIP, MSNObject
 from puppets.p2p.manager import ObjectFetchError
+from puppets.p2p.transfer import OutgoingFile
 from tests.core_fixtures import ALICE, BOB, OWNER, RecordingSide, until, write_offline_config
 from tests.msnp_server import MSNPTestServer
 from tests.puppet_helpers import make_config, online_client
@@ -131,6 +132,23 @@ def leftovers(tmp_path: Path) -> list[Path]:
             for p in (tmp_path / d).iterdir()]  # fmt: skip
 
 
+async def paced_source(total: int) -> AsyncIterator[bytes]:
+    """``total`` bytes in 4 KiB blocks, the first 256 KiB at once, then one per 10 ms."""
+    block, sent = os.urandom(4096), 0
+    while sent < total:
+        yield block
+        sent += len(block)
+        if sent > 256 * 1024:
+            await asyncio.sleep(0.01)
+
+
+def send_long_file(bob: Client) -> OutgoingFile:
+    """16 MiB from ``bob`` to ALICE as long.bin, at paced_source's pace: still being sent
+    seconds later whatever the machine, so a test can act midway (read from a file, a
+    quiet machine had all of it in the pool's disk first)."""
+    return bob.p2p.manager.send_file(ALICE, paced_source(16 * MB), name="long.bin", size=16 * MB)
+
+
 # --- a contact's file to the owner ---
 
 
@@ -180,10 +198,8 @@ async def test_a_contact_who_cancels_midway_is_told_to_the_owner(
     held: Held, msn: MSNPTestServer, tmp_path: Path
 ) -> None:
     bob, _ = await online_client(msn, BOB, "pw")
-    source = tmp_path / "long.bin"
-    source.write_bytes(os.urandom(16 * MB))
     try:
-        sending = bob.p2p.manager.send_file(ALICE, source)
+        sending = send_long_file(bob)
         await until(lambda: sending.done > MB, timeout=30)
         sending.cancel("changed my mind")
         await until(lambda: any("long.bin" in n.text for n in held.side.of("notice")), 30)
@@ -220,16 +236,6 @@ async def test_the_core_stopping_midway_cancels_the_file_and_the_contact_hears_i
         await bob.stop()
 
 
-async def paced_source(total: int) -> AsyncIterator[bytes]:
-    """``total`` bytes in 4 KiB blocks, the first 256 KiB at once, then one per 10 ms."""
-    block, sent = os.urandom(4096), 0
-    while sent < total:
-        yield block
-        sent += len(block)
-        if sent > 256 * 1024:
-            await asyncio.sleep(0.01)
-
-
 async def test_a_core_gone_without_a_word_cancels_the_file_after_the_stall(
     held: Held, msn: MSNPTestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -239,12 +245,7 @@ async def test_a_core_gone_without_a_word_cancels_the_file_after_the_stall(
     bob, _ = await online_client(msn, BOB, "pw")
     held.side.release.clear()
     try:
-        # At most 400 KiB/s: the whole file would take 40 s, so the contact is still
-        # sending when the stall runs out (from a file, a quiet machine sent all 16 MiB to
-        # the pool's disk before the stall ended, and the contact saw it completed).
-        sending = bob.p2p.manager.send_file(
-            ALICE, paced_source(16 * MB), name="long.bin", size=16 * MB
-        )
+        sending = send_long_file(bob)
         await until(lambda: sending.done > 256 * 1024, timeout=30)
         # What a SIGKILL does to the core's reader: gone, and nothing said (its last words
         # go nowhere).
@@ -265,10 +266,8 @@ async def test_a_pool_gone_fails_the_file_for_the_owner(
     held: Held, msn: MSNPTestServer, tmp_path: Path
 ) -> None:
     bob, _ = await online_client(msn, BOB, "pw")
-    source = tmp_path / "long.bin"
-    source.write_bytes(os.urandom(16 * MB))
     try:
-        sending = bob.p2p.manager.send_file(ALICE, source)
+        sending = send_long_file(bob)
         await until(lambda: sending.done > MB, timeout=30)
         # The pool dies: its pump stops unannounced (its last words go nowhere) and its
         # lease goes.
@@ -290,10 +289,8 @@ async def test_a_pool_that_stops_tells_the_core_and_the_contact(
     held: Held, msn: MSNPTestServer, tmp_path: Path
 ) -> None:
     bob, _ = await online_client(msn, BOB, "pw")
-    source = tmp_path / "long.bin"
-    source.write_bytes(os.urandom(16 * MB))
     try:
-        sending = bob.p2p.manager.send_file(ALICE, source)
+        sending = send_long_file(bob)
         await until(lambda: sending.done > MB, timeout=30)
         await held.executor.close()  # what Pool.stop does after handing sessions over
         await until(lambda: any("long.bin" in n.text for n in held.side.of("notice")), 10)
